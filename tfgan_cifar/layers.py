@@ -1,0 +1,303 @@
+"""Layers written for the GANs: spectral normalisation, self-attention, conditional BN.
+
+Spectral normalisation follows Miyato et al. 2018, "Spectral Normalization for Generative
+Adversarial Networks": the kernel W is the trainable variable, a non-trainable vector u holds
+the power-iteration state (updated only in training, no gradient through it), and the forward
+pass uses W / sigma(W) with gradients flowing through sigma. Keras's own
+`keras.layers.SpectralNormalization` instead overwrites the kernel in place, so it is not used.
+
+Self-attention follows Zhang et al. 2019, "Self-Attention Generative Adversarial Networks".
+
+Everything here uses `keras.ops` only, so it runs on every Keras backend.
+"""
+
+import keras
+from keras import ops
+
+_SERIALIZABLE = "tfgan_cifar"
+
+
+def _l2_normalize(x, epsilon=1e-12):
+    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x)), epsilon))
+
+
+class _SpectralNorm(keras.layers.Layer):
+    """Base class: holds the power-iteration vector u and normalises `self.kernel`.
+
+    The kernel is viewed as the matrix `reshape(kernel, [-1, kernel.shape[-1]])`; its largest
+    singular value is sigma(W).
+    """
+
+    def __init__(self, power_iterations=1, **kwargs):
+        super().__init__(**kwargs)
+        if power_iterations < 1:
+            raise ValueError(f"power_iterations must be >= 1, got {power_iterations}")
+        self.power_iterations = power_iterations
+
+    def _build_spectral_state(self):
+        self.u = self.add_weight(
+            name="sn_u",
+            shape=(1, self.kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(),
+            trainable=False,
+        )
+
+    def kernel_matrix(self):
+        """The kernel as the 2-D matrix whose spectral norm is taken."""
+        return ops.reshape(self.kernel, (-1, self.kernel.shape[-1]))
+
+    def normalized_kernel(self, training=False):
+        """Returns W / sigma(W); in training also advances and stores u."""
+        w = self.kernel_matrix()
+        u = _l2_normalize(self.u)
+        v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+        if training:
+            for _ in range(self.power_iterations):
+                u = _l2_normalize(ops.matmul(v, w))
+                v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+            self.u.assign(u)
+        u = ops.stop_gradient(u)
+        v = ops.stop_gradient(v)
+        sigma = ops.sum(ops.matmul(v, w) * u)
+        return self.kernel / sigma
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations}
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class SNDense(_SpectralNorm):
+    """Dense layer with a spectrally normalised kernel."""
+
+    def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_shape[-1], self.units), initializer=self.kernel_initializer
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self._build_spectral_state()
+
+    def call(self, inputs, training=False):
+        outputs = ops.matmul(inputs, self.normalized_kernel(training))
+        return outputs + self.bias if self.use_bias else outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+class _SNConvBase(_SpectralNorm):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (
+            kernel_size, kernel_size)
+        self.strides = tuple(strides) if isinstance(strides, (list, tuple)) else (strides, strides)
+        self.padding = padding
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _kernel_shape(self, in_channels):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self._kernel_shape(input_shape[-1]),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self._build_spectral_state()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class SNConv2D(_SNConvBase):
+    """2-D convolution (NHWC) with a spectrally normalised kernel (kh, kw, in, out)."""
+
+    def _kernel_shape(self, in_channels):
+        return (*self.kernel_size, in_channels, self.filters)
+
+    def call(self, inputs, training=False):
+        outputs = ops.conv(
+            inputs, self.normalized_kernel(training), strides=self.strides, padding=self.padding
+        )
+        return outputs + self.bias if self.use_bias else outputs
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class SNConv2DTranspose(_SNConvBase):
+    """Transposed 2-D convolution (NHWC) with a spectrally normalised kernel (kh, kw, out, in)."""
+
+    def _kernel_shape(self, in_channels):
+        return (*self.kernel_size, self.filters, in_channels)
+
+    def call(self, inputs, training=False):
+        outputs = ops.conv_transpose(
+            inputs, self.normalized_kernel(training), strides=self.strides, padding=self.padding
+        )
+        return outputs + self.bias if self.use_bias else outputs
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class SNEmbedding(_SpectralNorm):
+    """Embedding with a spectrally normalised table; int labels in, float vectors out."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+        self._build_spectral_state()
+
+    def call(self, labels, training=False):
+        return ops.take(self.normalized_kernel(training), ops.cast(labels, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class SelfAttention(keras.layers.Layer):
+    """SAGAN self-attention over the positions of an NHWC feature map.
+
+    f, g and h are 1x1 convolutions (C/8, C/8 and C channels). Query position i attends over
+    all positions j with weights softmax_j(f(x)_i . g(x)_j); the output is gamma * o + x,
+    where o_i = sum_j attention[i, j] h(x)_j and the gain gamma starts at 0.
+    """
+
+    def __init__(self, spectral_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.spectral_norm = spectral_norm
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        key_channels = max(1, channels // 8)
+        if self.spectral_norm:
+            conv = lambda filters, name: SNConv2D(filters, 1, use_bias=False, name=name)
+        else:
+            conv = lambda filters, name: keras.layers.Conv2D(filters, 1, use_bias=False, name=name)
+        self.f = conv(key_channels, "f")
+        self.g = conv(key_channels, "g")
+        self.h = conv(channels, "h")
+        for layer in (self.f, self.g, self.h):
+            layer.build(input_shape)
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
+
+    def call(self, inputs, training=False, return_attention=False):
+        batch, height, width, channels = ops.shape(inputs)
+        positions = height * width
+
+        def flat(t):
+            return ops.reshape(t, (batch, positions, t.shape[-1]))
+
+        f = flat(self.f(inputs, training=training))
+        g = flat(self.g(inputs, training=training))
+        h = flat(self.h(inputs, training=training))
+        attention = ops.softmax(ops.matmul(f, ops.transpose(g, (0, 2, 1))), axis=-1)
+        o = ops.reshape(ops.matmul(attention, h), ops.shape(inputs))
+        outputs = self.gamma * o + inputs
+        return (outputs, attention) if return_attention else outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "spectral_norm": self.spectral_norm}
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Batch normalisation whose scale and offset are looked up per class label."""
+
+    def __init__(self, num_classes, momentum=0.9, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.momentum = momentum
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.norm = keras.layers.BatchNormalization(
+            momentum=self.momentum, epsilon=self.epsilon, center=False, scale=False, name="bn"
+        )
+        self.norm.build(input_shape)
+        self.scale = keras.layers.Embedding(
+            self.num_classes, channels, embeddings_initializer="ones", name="scale"
+        )
+        self.offset = keras.layers.Embedding(
+            self.num_classes, channels, embeddings_initializer="zeros", name="offset"
+        )
+        self.scale.build((None,))
+        self.offset.build((None,))
+
+    def call(self, inputs, labels, training=False):
+        labels = ops.cast(labels, "int32")
+        scale = ops.reshape(self.scale(labels), (-1, 1, 1, inputs.shape[-1]))
+        offset = ops.reshape(self.offset(labels), (-1, 1, 1, inputs.shape[-1]))
+        return self.norm(inputs, training=training) * scale + offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+        }

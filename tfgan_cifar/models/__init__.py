@@ -1,0 +1,20 @@
+"""Model registry: build a (generator, discriminator) pair by name."""
+
+from tfgan_cifar.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from tfgan_cifar.models.sagan import SAGANDiscriminator, SAGANGenerator
+
+MODELS = ("dcgan", "sagan")
+
+
+def build_models(config):
+    """Returns an unbuilt (generator, discriminator) pair for a resolved `TrainConfig`."""
+    common = dict(width=config.width, num_classes=config.num_classes,
+                  conditional=config.conditional)
+    if config.model == "dcgan":
+        return (DCGANGenerator(z_dim=config.z_dim, name="generator", **common),
+                DCGANDiscriminator(name="discriminator", **common))
+    if config.model == "sagan":
+        attention = dict(attention_res=config.attention_res)
+        return (SAGANGenerator(z_dim=config.z_dim, name="generator", **common, **attention),
+                SAGANDiscriminator(name="discriminator", **common, **attention))
+    raise ValueError(f"unknown model {config.model!r}; choose one of {MODELS}")

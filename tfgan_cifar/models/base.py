@@ -1,0 +1,58 @@
+"""Shared plumbing of the generators and discriminators: call signature and serialisation.
+
+Generators are called as `generator(z, labels, training=...)` and return images in [-1, 1];
+discriminators as `discriminator(images, labels, training=...)` and return one logit per image.
+Unconditional models accept and ignore `labels`, so every caller can pass them.
+"""
+
+import keras
+from keras import ops
+
+
+class GANModel(keras.Model):
+    """Base of every network: keeps its constructor arguments for `get_config`.
+
+    Subclasses call `super().__init__(config_dict, **kwargs)` with their own arguments, and
+    implement `dummy_inputs(batch)` so that a `.keras` file can rebuild the weights.
+    """
+
+    def __init__(self, arguments, **kwargs):
+        super().__init__(**kwargs)
+        self._arguments = dict(arguments)
+
+    def get_config(self):
+        return {**super().get_config(), **self._arguments}
+
+    def dummy_inputs(self, batch=2):
+        raise NotImplementedError
+
+    def build_weights(self):
+        """Creates every weight by calling the model once on dummy inputs."""
+        if not self.built:
+            self(*self.dummy_inputs(), training=False)
+        return self
+
+    def get_build_config(self):
+        return {}
+
+    def build_from_config(self, config):
+        self.build_weights()
+
+
+class Generator(GANModel):
+    """Base of generators: `call(z, labels=None, training=False)` -> images in [-1, 1]."""
+
+    def dummy_inputs(self, batch=2):
+        return ops.zeros((batch, self.z_dim)), ops.zeros((batch,), dtype="int32")
+
+
+class Discriminator(GANModel):
+    """Base of discriminators: `call(images, labels=None, training=False)` -> logits [N]."""
+
+    def dummy_inputs(self, batch=2):
+        return ops.zeros((batch, 32, 32, 3)), ops.zeros((batch,), dtype="int32")
+
+
+def projection(logits, features, embedding, labels, training):
+    """Adds the projection term <embed(y), phi(x)> of Miyato & Koyama 2018 to the logits."""
+    return logits + ops.sum(embedding(labels, training=training) * features, axis=-1)

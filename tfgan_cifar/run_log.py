@@ -1,0 +1,70 @@
+"""The run directory's durable records: the resolved config and `metrics.jsonl`."""
+
+import json
+import math
+import os
+import tempfile
+
+
+def write_atomic(path, text):
+    """Writes text to `path` through a temporary file and a rename: never half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _jsonable(value):
+    value = float(value) if hasattr(value, "__float__") and not isinstance(value, (int, str)) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class MetricsLog:
+    """Appends one JSON record per line to `metrics.jsonl`, flushed at once.
+
+    Each record has `kind` ("train", "eval", ...) and `step`. A resumed run asks
+    `last_step(kind)` so that steps already logged are not logged twice.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def records(self, kind=None):
+        """All complete records (a truncated last line from a kill is ignored)."""
+        if not os.path.exists(self.path):
+            return []
+        records = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if kind is None or record.get("kind") == kind:
+                    records.append(record)
+        return records
+
+    def last_step(self, kind):
+        """The highest step logged for `kind`, or 0."""
+        return max((r["step"] for r in self.records(kind)), default=0)
+
+    def append(self, kind, step, values):
+        """Appends {"kind": kind, "step": step, **values}; non-finite floats become null."""
+        record = {"kind": kind, "step": int(step), **{k: _jsonable(v) for k, v in values.items()}}
+        with open(self.path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:  # a kill can leave a partial line: start on a fresh one
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write((json.dumps(record) + "\n").encode())
+            f.flush()
+            os.fsync(f.fileno())
+        return record

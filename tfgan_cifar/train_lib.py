@@ -1,0 +1,192 @@
+"""The training loop: cadences, logging, sample grids, checkpoints and clean stops.
+
+The loop is backend-neutral; the trainer it drives (TensorFlow's, or JAX's under
+KERAS_BACKEND=jax) owns the networks, the compiled step and the checkpoint state. A trainer
+offers: restore() -> step, start(), train_step(), pop_metrics(), learning_rates(),
+attention_gains(), generate(z, labels), save(), plus `backend` and `device`.
+"""
+
+import contextlib
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+from absl import logging
+
+from tfgan_cifar import data as data_lib
+from tfgan_cifar import viz
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.run_log import MetricsLog, write_atomic
+from tfgan_cifar.summaries import Summaries
+
+GRID_SIDE = 8
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def make_trainer(config, data):
+    """The trainer of the active Keras backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from tfgan_cifar.trainer_tf import TFTrainer
+
+        return TFTrainer(config, data)
+    raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow")
+
+
+def fixed_sample_inputs(config, count=GRID_SIDE * GRID_SIDE):
+    """The noise and labels of the sample grid: the same for every step of a run."""
+    rng = np.random.default_rng(config.seed)
+    z = rng.standard_normal((count, config.z_dim)).astype(np.float32)
+    labels = (np.arange(count) % config.num_classes).astype(np.int32)
+    return z, labels
+
+
+def prepare_workdir(config):
+    """Creates the run directory and writes the resolved config into it.
+
+    A directory that already holds a run of another model is refused, since its checkpoints
+    could not be restored into this one.
+    """
+    os.makedirs(config.workdir, exist_ok=True)
+    path = os.path.join(config.workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        previous = TrainConfig.from_json(open(path).read())
+        for field in ("model", "conditional", "z_dim", "width", "attention_res", "num_classes"):
+            if getattr(previous, field) != getattr(config, field):
+                raise UserError(
+                    f"--workdir={config.workdir} holds a run with {field}="
+                    f"{getattr(previous, field)}, not {getattr(config, field)}: pass another "
+                    "--workdir, or the same settings to resume it"
+                )
+    write_atomic(path, config.to_json() + "\n")
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a "
+              "checkpoint (send it again to abort without saving)", flush=True)
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for s in previous:
+                signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = {}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _format_duration(seconds):
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def progress_line(step, total, steps_per_sec, metrics):
+    """The compact line printed every --log_every steps."""
+    eta = (total - step) / steps_per_sec if steps_per_sec > 0 else float("inf")
+    return (
+        f"step {step}/{total} | {steps_per_sec:.2f} steps/s | "
+        f"g_loss {metrics['g_loss']:.3f} d_loss {metrics['d_loss']:.3f} | "
+        f"D acc real {metrics['d_real_acc']:.2f} fake {metrics['d_fake_acc']:.2f} | "
+        f"left {_format_duration(eta) if eta != float('inf') else '?'}"
+    )
+
+
+def _summary_tags(record):
+    tags = {
+        "loss/generator": record["g_loss"],
+        "loss/discriminator": record["d_loss"],
+        "accuracy/d_real": record["d_real_acc"],
+        "accuracy/d_fake": record["d_fake_acc"],
+        "learning_rate/generator": record["lr_g"],
+        "learning_rate/discriminator": record["lr_d"],
+        "speed/steps_per_sec": record["steps_per_sec"],
+    }
+    tags.update({k: v for k, v in record.items() if k.startswith("gamma/")})
+    return tags
+
+
+def save_sample_grid(trainer, config, step, summaries, z, labels):
+    """Writes the fixed-noise 8x8 grid as samples/step_NNNNNN.png and to TensorBoard."""
+    grid = viz.image_grid(trainer.generate(z, labels), GRID_SIDE, GRID_SIDE)
+    path = viz.save_png(grid, os.path.join(config.workdir, "samples", f"step_{step:06d}.png"),
+                        scale=2)
+    summaries.image("samples/fixed_noise", step, grid)
+    return path
+
+
+def train(config):
+    """Trains (or resumes) the run that `config` describes; returns the last logged metrics."""
+    prepare_workdir(config)
+    data = data_lib.load_training_data(config)
+    trainer = make_trainer(config, data)
+    start = trainer.restore()
+    log = MetricsLog(os.path.join(config.workdir, METRICS_FILE))
+    if start >= config.steps:
+        print(f"{config.workdir} already reached step {start} of --steps={config.steps}; "
+              "raise --steps to train further", flush=True)
+        return {}
+    logged_until = log.last_step("train")
+    summaries = Summaries(config.workdir)
+    z, labels = fixed_sample_inputs(config)
+    print(f"training {config.model} ({'conditional' if config.conditional else 'unconditional'}"
+          f", loss {config.loss}) on {trainer.backend} / {trainer.device}: steps "
+          f"{start + 1}..{config.steps}, batch {config.batch_size}, workdir {config.workdir}",
+          flush=True)
+    trainer.start()
+    last, last_time, last_step = {}, time.perf_counter(), start
+    stop = _StopRequest()
+    with stop.installed():
+        for step in range(start + 1, config.steps + 1):
+            trainer.train_step()
+            if step % config.log_every == 0 or step == config.steps:
+                metrics = trainer.pop_metrics()
+                now = time.perf_counter()
+                speed = (step - last_step) / max(now - last_time, 1e-9)
+                last_time, last_step = now, step
+                last = {**metrics, **trainer.learning_rates(), **trainer.attention_gains(),
+                        "steps_per_sec": speed}
+                if step > logged_until:
+                    log.append("train", step, last)
+                    summaries.scalars(step, _summary_tags(last))
+                print(progress_line(step, config.steps, speed, metrics), flush=True)
+            if config.sample_every and step % config.sample_every == 0 and step > logged_until:
+                save_sample_grid(trainer, config, step, summaries, z, labels)
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                trainer.save()
+            if stop.requested:
+                path = trainer.save()
+                summaries.flush()
+                print(f"stopped at step {step}; checkpoint {path}. Run the same command to "
+                      "resume.", flush=True)
+                return last
+    path = trainer.save()
+    summaries.flush()
+    print(f"finished {config.steps} steps; checkpoint {path}", flush=True)
+    return last
+
+
+def read_config(workdir):
+    """The resolved config a run directory was trained with."""
+    with open(os.path.join(workdir, CONFIG_FILE)) as f:
+        return TrainConfig.from_json(f.read())
+

@@ -1,0 +1,52 @@
+"""Image grids: generated batches in [-1, 1] -> uint8 mosaics and PNG files."""
+
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images):
+    """Maps float images in [-1, 1] to uint8 [0, 255] (values outside are clipped)."""
+    images = np.asarray(images, np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, rows, cols, padding=2, pad_value=255):
+    """Tiles `rows * cols` images (N x H x W x 3, float in [-1, 1] or uint8) into one uint8 image.
+
+    Returns an array of shape (rows * (H + padding) + padding, cols * (W + padding) + padding, 3).
+    """
+    images = images if np.asarray(images).dtype == np.uint8 else to_uint8(images)
+    count, height, width, channels = images.shape
+    if count < rows * cols:
+        raise ValueError(f"need {rows * cols} images for a {rows}x{cols} grid, got {count}")
+    grid = np.full(
+        (rows * (height + padding) + padding, cols * (width + padding) + padding, channels),
+        pad_value, np.uint8,
+    )
+    for index in range(rows * cols):
+        r, c = divmod(index, cols)
+        top, left = padding + r * (height + padding), padding + c * (width + padding)
+        grid[top:top + height, left:left + width] = images[index]
+    return grid
+
+
+def save_png(array, path, scale=1):
+    """Writes a uint8 HxWx3 array as PNG atomically, optionally upscaled (nearest) by `scale`."""
+    image = Image.fromarray(np.asarray(array, np.uint8))
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
