@@ -10,6 +10,7 @@ TensorFlow is imported only by the functions that need it.
 import concurrent.futures
 import dataclasses
 import os
+import socket
 
 import numpy as np
 from absl import logging
@@ -108,6 +109,21 @@ def load_image_folder(root, limit=None):
     return ImageSet(images, labels[ok], class_names, source=f"folder:{os.path.abspath(root)}")
 
 
+CIFAR10_HOST = "www.cs.toronto.edu"
+
+
+def _tfds_prepared(builder):
+    return os.path.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
+def _check_reachable(host, timeout=5.0):
+    """Fails fast instead of letting tensorflow-datasets retry for minutes without a network."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"cannot reach {host}: {error}") from error
+
+
 def load_tfds(split="train", data_dir=None):
     """Loads tensorflow-datasets `cifar10` into memory.
 
@@ -118,11 +134,13 @@ def load_tfds(split="train", data_dir=None):
 
     try:
         builder = tfds.builder("cifar10", data_dir=data_dir)
-        if data_dir is None:
+        if data_dir is None and not _tfds_prepared(builder):
+            _check_reachable(CIFAR10_HOST)
             builder.download_and_prepare()
-        images, labels = tfds.as_numpy(
-            builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-        )
+        batches = list(tfds.as_numpy(
+            builder.as_dataset(split=split, as_supervised=True).batch(10000)))
+        images = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
     except Exception as error:  # tfds raises many kinds of download and file errors.
         where = f"from --data_dir={data_dir}" if data_dir else "by downloading it"
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""

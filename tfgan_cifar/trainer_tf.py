@@ -23,6 +23,10 @@ tf.get_logger().setLevel("WARNING")  # TF's per-save INFO lines drown the progre
 METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 
 
+def _by_position(variables):
+    return {f"v{index:04d}": variable for index, variable in enumerate(variables)}
+
+
 class TFTrainer:
     """Holds G, D, their optimizers, the step counter and the random stream of one run."""
 
@@ -42,9 +46,13 @@ class TFTrainer:
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = tf.random.Generator.from_seed(config.seed)
+        # Keras 3 layers kept in Python lists are invisible to TF's object-graph tracking, so
+        # the checkpoint names every variable explicitly, by its position in the model.
         self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator, discriminator=self.discriminator,
-            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+            generator=_by_position(self.generator.variables),
+            discriminator=_by_position(self.discriminator.variables),
+            g_optimizer=_by_position(self.g_optimizer.variables),
+            d_optimizer=_by_position(self.d_optimizer.variables),
             step=self.step, rng=self.rng,
         )
         self.manager = tf.train.CheckpointManager(
@@ -54,6 +62,7 @@ class TFTrainer:
         self._sums = {name: tf.Variable(0.0, trainable=False) for name in METRICS}
         self._count = tf.Variable(0.0, trainable=False)
         self._compiled_step = tf.function(self._update, jit_compile=config.jit_compile)
+        self._next_and_update = tf.function(self._next_and_update_eager)
         self._iterator = None
 
     @property
@@ -65,7 +74,7 @@ class TFTrainer:
         """Restores the latest checkpoint of the run directory, if any; returns its step."""
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.checkpoint.restore(latest).assert_consumed()
             logging.info("resumed from %s at step %d", latest, int(self.step))
         return int(self.step)
 
@@ -82,8 +91,7 @@ class TFTrainer:
         ).batch(n_critic, drop_remainder=True)
         self._iterator = iter(dataset)
 
-    @tf.function
-    def _next_and_update(self, iterator):
+    def _next_and_update_eager(self, iterator):
         images, labels = next(iterator)
         self._compiled_step(images, labels)
 

@@ -58,7 +58,7 @@ class SAGANGenerator(Generator):
             SNConv2DTranspose(c, 4, strides=2, name=f"deconv{i}")
             for i, c in enumerate((4 * width, 2 * width, width))
         ]
-        self.attention = {str(r): SelfAttention(name=f"attention{r}") for r in attention_res}
+        self.attention = [SelfAttention(name=f"attention{r}") for r in attention_res]
         self.to_rgb = SNConv2D(3, 3, name="to_rgb")
 
     def _norm(self, index, x, labels, training):
@@ -68,13 +68,13 @@ class SAGANGenerator(Generator):
 
     def call(self, z, labels=None, training=False, return_attention=False):
         labels = ops.cast(labels, "int32") if labels is not None else None
-        maps = {}
+        maps, attention = {}, dict(zip(self.attention_res, self.attention))
         x = ops.reshape(self.dense(z, training=training), (-1, 4, 4, 8 * self.width))
         for i, deconv in enumerate(self.deconvs):
             x = deconv(ops.relu(self._norm(i, x, labels, training)), training=training)
-            resolution = str(x.shape[1])
-            if resolution in self.attention:
-                x, maps[int(resolution)] = self.attention[resolution](
+            resolution = x.shape[1]
+            if resolution in attention:
+                x, maps[resolution] = attention[resolution](
                     x, training=training, return_attention=True)
         x = ops.relu(self._norm(3, x, labels, training))
         images = ops.tanh(self.to_rgb(x, training=training))
@@ -99,7 +99,7 @@ class SAGANDiscriminator(Discriminator):
             SNConv2D(c, 4, strides=2, name=f"conv{i + 1}")
             for i, c in enumerate((2 * width, 4 * width, 8 * width))
         ]
-        self.attention = {str(r): SelfAttention(name=f"attention{r}") for r in attention_res}
+        self.attention = [SelfAttention(name=f"attention{r}") for r in attention_res]
         self.head = SNDense(1, name="head")
         self.label_embedding = (
             SNEmbedding(num_classes, 8 * width, name="projection") if conditional else None
@@ -107,12 +107,11 @@ class SAGANDiscriminator(Discriminator):
 
     def feature_maps(self, images, training=False):
         """Yields the feature map after each convolution block (32, 16, 8 and 4 pixels)."""
-        x = images
+        x, attention = images, dict(zip(self.attention_res, self.attention))
         for conv in self.convs:
             x = ops.leaky_relu(conv(x, training=training), negative_slope=0.1)
-            resolution = str(x.shape[1])
-            if resolution in self.attention:
-                x = self.attention[resolution](x, training=training)
+            if x.shape[1] in attention:
+                x = attention[x.shape[1]](x, training=training)
             yield x
 
     def call(self, images, labels=None, training=False):

@@ -1,0 +1,199 @@
+"""Training steps, checkpoints, exact resumption and train.py end to end (tiny models, CPU)."""
+
+import dataclasses
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfgan_cifar import data, train_lib
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.trainer_tf import TFTrainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        os.makedirs(root / c)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.png")
+    return str(root)
+
+
+def tiny_config(model, image_dir, workdir, **overrides):
+    values = dict(model=model, image_dir=image_dir, workdir=str(workdir), width=4, z_dim=8,
+                  batch_size=4, steps=4, log_every=1, sample_every=2, checkpoint_every=2,
+                  num_classes=3, seed=0)
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+def weights(trainer):
+    return [v.numpy().copy() for v in trainer.generator.weights + trainer.discriminator.weights]
+
+
+@pytest.mark.parametrize("model,loss,n_critic", [
+    ("dcgan", "bce", 1), ("dcgan", "lsgan", 1), ("sagan", "hinge", 2),
+    ("sagan", "wasserstein", 1)])
+def test_steps_give_finite_losses_and_update_both_networks(image_dir, tmp_path, model, loss,
+                                                           n_critic):
+    config = tiny_config(model, image_dir, tmp_path, loss=loss, n_critic=n_critic,
+                         attention_res=(16, 32))
+    trainer = TFTrainer(config, data.load_image_folder(image_dir))
+    g_before = [v.numpy().copy() for v in trainer.generator.trainable_variables]
+    d_before = [v.numpy().copy() for v in trainer.discriminator.trainable_variables]
+    trainer.start()
+    for _ in range(2):
+        trainer.train_step()
+    metrics = trainer.pop_metrics()
+    assert set(metrics) == {"g_loss", "d_loss", "d_real_acc", "d_fake_acc"}
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert 0 <= metrics["d_real_acc"] <= 1
+    assert int(trainer.step) == 2
+    assert int(trainer.d_optimizer.iterations) == 2 * n_critic
+    for before, var in zip(g_before, trainer.generator.trainable_variables):
+        assert not np.array_equal(before, var.numpy()), var.path
+    for before, var in zip(d_before, trainer.discriminator.trainable_variables):
+        if loss == "wasserstein" and var.path.endswith("head/bias"):
+            continue  # E[D(fake)] - E[D(real)] does not depend on D's output bias
+        assert not np.array_equal(before, var.numpy()), var.path
+    assert trainer.pop_metrics()["g_loss"] == 0.0  # accumulators were reset
+
+
+@pytest.mark.parametrize("model", ["dcgan", "sagan"])
+def test_checkpoint_restores_every_variable(image_dir, tmp_path, model):
+    config = tiny_config(model, image_dir, tmp_path, attention_res=(16, 32))
+    images = data.load_image_folder(image_dir)
+    trained = TFTrainer(config, images)
+    trained.start()
+    trained.train_step()
+    trained.save()
+    restored = TFTrainer(config, images)
+    fresh = weights(restored)
+    assert restored.restore() == 1
+    state = lambda t: weights(t) + [v.numpy() for v in t.g_optimizer.variables
+                                     + t.d_optimizer.variables]
+    for a, b in zip(state(trained), state(restored)):
+        np.testing.assert_array_equal(a, b)
+    changed = [not np.array_equal(a, b) for a, b in zip(fresh, weights(restored))]
+    assert sum(changed) > len(changed) // 2
+    np.testing.assert_array_equal(trained.rng.state.numpy(), restored.rng.state.numpy())
+
+
+@pytest.mark.parametrize("model", ["dcgan", "sagan"])
+def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
+    straight = tiny_config(model, image_dir, tmp_path / "straight", steps=4)
+    train_lib.train(straight)
+    resumed = tiny_config(model, image_dir, tmp_path / "resumed", steps=2)
+    train_lib.train(resumed)
+    train_lib.train(dataclasses.replace(resumed, steps=4))
+
+    def final_weights(workdir):
+        config = tiny_config(model, image_dir, workdir, steps=4)
+        trainer = TFTrainer(config, data.load_image_folder(image_dir))
+        assert trainer.restore() == 4
+        return weights(trainer), trainer.rng.state.numpy()
+
+    (w1, rng1), (w2, rng2) = final_weights(straight.workdir), final_weights(resumed.workdir)
+    np.testing.assert_array_equal(rng1, rng2)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    steps = [r["step"] for r in train_lib.MetricsLog(
+        os.path.join(resumed.workdir, "metrics.jsonl")).records("train")]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_steps_logged_before_a_kill_are_not_logged_again(image_dir, tmp_path):
+    config = tiny_config("dcgan", image_dir, tmp_path, steps=4, checkpoint_every=2)
+    train_lib.train(config)
+    # Simulate a kill after step 4 was logged but before its checkpoint: keep only ckpt-2.
+    ckpt_dir = os.path.join(config.workdir, "checkpoints")
+    for path in glob.glob(os.path.join(ckpt_dir, "ckpt-4*")):
+        os.remove(path)
+    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-2"))
+    train_lib.train(dataclasses.replace(config, steps=6))
+    steps = [r["step"] for r in train_lib.MetricsLog(
+        os.path.join(config.workdir, "metrics.jsonl")).records("train")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_workdir_of_another_model_is_refused(image_dir, tmp_path):
+    train_lib.prepare_workdir(tiny_config("dcgan", image_dir, tmp_path))
+    with pytest.raises(UserError, match="holds a run with model=dcgan"):
+        train_lib.prepare_workdir(tiny_config("sagan", image_dir, tmp_path))
+
+
+def _run_train(args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kwargs)
+
+
+def _scalar_tags(workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(workdir, size_guidance={"tensors": 0})
+    events.Reload()
+    return {tag: [e.step for e in events.Tensors(tag)] for tag in events.Tags()["tensors"]}
+
+
+def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_path):
+    workdir = tmp_path / "run"
+    process = _run_train([
+        "--flagfile=configs/sagan.cfg", f"--image_dir={image_dir}", f"--workdir={workdir}",
+        "--steps=3", "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=3",
+        "--num_classes=3"])
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    assert "step 3/3" in output and "steps/s" in output
+    config = json.load(open(workdir / "config.json"))
+    assert config["model"] == "sagan" and config["loss"] == "hinge" and config["lr_d"] == 4e-4
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-3")
+    tags = _scalar_tags(str(workdir))
+    for tag in ("loss/generator", "loss/discriminator", "accuracy/d_real", "accuracy/d_fake",
+                "learning_rate/generator", "gamma/generator/attention16"):
+        assert tags[tag] == [1, 2, 3], tag
+    grid = Image.open(workdir / "samples" / "step_000003.png")
+    assert grid.size == (2 * (8 * 34 + 2),) * 2
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_path):
+    args = ["--model=dcgan", f"--image_dir={image_dir}", f"--workdir={tmp_path / 'run'}",
+            "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=0",
+            "--checkpoint_every=0", "--num_classes=3"]
+    process = _run_train([*args, "--steps=100000"])
+    for line in process.stdout:
+        if line.startswith("step 3/"):
+            process.send_signal(signal.SIGINT)
+            break
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert "stopped at step" in output
+    stopped = int(output.split("stopped at step ")[1].split(";")[0])
+    assert stopped >= 3
+    process = _run_train([*args, f"--steps={stopped + 2}"])
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, output
+    assert f"steps {stopped + 1}..{stopped + 2}" in output
+
+
+def test_bad_flags_give_one_line(tmp_path):
+    process = _run_train(["--model=sagan", "--image_dir", str(tmp_path / "missing")])
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 2
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--image_dir" in errors[0] and "is not a directory" in errors[0]
