@@ -33,7 +33,7 @@ class GANModel(keras.Model):
         return self
 
     def get_build_config(self):
-        return {}
+        return {"dummy_inputs": True}  # a non-empty config makes Keras call build_from_config
 
     def build_from_config(self, config):
         self.build_weights()

@@ -1,0 +1,123 @@
+"""The best generator on disk: SavedModel for sampling, a `.keras` copy and a JSON record.
+
+`export_best` writes `<dir>/saved_model` (a SavedModel whose `serving_default` signature takes
+`z` float32 [N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
+`<dir>/generator.keras` and `<dir>/best.json`. The whole directory is written beside the old
+one and swapped in by renames, so a crash or a kill leaves the previous best loadable.
+"""
+
+import json
+import os
+import shutil
+import time
+
+from absl import logging
+
+SAVED_MODEL = "saved_model"
+KERAS_FILE = "generator.keras"
+INFO_FILE = "best.json"
+_PREVIOUS = ".previous"
+
+
+def _recover(path):
+    """Puts back a best model left aside by an export that was killed between its renames."""
+    previous = path + _PREVIOUS
+    if not os.path.exists(path) and os.path.exists(previous):
+        os.rename(previous, path)
+        logging.warning("restored %s from an interrupted export", path)
+
+
+def _write_saved_model(generator, path):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, generator.z_dim], tf.float32, name="z"),
+        tf.TensorSpec([None], tf.int32, name="labels"),
+    ])
+    def serve(z, labels):
+        return {"images": generator(z, labels, training=False)}
+
+    # The Keras model itself is kept out of the SavedModel's object graph (its default
+    # signature would take one input); its variables are tracked directly instead.
+    root = tf.Module()
+    root.variables_by_position = list(generator.variables)
+    root.serve = serve
+    tf.saved_model.save(root, path, signatures={"serving_default": serve})
+
+
+def tensorflow_available():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_best(generator, path, info):
+    """Atomically replaces the best model at `path` with `generator` and `info` (a dict).
+
+    Returns the path. If `path` holds the best model of another run directory, that model is
+    kept under a new name instead of being overwritten.
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    _recover(path)
+    existing = read_info(path) if os.path.exists(path) else None
+    if existing and existing.get("workdir") != info.get("workdir"):
+        kept = f"{path}_from_{os.path.basename(str(existing.get('workdir')))}_step{existing.get('step')}"
+        os.rename(path, kept)
+        logging.warning("kept the best model of another run as %s", kept)
+
+    staging = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
+    try:
+        os.makedirs(staging)
+        if tensorflow_available():
+            _write_saved_model(generator, os.path.join(staging, SAVED_MODEL))
+        generator.save(os.path.join(staging, KERAS_FILE))
+        with open(os.path.join(staging, INFO_FILE), "w") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+        previous = path + _PREVIOUS
+        if os.path.exists(previous):
+            shutil.rmtree(previous)
+        if os.path.exists(path):
+            os.rename(path, previous)
+        os.rename(staging, path)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def read_info(path):
+    """The JSON record of a best-model directory (step, FID, KID, sample count, config)."""
+    _recover(path)
+    with open(os.path.join(path, INFO_FILE)) as f:
+        return json.load(f)
+
+
+def load_sampler(path):
+    """Loads a best-model directory (or a bare SavedModel) for sampling.
+
+    Returns a function `sample(z, labels) -> images` (numpy float32 in [-1, 1]) and the z
+    dimension. Uses `tf.saved_model.load`, so it needs only TensorFlow, not this package's code.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    _recover(path)
+    saved_model = os.path.join(path, SAVED_MODEL)
+    if not os.path.isdir(saved_model):
+        saved_model = path
+    if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+        raise FileNotFoundError(f"no SavedModel at {path}")
+    loaded = tf.saved_model.load(saved_model)
+    signature = loaded.signatures["serving_default"]
+    z_dim = signature.structured_input_signature[1]["z"].shape[-1]
+
+    def sample(z, labels):
+        outputs = signature(z=tf.constant(z, tf.float32), labels=tf.constant(labels, tf.int32))
+        return np.asarray(outputs["images"])
+
+    sample.saved_model = loaded
+    return sample, z_dim
