@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
+from absl import app, logging  # noqa: E402
 
 from tfgan_cifar import cli, train_lib  # noqa: E402
 
@@ -18,6 +18,7 @@ cli.define_train_flags()
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = cli.run_or_exit(cli.config_from_flags)

@@ -59,6 +59,26 @@ def define_train_flags():
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps "
                          "(also on Ctrl-C and at the end; 0: only then).")
     flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept on disk.")
+    flags.DEFINE_integer("eval_every", d.eval_every, "Compute FID and KID every N steps and "
+                         "export the generator when FID improves (0: never).")
+    define_eval_flags()
+    flags.DEFINE_string("save_dir", d.save_dir, "The best generator goes to "
+                        "<save_dir>/<model>/best.")
+
+
+def define_eval_flags():
+    """Flags of FID evaluation shared by train.py and evaluate.py."""
+    d = TrainConfig()
+    flags.DEFINE_integer("fid_samples", d.fid_samples, "Generated images per FID/KID "
+                         "evaluation (conditional models draw labels uniformly); the reference "
+                         "uses as many test images, at most the whole split.")
+    flags.DEFINE_string("fid_reference_dir", None, "Image folder of FID reference images. "
+                        "Default: the 'test' folder beside --image_dir, else the tfds test split.")
+    flags.DEFINE_string("inception_weights", None, "Local InceptionV3 ImageNet weights file "
+                        "(include_top=False, e.g. inception_v3_weights_tf_dim_ordering_tf_kernels_"
+                        "notop.h5). Default: downloaded by Keras on first use.")
+    flags.DEFINE_string("fid_cache_dir", d.fid_cache_dir, "Where reference statistics are "
+                        "cached.")
 
 
 def config_from_flags(config_class=TrainConfig):

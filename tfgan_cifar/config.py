@@ -52,6 +52,13 @@ class TrainConfig:
     sample_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    # Evaluation (FID and KID against the CIFAR-10 test split) and the best model.
+    eval_every: int = 1000
+    fid_samples: int = 10000
+    fid_reference_dir: Optional[str] = None
+    inception_weights: Optional[str] = None
+    fid_cache_dir: str = os.path.join("~", ".cache", "tfgan_cifar")
+    save_dir: str = "saved_models"
 
     def resolved(self):
         """Returns a copy with every `None` replaced by the model default, validated."""
@@ -73,7 +80,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every"):
+        if self.fid_samples < 2:
+            raise UserError(f"--fid_samples must be at least 2, got {self.fid_samples}")
+        for name in ("sample_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         for name in ("lr_g", "lr_d"):

@@ -162,8 +162,8 @@ def load_training_data(config):
         raise UserError(
             f"the data has {len(data.class_names)} classes but --num_classes={config.num_classes}"
         )
-    logging.info("loaded %d training images in %d classes from %s",
-                 len(data), len(data.class_names), data.source)
+    print(f"loaded {len(data)} training images in {len(data.class_names)} classes from "
+          f"{data.source}", flush=True)
     return data
 
 

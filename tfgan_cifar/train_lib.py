@@ -7,18 +7,19 @@ attention_gains(), generate(z, labels), save(), plus `backend` and `device`.
 """
 
 import contextlib
+import json
 import os
 import signal
 import time
 
 import keras
 import numpy as np
-from absl import logging
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar import viz
+from tfgan_cifar import export, plots, viz
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.evaluation import Evaluator
 from tfgan_cifar.run_log import MetricsLog, write_atomic
 from tfgan_cifar.summaries import Summaries
 
@@ -34,7 +35,11 @@ def make_trainer(config, data):
         from tfgan_cifar.trainer_tf import TFTrainer
 
         return TFTrainer(config, data)
-    raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow")
+    if backend == "jax":
+        from tfgan_cifar.trainer_jax import JaxTrainer
+
+        return JaxTrainer(config, data)
+    raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow or jax")
 
 
 def fixed_sample_inputs(config, count=GRID_SIDE * GRID_SIDE):
@@ -126,12 +131,71 @@ def _summary_tags(record):
 
 
 def save_sample_grid(trainer, config, step, summaries, z, labels):
-    """Writes the fixed-noise 8x8 grid as samples/step_NNNNNN.png and to TensorBoard."""
+    """Writes the fixed-noise 8x8 grid as samples/step_NNNNNN.png and to TensorBoard.
+
+    For SAGAN also sends attention maps of a few query pixels of the first image to TensorBoard.
+    """
     grid = viz.image_grid(trainer.generate(z, labels), GRID_SIDE, GRID_SIDE)
     path = viz.save_png(grid, os.path.join(config.workdir, "samples", f"step_{step:06d}.png"),
                         scale=2)
     summaries.image("samples/fixed_noise", step, grid)
+    if summaries.enabled and config.model == "sagan":
+        image, maps = trainer.generate_with_attention(z[:1], labels[:1])
+        for resolution, attention in maps.items():
+            summaries.image(f"attention/{resolution}x{resolution}", step,
+                            plots.attention_figure_array(
+                                image[0], attention[0], default_query_points(resolution)))
     return path
+
+
+def default_query_points(resolution):
+    """Four query pixels spread over an attention map of side `resolution`."""
+    q = resolution // 4
+    return [(q, q), (q, 3 * q), (3 * q, q), (3 * q, 3 * q)]
+
+
+def best_model_dir(config):
+    """Where the best generator of a run is exported: <save_dir>/<model>/best."""
+    return os.path.join(config.save_dir, config.model, "best")
+
+
+class _EvaluationCadence:
+    """FID/KID every --eval_every steps: logs, plots and the best-model export."""
+
+    def __init__(self, config, log, summaries):
+        self.config, self.log, self.summaries = config, log, summaries
+        self.evaluator = Evaluator.create(config) if config.eval_every else None
+        evals = [r for r in log.records("eval") if r.get("fid") is not None]
+        self.logged_until = max((r["step"] for r in evals), default=0)
+        self.best_fid = min((r["fid"] for r in evals), default=float("inf"))
+
+    def due(self, step):
+        return (self.evaluator is not None and step % self.config.eval_every == 0
+                and step > self.logged_until)
+
+    def run(self, trainer, step):
+        config = self.config
+        started = time.perf_counter()
+        result = self.evaluator.evaluate(trainer.generate, seed=config.seed + step)
+        result["seconds"] = time.perf_counter() - started
+        self.log.append("eval", step, result)
+        self.summaries.scalars(step, {"eval/fid": result["fid"], "eval/kid": result["kid"]})
+        records = self.log.records()
+        plots.plot_fid(records, os.path.join(config.workdir, "fid.png"))
+        plots.plot_losses(records, os.path.join(config.workdir, "losses.png"))
+        line = (f"eval step {step}: FID (Keras InceptionV3) {result['fid']:.2f}, KID "
+                f"{result['kid']:.4f} ± {result['kid_std']:.4f} ({result['num_samples']} samples "
+                f"vs {result['reference']}, {result['seconds']:.0f}s)")
+        if result["fid"] < self.best_fid:
+            self.best_fid = result["fid"]
+            info = {"step": step, "fid": result["fid"], "kid": result["kid"],
+                    "kid_std": result["kid_std"], "num_samples": result["num_samples"],
+                    "reference": result["reference"], "workdir": os.path.abspath(config.workdir),
+                    "config": json.loads(config.to_json())}
+            path = export.export_best(trainer.export_generator(), best_model_dir(config), info)
+            line += f"; best so far, exported to {path}"
+        print(line, flush=True)
+        return result
 
 
 def train(config):
@@ -147,6 +211,7 @@ def train(config):
         return {}
     logged_until = log.last_step("train")
     summaries = Summaries(config.workdir)
+    evaluation = _EvaluationCadence(config, log, summaries)
     z, labels = fixed_sample_inputs(config)
     print(f"training {config.model} ({'conditional' if config.conditional else 'unconditional'}"
           f", loss {config.loss}) on {trainer.backend} / {trainer.device}: steps "
@@ -171,6 +236,8 @@ def train(config):
                 print(progress_line(step, config.steps, speed, metrics), flush=True)
             if config.sample_every and step % config.sample_every == 0 and step > logged_until:
                 save_sample_grid(trainer, config, step, summaries, z, labels)
+            if evaluation.due(step):
+                evaluation.run(trainer, step)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 trainer.save()
             if stop.requested:
@@ -181,6 +248,7 @@ def train(config):
                 return last
     path = trainer.save()
     summaries.flush()
+    plots.plot_losses(log.records(), os.path.join(config.workdir, "losses.png"))
     print(f"finished {config.steps} steps; checkpoint {path}", flush=True)
     return last
 

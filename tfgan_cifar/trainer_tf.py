@@ -10,7 +10,6 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tfgan_cifar import data as data_lib
 from tfgan_cifar.layers import SelfAttention
@@ -18,12 +17,13 @@ from tfgan_cifar.losses import LOSSES, discriminator_accuracy
 from tfgan_cifar.models import build_models
 from tfgan_cifar.optimizers import make_optimizers
 
-tf.get_logger().setLevel("WARNING")  # TF's per-save INFO lines drown the progress output
+
 
 METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 
 
-def _by_position(variables):
+def by_position(variables):
+    """{"v0000": variable, ...}: checkpoint keys that do not depend on layer names."""
     return {f"v{index:04d}": variable for index, variable in enumerate(variables)}
 
 
@@ -49,10 +49,10 @@ class TFTrainer:
         # Keras 3 layers kept in Python lists are invisible to TF's object-graph tracking, so
         # the checkpoint names every variable explicitly, by its position in the model.
         self.checkpoint = tf.train.Checkpoint(
-            generator=_by_position(self.generator.variables),
-            discriminator=_by_position(self.discriminator.variables),
-            g_optimizer=_by_position(self.g_optimizer.variables),
-            d_optimizer=_by_position(self.d_optimizer.variables),
+            generator=by_position(self.generator.variables),
+            discriminator=by_position(self.discriminator.variables),
+            g_optimizer=by_position(self.g_optimizer.variables),
+            d_optimizer=by_position(self.d_optimizer.variables),
             step=self.step, rng=self.rng,
         )
         self.manager = tf.train.CheckpointManager(
@@ -64,6 +64,8 @@ class TFTrainer:
         self._compiled_step = tf.function(self._update, jit_compile=config.jit_compile)
         self._next_and_update = tf.function(self._next_and_update_eager)
         self._iterator = None
+        self._generate = tf.function(
+            lambda z, labels: self.generator(z, labels, training=False), reduce_retracing=True)
 
     @property
     def device(self):
@@ -75,7 +77,7 @@ class TFTrainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_consumed()
-            logging.info("resumed from %s at step %d", latest, int(self.step))
+            print(f"resumed from {latest} at step {int(self.step)}", flush=True)
         return int(self.step)
 
     def save(self):
@@ -99,34 +101,40 @@ class TFTrainer:
         """Runs one generator step (and its n_critic discriminator steps)."""
         self._next_and_update(self._iterator)
 
-    def _sample_inputs(self, batch):
-        z = self.rng.normal((batch, self.config.z_dim))
-        labels = self.rng.uniform((batch,), 0, self.config.num_classes, dtype=tf.int32)
-        return z, labels
-
     def _update(self, images, labels):
-        batch = self.config.batch_size
+        config = self.config
+        shape = (config.n_critic + 1, config.batch_size)
+        z = self.rng.normal((*shape, config.z_dim))
+        fake_labels = self.rng.uniform(shape, 0, config.num_classes, dtype=tf.int32)
+        metrics = self.update(images, labels, z, fake_labels)
+        for name in METRICS:
+            self._sums[name].assign_add(tf.cast(metrics[name], tf.float32))
+        self._count.assign_add(1.0)
+        self.step.assign_add(1)
+
+    def update(self, images, labels, z, fake_labels):
+        """One G step after n_critic D steps, on given batches and noise.
+
+        images/labels: [n_critic, B, ...]; z/fake_labels: [n_critic + 1, B, ...].
+        Returns {metric: value}.
+        """
         G, D, loss = self.generator, self.discriminator, self.loss
         for i in range(self.config.n_critic):
-            z, fake_labels = self._sample_inputs(batch)
             with tf.GradientTape() as tape:
-                fake = G(z, fake_labels, training=True)
+                fake = G(z[i], fake_labels[i], training=True)
                 real_logits = D(images[i], labels[i], training=True)
-                fake_logits = D(fake, fake_labels, training=True)
+                fake_logits = D(fake, fake_labels[i], training=True)
                 d_loss = loss.d_loss(real_logits, fake_logits)
             grads = tape.gradient(d_loss, D.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
-        z, fake_labels = self._sample_inputs(batch)
         with tf.GradientTape() as tape:
-            fake_logits_g = D(G(z, fake_labels, training=True), fake_labels, training=True)
+            fake_logits_g = D(G(z[-1], fake_labels[-1], training=True), fake_labels[-1],
+                              training=True)
             g_loss = loss.g_loss(fake_logits_g)
         grads = tape.gradient(g_loss, G.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         real_acc, fake_acc = discriminator_accuracy(loss, real_logits, fake_logits)
-        for name, value in zip(METRICS, (g_loss, d_loss, real_acc, fake_acc)):
-            self._sums[name].assign_add(tf.cast(value, tf.float32))
-        self._count.assign_add(1.0)
-        self.step.assign_add(1)
+        return dict(zip(METRICS, (g_loss, d_loss, real_acc, fake_acc)))
 
     def pop_metrics(self):
         """Means of the step metrics since the last call, then resets them."""
@@ -150,6 +158,18 @@ class TFTrainer:
                     gains[f"gamma/{model.name}/{layer.name}"] = float(layer.gamma.numpy())
         return gains
 
-    def generate(self, z, labels):
-        """Images in [-1, 1] (numpy) from G in inference mode."""
-        return np.asarray(self.generator(tf.constant(z), tf.constant(labels), training=False))
+    def generate(self, z, labels, batch_size=500):
+        """Images in [-1, 1] (numpy) from G in inference mode, computed in chunks."""
+        return np.concatenate([
+            np.asarray(self._generate(tf.constant(z[i:i + batch_size]),
+                                      tf.constant(labels[i:i + batch_size])))
+            for i in range(0, len(z), batch_size)])
+
+    def generate_with_attention(self, z, labels):
+        """(images, {resolution: attention [N, positions, positions]}) from a SAGAN generator."""
+        images, maps = self.generator(z, labels, training=False, return_attention=True)
+        return np.asarray(images), {r: np.asarray(m) for r, m in maps.items()}
+
+    def export_generator(self):
+        """The generator model holding the weights to export."""
+        return self.generator

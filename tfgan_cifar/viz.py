@@ -4,7 +4,7 @@ import os
 import tempfile
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def to_uint8(images):
@@ -50,3 +50,17 @@ def save_png(array, path, scale=1):
             os.remove(tmp)
         raise
     return path
+
+
+def labelled_rows(images, rows, cols, row_labels, scale=2, label_width=80):
+    """A grid with one row per label (e.g. one class per row), the label written at its left."""
+    grid = image_grid(images, rows, cols)
+    grid = np.asarray(Image.fromarray(grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST))
+    canvas = Image.new("RGB", (grid.shape[1] + label_width, grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (label_width, 0))
+    draw = ImageDraw.Draw(canvas)
+    row_height = grid.shape[0] / rows
+    for r, label in enumerate(row_labels[:rows]):
+        draw.text((4, int((r + 0.5) * row_height) - 6), str(label), fill="black")
+    return np.asarray(canvas)

@@ -1,0 +1,204 @@
+"""What evaluate.py does with a saved best generator: metrics, grids, samples and figures."""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from tfgan_cifar import data as data_lib
+from tfgan_cifar import export, plots, viz
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.evaluation import Evaluator, evaluate_real_images
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions:
+    """What to load, what to compute and where to write it."""
+
+    model: str = "sagan"
+    saved_model: Optional[str] = None
+    save_dir: str = "saved_models"
+    output_dir: str = "."
+    fid: bool = True
+    fid_samples: int = 10000
+    samples_npz: Optional[str] = None
+    num_samples: int = 10000
+    attention_maps: bool = False
+    real_baseline: bool = False
+    weights: bool = False
+    seed: int = 0
+    image_dir: Optional[str] = None
+    data_dir: Optional[str] = None
+    fid_reference_dir: Optional[str] = None
+    inception_weights: Optional[str] = None
+    fid_cache_dir: str = TrainConfig.fid_cache_dir
+
+
+def _train_config(options, info):
+    """The run's config with this invocation's data and evaluation settings."""
+    recorded = dict(info.get("config") or {})
+    recorded.setdefault("model", options.model)
+    overrides = {name: getattr(options, name) for name in (
+        "image_dir", "data_dir", "fid_reference_dir", "inception_weights", "fid_cache_dir",
+        "fid_samples")}
+    overrides["workdir"] = recorded.get("workdir") or "."
+    base = TrainConfig.from_json(json.dumps(recorded))
+    return dataclasses.replace(base, **overrides).resolved()
+
+
+def _load_keras_generator(path):
+    import keras
+
+    import tfgan_cifar.models  # noqa: F401  (registers the classes for deserialisation)
+
+    keras_file = os.path.join(path, export.KERAS_FILE)
+    if not os.path.exists(keras_file):
+        raise UserError(f"{path} has no {export.KERAS_FILE}: attention maps and weight images "
+                        "need the .keras copy that training exports beside the SavedModel")
+    return keras.saving.load_model(keras_file)
+
+
+def _class_names(config):
+    return CIFAR10_CLASSES if config.num_classes == 10 else [str(i) for i in
+                                                             range(config.num_classes)]
+
+
+def run(options):
+    """Runs every requested evaluation; returns {output name: path or value}."""
+    path = options.saved_model or os.path.join(options.save_dir, options.model, "best")
+    if not os.path.exists(path) and not os.path.exists(path + ".previous"):
+        raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
+                        "improves) or pass --saved_model=PATH")
+    info = export.read_info(path) if os.path.exists(os.path.join(path, export.INFO_FILE)) else {}
+    config = _train_config(options, info)
+    sample, z_dim = export.load_sampler(path)
+    out_dir = os.path.join(options.output_dir, config.model.upper())
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(options.seed)
+    outputs = {"saved_model": path}
+    print(f"loaded {config.model} ({'conditional' if config.conditional else 'unconditional'}) "
+          f"from {path}" + (f", exported at step {info['step']} with FID {info['fid']:.2f}"
+                            if "fid" in info else ""), flush=True)
+
+    def draw(n, labels=None):
+        z = rng.standard_normal((n, z_dim)).astype(np.float32)
+        if labels is None:
+            labels = rng.integers(0, config.num_classes, n).astype(np.int32)
+        return sample(z, labels), labels
+
+    images, _ = draw(64)
+    outputs["grid"] = viz.save_png(viz.image_grid(images, 8, 8),
+                                   os.path.join(out_dir, "grid_8x8.png"), scale=2)
+    if config.conditional:
+        labels = np.repeat(np.arange(config.num_classes), 10).astype(np.int32)
+        images, _ = draw(len(labels), labels)
+        outputs["class_grid"] = viz.save_png(
+            viz.labelled_rows(images, config.num_classes, 10, _class_names(config)),
+            os.path.join(out_dir, "classes_10x10.png"))
+    images, labels = draw(10)
+    outputs["samples"] = [
+        viz.save_png(viz.to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
+        for i, image in enumerate(images)]
+
+    if options.samples_npz:
+        outputs["samples_npz"] = write_samples_npz(options.samples_npz, options.num_samples, draw)
+    if options.fid or options.real_baseline:
+        evaluator = Evaluator.create(config)
+        if evaluator is None:
+            raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH")
+        if options.fid:
+            result = evaluator.evaluate(sample, seed=options.seed)
+            print(f"FID (Keras InceptionV3) {result['fid']:.2f}, KID {result['kid']:.4f} ± "
+                  f"{result['kid_std']:.4f}: {result['num_samples']} generated images vs "
+                  f"{result['reference_samples']} images of {result['reference']}", flush=True)
+            outputs["metrics"] = result
+        if options.real_baseline:
+            real = data_lib.load_training_data(config)
+            result = evaluate_real_images(evaluator, real.images, options.fid_samples)
+            print(f"real baseline: FID {result['fid']:.2f}, KID {result['kid']:.4f} ± "
+                  f"{result['kid_std']:.4f}: {result['num_samples']} training images vs "
+                  f"{result['reference']}", flush=True)
+            outputs["real_baseline"] = result
+        _write_json(os.path.join(out_dir, "metrics.json"),
+                    {k: outputs[k] for k in ("metrics", "real_baseline") if k in outputs})
+    if options.attention_maps:
+        outputs["attention_maps"] = attention_maps(path, config, out_dir, draw)
+    if options.weights:
+        outputs["weights"] = weight_figures(path, config, out_dir)
+    for name, value in outputs.items():
+        if name != "saved_model" and isinstance(value, (str, list)):
+            print(f"wrote {', '.join([value] if isinstance(value, str) else value)}")
+    return outputs
+
+
+def _write_json(path, values):
+    from tfgan_cifar.run_log import write_atomic
+
+    write_atomic(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+def write_samples_npz(path, count, draw, chunk=500):
+    """N generated images as uint8 `x` (N x 32 x 32 x 3) with int32 labels `y`."""
+    xs, ys = [], []
+    for start in range(0, count, chunk):
+        images, labels = draw(min(chunk, count - start))
+        xs.append(viz.to_uint8(images))
+        ys.append(np.asarray(labels, np.int32))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, x=np.concatenate(xs), y=np.concatenate(ys))
+    os.replace(tmp, path)
+    return path
+
+
+def attention_maps(path, config, out_dir, draw):
+    """For SAGAN: attention over all positions for a few query pixels, per attention block."""
+    if config.model != "sagan":
+        raise UserError("--attention_maps needs a SAGAN generator")
+    from tfgan_cifar.train_lib import default_query_points
+
+    generator = _load_keras_generator(path)
+    z = np.random.default_rng(config.seed).standard_normal((1, generator.z_dim)).astype("float32")
+    images, maps = generator(z, np.zeros(1, np.int32), training=False, return_attention=True)
+    written = []
+    for resolution, attention in maps.items():
+        target = os.path.join(out_dir, f"attention_{resolution}x{resolution}.png")
+        plots.plot_attention(np.asarray(images)[0], np.asarray(attention)[0],
+                             default_query_points(resolution), target)
+        written.append(target)
+    return written
+
+
+def weight_figures(path, config, out_dir):
+    """First-layer filters and weight histograms of G (the .keras copy) and D (checkpoint)."""
+    generator = _load_keras_generator(path)
+    written = plots.plot_weights(generator, os.path.join(out_dir, "weights_generator"))
+    discriminator = _restore_discriminator(config)
+    if discriminator is not None:
+        written += plots.plot_weights(discriminator, os.path.join(out_dir, "weights_discriminator"))
+    return written
+
+
+def _restore_discriminator(config):
+    """D from the latest checkpoint of the run directory, or None (with a notice) if absent."""
+    import tensorflow as tf
+
+    from tfgan_cifar.models import build_models
+    from tfgan_cifar.trainer_tf import by_position
+
+    latest = tf.train.latest_checkpoint(os.path.join(config.workdir, "checkpoints"))
+    if latest is None:
+        print(f"no checkpoint in {config.workdir}/checkpoints: skipping D's weight figures")
+        return None
+    _, discriminator = build_models(config)
+    discriminator.build_weights()
+    tf.train.Checkpoint(discriminator=by_position(discriminator.variables)).restore(
+        latest).expect_partial()
+    return discriminator

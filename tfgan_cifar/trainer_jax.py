@@ -1,0 +1,259 @@
+"""The JAX trainer (KERAS_BACKEND=jax): one jit-compiled, stateless step; no TensorFlow needed.
+
+The whole state (variables of G and D, optimizer slots, step, random key, metric sums) is one
+pytree threaded through `jax.jit`; the Keras models are called with `stateless_call` and the
+optimizers with `stateless_apply`. CIFAR-10 lives on the device as uint8; each step gathers its
+batches there, in an order fixed by (seed, epoch) like the TensorFlow pipeline, and flips them.
+Checkpoints are `.npz` files of the state, written atomically.
+"""
+
+import glob
+import os
+import re
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from tfgan_cifar.layers import SelfAttention
+from tfgan_cifar.losses import LOSSES, discriminator_accuracy
+from tfgan_cifar.models import build_models
+from tfgan_cifar.optimizers import make_optimizers
+
+METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
+_CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz$")
+
+
+def _values(variables):
+    return [v.value for v in variables]
+
+
+class JaxTrainer:
+    """Holds G, D, their optimizers and the step state of one run, on the JAX backend."""
+
+    backend = "jax"
+
+    def __init__(self, config, data):
+        self.config = config
+        self.loss = LOSSES[config.loss]
+        keras.utils.set_random_seed(config.seed)
+        self.generator, self.discriminator = build_models(config)
+        self.generator.build_weights()
+        self.discriminator.build_weights()
+        self.g_optimizer, self.d_optimizer = make_optimizers(config)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.images = jnp.asarray(data.images)
+        self.labels = jnp.asarray(data.labels, jnp.int32)
+        if len(data) < config.batch_size:
+            from tfgan_cifar.errors import UserError
+
+            raise UserError(f"--batch_size={config.batch_size} is larger than the data set "
+                            f"({len(data)} images)")
+        self.state = self._initial_state()
+        self._train_step = jax.jit(self._step, donate_argnums=0)
+        self._generate = jax.jit(self._generate_pure)
+        self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def _initial_state(self):
+        G, D = self.generator, self.discriminator
+        return {
+            "g": _values(G.trainable_variables), "g_nt": _values(G.non_trainable_variables),
+            "d": _values(D.trainable_variables), "d_nt": _values(D.non_trainable_variables),
+            "g_opt": _values(self.g_optimizer.variables),
+            "d_opt": _values(self.d_optimizer.variables),
+            "key": jax.random.key_data(jax.random.key(self.config.seed)),
+            "step": jnp.zeros((), jnp.int32),
+            "sums": {name: jnp.zeros((), jnp.float32) for name in METRICS},
+            "count": jnp.zeros((), jnp.float32),
+        }
+
+    def sync_to_models(self):
+        """Copies the state's values into the Keras variables (for export and inspection)."""
+        s = self.state
+        pairs = [(self.generator.trainable_variables, s["g"]),
+                 (self.generator.non_trainable_variables, s["g_nt"]),
+                 (self.discriminator.trainable_variables, s["d"]),
+                 (self.discriminator.non_trainable_variables, s["d_nt"]),
+                 (self.g_optimizer.variables, s["g_opt"]),
+                 (self.d_optimizer.variables, s["d_opt"])]
+        for variables, values in pairs:
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+
+    @property
+    def step(self):
+        return int(self.state["step"])
+
+    @property
+    def device(self):
+        device = jax.devices()[0]
+        return f"{device.platform.upper()} ({device.device_kind})"
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def _checkpoints(self):
+        found = []
+        for path in glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.npz")):
+            match = _CHECKPOINT.search(path)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def save(self):
+        """Writes checkpoints/ckpt-<step>.npz atomically and keeps the newest few."""
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        leaves, _ = jax.tree_util.tree_flatten(self.state)
+        path = os.path.join(self.checkpoint_dir, f"ckpt-{self.step}.npz")
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **{f"leaf{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+        os.replace(tmp, path)
+        for _, old in self._checkpoints()[:-self.config.keep_checkpoints]:
+            os.remove(old)
+        return path
+
+    def restore(self):
+        """Restores the newest checkpoint, if any; returns its step."""
+        checkpoints = self._checkpoints()
+        if not checkpoints:
+            return 0
+        _, path = checkpoints[-1]
+        leaves, treedef = jax.tree_util.tree_flatten(self.state)
+        with np.load(path) as saved:
+            restored = [saved[f"leaf{i:05d}"] for i in range(len(leaves))]
+        for old, new in zip(leaves, restored):
+            if np.shape(old) != np.shape(new):
+                raise ValueError(f"{path} does not match this model ({np.shape(new)} vs "
+                                 f"{np.shape(old)}); use another --workdir")
+        self.state = jax.tree_util.tree_unflatten(
+            treedef, [jnp.asarray(v, dtype=jnp.asarray(o).dtype) for o, v in zip(leaves, restored)])
+        print(f"resumed from {path} at step {self.step}", flush=True)
+        return self.step
+
+    # ---- the step ----------------------------------------------------------------------------
+
+    def start(self):
+        """Nothing to prepare: batches are gathered inside the step."""
+
+    def _batch(self, all_images, all_labels, batch_index):
+        """Batch `batch_index` of the endless stream of per-epoch permutations, flipped."""
+        config, n = self.config, all_images.shape[0]
+        positions = batch_index * config.batch_size + jnp.arange(config.batch_size)
+        epoch = positions // n
+        first = epoch[0]
+        data_key = jax.random.key(config.seed)
+        orders = [jax.random.permutation(jax.random.fold_in(data_key, first + k), n)
+                  for k in range(2)]  # a batch spans at most two epochs
+        indices = jnp.where(epoch == first, orders[0][positions % n], orders[1][positions % n])
+        images = all_images[indices].astype(jnp.float32) / 127.5 - 1.0
+        if config.flip:
+            flip_key = jax.random.fold_in(jax.random.key(config.seed + 1), batch_index)
+            flips = jax.random.bernoulli(flip_key, 0.5, (config.batch_size,))
+            images = jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
+        return images, all_labels[indices]
+
+    def _noise(self, key):
+        config = self.config
+        kz, ky = jax.random.split(key)
+        shape = (config.n_critic + 1, config.batch_size)
+        return (jax.random.normal(kz, (*shape, config.z_dim)),
+                jax.random.randint(ky, shape, 0, config.num_classes, jnp.int32))
+
+    def update(self, state, images, labels, z, fake_labels):
+        """One G step after n_critic D steps, on given batches and noise (pure function).
+
+        images/labels: [n_critic, B, ...]; z/fake_labels: [n_critic + 1, B, ...].
+        Returns (new state, {metric: value}).
+        """
+        G, D, loss = self.generator, self.discriminator, self.loss
+        g, g_nt, d, d_nt = state["g"], state["g_nt"], state["d"], state["d_nt"]
+        d_opt, g_opt = state["d_opt"], state["g_opt"]
+
+        def d_objective(d, d_nt, g_nt, x, y, z, fy):
+            fake, g_nt = G.stateless_call(g, g_nt, z, fy, training=True)
+            real_logits, d_nt = D.stateless_call(d, d_nt, x, y, training=True)
+            fake_logits, d_nt = D.stateless_call(d, d_nt, fake, fy, training=True)
+            return loss.d_loss(real_logits, fake_logits), (d_nt, g_nt, real_logits, fake_logits)
+
+        for i in range(self.config.n_critic):
+            (d_loss, (d_nt, g_nt, real_logits, fake_logits)), grads = jax.value_and_grad(
+                d_objective, has_aux=True)(d, d_nt, g_nt, images[i], labels[i], z[i],
+                                           fake_labels[i])
+            d, d_opt = self.d_optimizer.stateless_apply(d_opt, grads, d)
+
+        def g_objective(g, g_nt, d_nt, z, fy):
+            fake, g_nt = G.stateless_call(g, g_nt, z, fy, training=True)
+            fake_logits, d_nt = D.stateless_call(d, d_nt, fake, fy, training=True)
+            return loss.g_loss(fake_logits), (g_nt, d_nt)
+
+        (g_loss, (g_nt, d_nt)), grads = jax.value_and_grad(g_objective, has_aux=True)(
+            g, g_nt, d_nt, z[-1], fake_labels[-1])
+        g, g_opt = self.g_optimizer.stateless_apply(g_opt, grads, g)
+        real_acc, fake_acc = discriminator_accuracy(loss, real_logits, fake_logits)
+        metrics = dict(zip(METRICS, (g_loss, d_loss, real_acc, fake_acc)))
+        new_state = {**state, "g": g, "g_nt": g_nt, "d": d, "d_nt": d_nt, "g_opt": g_opt,
+                     "d_opt": d_opt}
+        return new_state, metrics
+
+    def _step(self, state, all_images, all_labels):
+        key, noise_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
+        z, fake_labels = self._noise(noise_key)
+        first = state["step"] * self.config.n_critic
+        batches = [self._batch(all_images, all_labels, first + i)
+                   for i in range(self.config.n_critic)]
+        images = jnp.stack([b[0] for b in batches])
+        labels = jnp.stack([b[1] for b in batches])
+        state, metrics = self.update(state, images, labels, z, fake_labels)
+        sums = {k: state["sums"][k] + metrics[k].astype(jnp.float32) for k in METRICS}
+        return {**state, "key": jax.random.key_data(key), "step": state["step"] + 1,
+                "sums": sums, "count": state["count"] + 1}
+
+    def train_step(self):
+        """Runs one generator step (and its n_critic discriminator steps)."""
+        self.state = self._train_step(self.state, self.images, self.labels)
+
+    # ---- what the loop reads -----------------------------------------------------------------
+
+    def pop_metrics(self):
+        """Means of the step metrics since the last call, then resets them."""
+        count = max(float(self.state["count"]), 1.0)
+        means = {k: float(v) / count for k, v in self.state["sums"].items()}
+        self.state = {**self.state, "sums": {k: jnp.zeros((), jnp.float32) for k in METRICS},
+                      "count": jnp.zeros((), jnp.float32)}
+        return means
+
+    def learning_rates(self):
+        return {"lr_g": float(self.config.lr_g), "lr_d": float(self.config.lr_d)}
+
+    def attention_gains(self):
+        gains = {}
+        for model, key in ((self.generator, "g"), (self.discriminator, "d")):
+            positions = {id(v): i for i, v in enumerate(model.trainable_variables)}
+            for layer in model._flatten_layers():
+                if isinstance(layer, SelfAttention):
+                    value = self.state[key][positions[id(layer.gamma)]]
+                    gains[f"gamma/{model.name}/{layer.name}"] = float(value)
+        return gains
+
+    def _generate_pure(self, g, g_nt, z, labels):
+        return self.generator.stateless_call(g, g_nt, z, labels, training=False)[0]
+
+    def generate(self, z, labels, batch_size=500):
+        """Images in [-1, 1] (numpy) from G in inference mode, computed in chunks."""
+        g, g_nt = self.state["g"], self.state["g_nt"]
+        return np.concatenate([
+            np.asarray(self._generate(g, g_nt, jnp.asarray(z[i:i + batch_size]),
+                                      jnp.asarray(labels[i:i + batch_size])))
+            for i in range(0, len(z), batch_size)])
+
+    def generate_with_attention(self, z, labels):
+        self.sync_to_models()
+        images, maps = self.generator(z, labels, training=False, return_attention=True)
+        return np.asarray(images), {r: np.asarray(m) for r, m in maps.items()}
+
+    def export_generator(self):
+        self.sync_to_models()
+        return self.generator
