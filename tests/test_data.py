@@ -73,13 +73,25 @@ def test_empty_or_unreadable_folder_is_one_clear_error(tmp_path, setup, message)
     assert "\n" not in str(error.value)
 
 
-def test_tfds_path_with_mock_data():
+def test_tfds_path_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=12):
-        loaded = data.load_tfds("train")
+        loaded = data.load_tfds("train", data_dir=str(tmp_path))
     assert loaded.images.shape == (12, 32, 32, 3) and loaded.images.dtype == np.uint8
     assert loaded.labels.shape == (12,) and set(loaded.labels) <= set(range(10))
     batch, labels = next(iter(data.make_dataset(loaded, 4, seed=1)))
     assert batch.shape == (4, 32, 32, 3) and labels.shape == (4,)
+
+
+def test_no_network_and_no_flags_names_both_flags(monkeypatch):
+    def unreachable(host, timeout=5.0):
+        raise ConnectionError(f"cannot reach {host}")
+
+    monkeypatch.setattr(data, "_check_reachable", unreachable)
+    monkeypatch.setattr(data, "_tfds_prepared", lambda builder: False)
+    with pytest.raises(UserError) as error:
+        data.load_tfds("train")
+    message = str(error.value)
+    assert "--image_dir" in message and "--data_dir" in message and "\n" not in message
 
 
 def test_missing_tfds_copy_names_both_flags(tmp_path):

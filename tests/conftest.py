@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny CIFAR-like image folder and a local InceptionV3 weights file."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def cifar_like_dir(tmp_path_factory):
+    """<root>/train and <root>/test, three classes of eight random 32x32 images each."""
+    root = tmp_path_factory.mktemp("cifar_like")
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("a", "b", "c"):
+            os.makedirs(root / split / name)
+            for i in range(8):
+                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory):
+    """A randomly initialised InceptionV3 (no top) saved the way a user's local file would be."""
+    import keras
+
+    path = tmp_path_factory.mktemp("inception") / "inception_v3_notop.weights.h5"
+    keras.utils.set_random_seed(0)
+    model = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
+                                           input_shape=(299, 299, 3))
+    model.save_weights(str(path))
+    return str(path)

@@ -1,0 +1,129 @@
+"""FID cadence during training, the best-model export, and evaluate.py end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgan_cifar import fid, train_lib
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.evaluation import reference_source
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(cifar_like_dir, tmp, weights, **overrides):
+    values = dict(model="sagan", image_dir=str(cifar_like_dir / "train"), workdir=str(tmp / "run"),
+                  save_dir=str(tmp / "saved"), fid_cache_dir=str(tmp / "cache"), width=4, z_dim=8,
+                  batch_size=4, steps=4, log_every=1, sample_every=2, checkpoint_every=2,
+                  eval_every=2, fid_samples=6, inception_weights=weights, num_classes=3)
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+@pytest.fixture(scope="module")
+def trained_run(cifar_like_dir, inception_weights_file, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluated_run")
+    config = _config(cifar_like_dir, tmp, inception_weights_file)
+    train_lib.train(config)
+    return config
+
+
+def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
+    config = trained_run
+    log = train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl"))
+    evals = log.records("eval")
+    assert [r["step"] for r in evals] == [2, 4]
+    for record in evals:
+        assert record["num_samples"] == 6 and record["reference_samples"] == 6
+        assert np.isfinite(record["fid"]) and "kid_std" in record
+        assert record["reference"].endswith(os.path.join("cifar_like0", "test")) or \
+            record["reference"].endswith("test")
+    for name in ("fid.png", "losses.png"):
+        with Image.open(os.path.join(config.workdir, name)) as image:
+            assert min(image.size) > 100
+    best = train_lib.best_model_dir(config)
+    info = json.load(open(os.path.join(best, "best.json")))
+    assert info["fid"] == min(r["fid"] for r in evals)
+    assert info["num_samples"] == 6 and info["config"]["model"] == "sagan"
+    assert os.path.exists(os.path.join(best, "saved_model", "saved_model.pb"))
+    assert os.path.exists(os.path.join(best, "generator.keras"))
+    assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
+
+
+def test_missing_inception_weights_turn_evaluation_off_with_one_line(
+        cifar_like_dir, tmp_path, monkeypatch, capsys):
+    def no_download(*args, weights=None, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(fid.keras.applications, "InceptionV3", no_download)
+    config = _config(cifar_like_dir, tmp_path, None, steps=2, model="dcgan")
+    train_lib.train(config)
+    out = capsys.readouterr().out
+    notices = [line for line in out.splitlines() if line.startswith("FID evaluation is off")]
+    assert len(notices) == 1 and "--inception_weights" in notices[0]
+    assert train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).records("eval") == []
+    assert "finished 2 steps" in out
+
+
+def test_reference_is_the_test_folder_beside_image_dir_or_a_clear_error(tmp_path,
+                                                                        cifar_like_dir):
+    config = _config(cifar_like_dir, tmp_path, None)
+    assert reference_source(config)[0] == f"folder:{cifar_like_dir / 'test'}"
+    lonely = tmp_path / "only_train" / "train"
+    os.makedirs(lonely / "a")
+    with pytest.raises(UserError, match="--fid_reference_dir"):
+        reference_source(_config(cifar_like_dir, tmp_path, None, image_dir=str(lonely)))
+    custom = _config(cifar_like_dir, tmp_path, None, fid_reference_dir=str(lonely))
+    assert reference_source(custom)[0] == f"folder:{lonely}"
+
+
+def test_evaluate_py_writes_every_documented_output(trained_run, inception_weights_file,
+                                                    cifar_like_dir, tmp_path):
+    config = trained_run
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "evaluate.py"), "--model=sagan",
+         f"--save_dir={config.save_dir}", f"--output_dir={out}", "--fid_samples=6",
+         f"--inception_weights={inception_weights_file}",
+         f"--image_dir={cifar_like_dir / 'train'}", f"--fid_cache_dir={config.fid_cache_dir}",
+         f"--samples_npz={out / 'samples.npz'}", "--num_samples=25", "--attention_maps",
+         "--real_baseline", "--weights"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FID (Keras InceptionV3)" in result.stdout and "6 generated images" in result.stdout
+    assert "real baseline" in result.stdout
+    folder = out / "SAGAN"
+    with Image.open(folder / "grid_8x8.png") as grid:
+        assert grid.size == (2 * (8 * 34 + 2),) * 2
+    with Image.open(folder / "classes_10x10.png") as classes:  # 3 classes x 10 columns here
+        assert classes.size[1] == 2 * (3 * 34 + 2)
+    assert sorted(p.name for p in folder.glob("sample_*.png")) == [
+        f"sample_{i:02d}.png" for i in range(10)]
+    for name in ("attention_16x16.png", "metrics.json", "weights_generator_filters.png",
+                 "weights_generator_histograms.png", "weights_discriminator_filters.png",
+                 "weights_discriminator_histograms.png"):
+        assert (folder / name).exists(), name
+    metrics = json.load(open(folder / "metrics.json"))
+    assert metrics["metrics"]["num_samples"] == 6 and "real_baseline" in metrics
+    with np.load(out / "samples.npz") as npz:
+        assert npz["x"].shape == (25, 32, 32, 3) and npz["x"].dtype == np.uint8
+        assert npz["y"].shape == (25,) and npz["y"].dtype == np.int32
+        assert set(npz["y"]) <= {0, 1, 2}
+
+
+def test_evaluate_py_without_a_model_says_what_to_do(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "evaluate.py"), "--model=dcgan",
+         f"--save_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--saved_model" in errors[0]
