@@ -9,6 +9,8 @@ one and swapped in by renames, so a crash or a kill leaves the previous best loa
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 from absl import logging
@@ -45,6 +47,33 @@ def _write_saved_model(generator, path):
     tf.saved_model.save(root, path, signatures={"serving_default": serve})
 
 
+def _write_saved_model_any_backend(generator, directory):
+    """SavedModel beside the .keras file: directly on TensorFlow, through a TensorFlow
+    subprocess on another backend, or not at all (with a notice) without TensorFlow."""
+    import keras
+
+    target = os.path.join(directory, SAVED_MODEL)
+    if keras.backend.backend() == "tensorflow":
+        _write_saved_model(generator, target)
+    elif tensorflow_available():
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
+        subprocess.run([sys.executable, "-m", "tfgan_cifar.export",
+                        os.path.join(directory, KERAS_FILE), target], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    else:
+        _notice_once("TensorFlow is not installed: the best model is exported as "
+                     f"{KERAS_FILE} only (no SavedModel)")
+
+
+_NOTICES = set()
+
+
+def _notice_once(message):
+    if message not in _NOTICES:
+        _NOTICES.add(message)
+        print(message, flush=True)
+
+
 def tensorflow_available():
     try:
         import tensorflow  # noqa: F401
@@ -72,9 +101,8 @@ def export_best(generator, path, info):
     staging = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
     try:
         os.makedirs(staging)
-        if tensorflow_available():
-            _write_saved_model(generator, os.path.join(staging, SAVED_MODEL))
         generator.save(os.path.join(staging, KERAS_FILE))
+        _write_saved_model_any_backend(generator, staging)
         with open(os.path.join(staging, INFO_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
         previous = path + _PREVIOUS
@@ -121,3 +149,16 @@ def load_sampler(path):
 
     sample.saved_model = loaded
     return sample, z_dim
+
+
+def _convert(keras_file, saved_model_dir):
+    """`python -m tfgan_cifar.export MODEL.keras OUT_DIR`: SavedModel from a .keras generator."""
+    import keras
+
+    import tfgan_cifar.models  # noqa: F401  (registers the model classes)
+
+    _write_saved_model(keras.saving.load_model(keras_file), saved_model_dir)
+
+
+if __name__ == "__main__":
+    _convert(*sys.argv[1:3])
