@@ -1,11 +1,11 @@
-"""Runs JAX-backend checks in a process of its own (Keras picks its backend once per process).
+"""Runs JAX-backend checks in one process of its own (Keras picks its backend once per process).
 
-  KERAS_BACKEND=jax python tests/jax_worker.py losses IN.npz OUT.json
-  KERAS_BACKEND=jax python tests/jax_worker.py train CONFIG.json
-  KERAS_BACKEND=jax python tests/jax_worker.py steps_and_export CONFIG.json OUT.json
+  KERAS_BACKEND=jax python tests/jax_worker.py TASKS.json RESULTS.json
+
+TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train", ...};
+RESULTS.json maps each name to what its task measured.
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -23,11 +23,7 @@ from tfgan_cifar.trainer_jax import JaxTrainer  # noqa: E402
 assert keras.backend.backend() == "jax", keras.backend.backend()
 
 
-def _config(path):
-    return TrainConfig.from_json(open(path).read())
-
-
-def losses(inputs, output):
+def losses(inputs):
     """First-step metrics from the weights, batch and noise the TensorFlow test saved."""
     saved = np.load(inputs)
     config = TrainConfig.from_json(str(saved["config"]))
@@ -37,16 +33,12 @@ def losses(inputs, output):
         state[part] = [saved[f"{part}_{i:04d}"] for i in range(len(state[part]))]
     _, metrics = trainer.update(state, saved["images"], saved["labels"], saved["z"],
                                 saved["fake_labels"])
-    json.dump({k: float(v) for k, v in metrics.items()}, open(output, "w"))
+    return {k: float(v) for k, v in metrics.items()}
 
 
-def train(config_path):
-    train_lib.train(_config(config_path))
-
-
-def steps_and_export(config_path, output):
+def steps_and_export(config):
     """A few steps change both networks; the .keras export reloads to the same images."""
-    config = _config(config_path)
+    config = TrainConfig.from_json(config)
     trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
     before = {k: [np.asarray(v) for v in trainer.state[k]] for k in ("g", "d")}
     for _ in range(2):
@@ -61,12 +53,19 @@ def steps_and_export(config_path, output):
     trainer.export_generator().save(path)
     reloaded = keras.saving.load_model(path)
     images = keras.ops.convert_to_numpy(reloaded(z, labels, training=False))
-    json.dump({"metrics": metrics, "changed": changed, "step": trainer.step,
-               "export_max_diff": float(np.abs(images - expected).max()),
-               "images_range": [float(expected.min()), float(expected.max())],
-               "device": trainer.device}, open(output, "w"))
+    return {"metrics": metrics, "changed": changed, "step": trainer.step,
+            "export_max_diff": float(np.abs(images - expected).max()),
+            "images_range": [float(expected.min()), float(expected.max())],
+            "device": trainer.device}
+
+
+def train(config):
+    train_lib.train(TrainConfig.from_json(config))
+    return {}
 
 
 if __name__ == "__main__":
-    {"losses": losses, "train": train, "steps_and_export": steps_and_export}[sys.argv[1]](
-        *sys.argv[2:])
+    tasks = json.load(open(sys.argv[1]))
+    functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train}
+    results = {t["name"]: functions[t["task"]](t["argument"]) for t in tasks}
+    json.dump(results, open(sys.argv[2], "w"))

@@ -1,4 +1,4 @@
-"""The JAX trainer, run in subprocesses with KERAS_BACKEND=jax, against the TensorFlow one."""
+"""The JAX trainer, run in one subprocess with KERAS_BACKEND=jax, against the TensorFlow one."""
 
 import dataclasses
 import json
@@ -15,14 +15,7 @@ from tfgan_cifar.trainer_tf import TFTrainer
 
 pytest.importorskip("jax")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def run_jax(*args):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"), *args],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+LOSS_CASES = [("dcgan", "bce", 2), ("sagan", "hinge", 1)]
 
 
 def tiny(model, cifar_like_dir, workdir, **overrides):
@@ -33,23 +26,16 @@ def tiny(model, cifar_like_dir, workdir, **overrides):
     return TrainConfig(**values).resolved()
 
 
-def write_config(config, path):
-    path.write_text(config.to_json())
-    return str(path)
-
-
-@pytest.mark.parametrize("model,loss,n_critic", [("dcgan", "bce", 1), ("sagan", "hinge", 2)])
-def test_first_step_losses_agree_with_tensorflow(cifar_like_dir, tmp_path, model, loss,
-                                                 n_critic):
-    config = tiny(model, cifar_like_dir, tmp_path, loss=loss, n_critic=n_critic,
-                  attention_res=(16,))
+def tensorflow_first_step(config, path):
+    """Saves TF's initial weights, a batch and noise to `path`; returns TF's first-step metrics."""
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     rng = np.random.default_rng(0)
+    n, b = config.n_critic, config.batch_size
     inputs = {
-        "images": rng.uniform(-1, 1, (n_critic, 4, 32, 32, 3)).astype(np.float32),
-        "labels": rng.integers(0, 3, (n_critic, 4)).astype(np.int32),
-        "z": rng.standard_normal((n_critic + 1, 4, 8)).astype(np.float32),
-        "fake_labels": rng.integers(0, 3, (n_critic + 1, 4)).astype(np.int32),
+        "images": rng.uniform(-1, 1, (n, b, 32, 32, 3)).astype(np.float32),
+        "labels": rng.integers(0, 3, (n, b)).astype(np.int32),
+        "z": rng.standard_normal((n + 1, b, config.z_dim)).astype(np.float32),
+        "fake_labels": rng.integers(0, 3, (n + 1, b)).astype(np.int32),
         "config": config.to_json(),
     }
     for part, variables in (("g", trainer.generator.trainable_variables),
@@ -58,21 +44,51 @@ def test_first_step_losses_agree_with_tensorflow(cifar_like_dir, tmp_path, model
                             ("d_nt", trainer.discriminator.non_trainable_variables)):
         for i, v in enumerate(variables):
             inputs[f"{part}_{i:04d}"] = v.numpy()
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    tf_metrics = {k: float(v) for k, v in trainer.update(
+    np.savez(path, **inputs)
+    return {k: float(v) for k, v in trainer.update(
         inputs["images"], inputs["labels"], inputs["z"], inputs["fake_labels"]).items()}
-    run_jax("losses", str(tmp_path / "inputs.npz"), str(tmp_path / "out.json"))
-    jax_metrics = json.load(open(tmp_path / "out.json"))
+
+
+@pytest.fixture(scope="module")
+def jax_run(cifar_like_dir, tmp_path_factory):
+    """Prepares every check, runs them all in one JAX process, returns (tmp, TF side, results)."""
+    tmp = tmp_path_factory.mktemp("jax")
+    tasks, tf_metrics = [], {}
+    for model, loss, n_critic in LOSS_CASES:
+        config = tiny(model, cifar_like_dir, tmp / f"loss_{model}", loss=loss, n_critic=n_critic)
+        path = str(tmp / f"inputs_{model}.npz")
+        tf_metrics[model] = tensorflow_first_step(config, path)
+        tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
+    for model in ("dcgan", "sagan"):
+        config = tiny(model, cifar_like_dir, tmp / f"steps_{model}", attention_res=(16, 32))
+        os.makedirs(config.workdir)
+        tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
+                      "argument": config.to_json()})
+    straight = tiny("dcgan", cifar_like_dir, tmp / "straight", n_critic=2)
+    half = tiny("dcgan", cifar_like_dir, tmp / "resumed", n_critic=2, steps=2)
+    for name, config in (("straight", straight), ("half", half),
+                         ("rest", dataclasses.replace(half, steps=4))):
+        tasks.append({"name": name, "task": "train", "argument": config.to_json()})
+    (tmp / "tasks.json").write_text(json.dumps(tasks))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"),
+                             str(tmp / "tasks.json"), str(tmp / "results.json")],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp, tf_metrics, json.load(open(tmp / "results.json")), result.stdout
+
+
+@pytest.mark.parametrize("model", [case[0] for case in LOSS_CASES])
+def test_first_step_losses_agree_with_tensorflow(jax_run, model):
+    _, tf_metrics, results, _ = jax_run
     for name in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc"):
-        assert jax_metrics[name] == pytest.approx(tf_metrics[name], rel=1e-4, abs=1e-5), name
+        assert results[f"losses_{model}"][name] == pytest.approx(
+            tf_metrics[model][name], rel=1e-4, abs=1e-5), name
 
 
 @pytest.mark.parametrize("model", ["dcgan", "sagan"])
-def test_jax_steps_update_both_networks_and_export_round_trips(cifar_like_dir, tmp_path, model):
-    config = tiny(model, cifar_like_dir, tmp_path, attention_res=(16, 32))
-    run_jax("steps_and_export", write_config(config, tmp_path / "c.json"),
-            str(tmp_path / "out.json"))
-    out = json.load(open(tmp_path / "out.json"))
+def test_jax_steps_update_both_networks_and_export_round_trips(jax_run, model):
+    out = jax_run[2][f"steps_{model}"]
     assert out["step"] == 2 and out["device"].startswith("CPU")
     assert all(np.isfinite(v) for v in out["metrics"].values())
     assert all(out["changed"]["g"])
@@ -83,18 +99,14 @@ def test_jax_steps_update_both_networks_and_export_round_trips(cifar_like_dir, t
     assert -1 <= out["images_range"][0] <= out["images_range"][1] <= 1
 
 
-def test_jax_resume_matches_an_uninterrupted_run(cifar_like_dir, tmp_path):
-    straight = tiny("sagan", cifar_like_dir, tmp_path / "straight", steps=4)
-    run_jax("train", write_config(straight, tmp_path / "straight.json"))
-    half = tiny("sagan", cifar_like_dir, tmp_path / "resumed", steps=2)
-    run_jax("train", write_config(half, tmp_path / "half.json"))
-    output = run_jax("train", write_config(dataclasses.replace(half, steps=4),
-                                           tmp_path / "rest.json")).stdout
-    assert "resumed from" in output and "steps 3..4" in output
-    a = np.load(tmp_path / "straight" / "checkpoints" / "ckpt-4.npz")
-    b = np.load(tmp_path / "resumed" / "checkpoints" / "ckpt-4.npz")
+def test_jax_resume_matches_an_uninterrupted_run(jax_run):
+    tmp, _, _, stdout = jax_run
+    assert "resumed from" in stdout and "steps 3..4" in stdout and "on jax / CPU" in stdout
+    a = np.load(tmp / "straight" / "checkpoints" / "ckpt-4.npz")
+    b = np.load(tmp / "resumed" / "checkpoints" / "ckpt-4.npz")
     assert sorted(a.files) == sorted(b.files)
     for name in a.files:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    records = [json.loads(line) for line in open(tmp_path / "resumed" / "metrics.jsonl")]
+    records = [json.loads(line) for line in open(tmp / "resumed" / "metrics.jsonl")]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert sorted(os.listdir(tmp / "resumed" / "checkpoints")) == ["ckpt-2.npz", "ckpt-4.npz"]

@@ -93,7 +93,7 @@ def test_checkpoint_restores_every_variable(image_dir, tmp_path, model):
     np.testing.assert_array_equal(trained.rng.state.numpy(), restored.rng.state.numpy())
 
 
-@pytest.mark.parametrize("model", ["dcgan", "sagan"])
+@pytest.mark.parametrize("model", ["dcgan"])  # SAGAN's state: test_checkpoint_restores_...
 def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
     straight = tiny_config(model, image_dir, tmp_path / "straight", steps=4)
     train_lib.train(straight)

@@ -1,0 +1,170 @@
+"""Training-speed benchmark: median steps/s, images/s, FLOPs per step and TFLOP/s.
+
+  python bench/bench.py                                   # both models, both backends
+  python bench/bench.py --backends=jax --models=sagan --out=bench/results.json
+
+For every (backend, model, batch size) a worker process (Keras picks its backend once per
+process) builds the trainer on synthetic CIFAR-sized data, compiles the step, then times
+`--repeats` runs of `--steps` steps and reports the median. FLOPs per step are counted by XLA's
+cost analysis of the compiled JAX step (the same networks on both backends), so they need JAX.
+It also times InceptionV3 feature extraction for FID (random weights: speed does not depend on
+them). Prints a table and writes JSON.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# Dense peak throughput of known GPUs, TFLOP/s (FP32 without tensor cores / TF32 / BF16).
+PEAKS = {"H100": {"fp32": 67, "tf32": 495, "bf16": 989}, "H200": {"fp32": 67, "tf32": 495,
+                                                                    "bf16": 989}}
+
+
+def _parse():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--models", default="dcgan,sagan")
+    parser.add_argument("--batch_sizes", default="dcgan:128,sagan:64",
+                        help="model:batch[,model:batch...]")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
+    parser.add_argument("--jit_compile", action="store_true", help="XLA for the TF step")
+    parser.add_argument("--extra", default="", help="more config overrides, key=value,...")
+    parser.add_argument("--fid_images", type=int, default=200, help="0 skips the FID timing")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def _overrides(text):
+    values = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=")
+        values[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") \
+            else value
+    return values
+
+
+def worker(args):
+    """Runs in a process whose KERAS_BACKEND is set: prints one JSON line per measurement."""
+    import keras
+    import numpy as np
+
+    from tfgan_cifar.config import TrainConfig
+    from tfgan_cifar.data import ImageSet
+    from tfgan_cifar.train_lib import make_trainer
+
+    backend = keras.backend.backend()
+    rng = np.random.default_rng(0)
+    data = ImageSet(rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8),
+                    rng.integers(0, 10, 10000).astype(np.int32), [str(i) for i in range(10)],
+                    "synthetic")
+    batch_sizes = dict(item.split(":") for item in args.batch_sizes.split(","))
+    for model in args.models.split(","):
+        workdir = tempfile.mkdtemp(prefix="bench_")
+        config = TrainConfig(model=model, batch_size=int(batch_sizes[model]), workdir=workdir,
+                             jit_compile=args.jit_compile, **_overrides(args.extra)).resolved()
+        trainer = make_trainer(config, data)
+        trainer.start()
+        started = time.perf_counter()
+        for _ in range(args.warmup):
+            trainer.train_step()
+        trainer.pop_metrics()  # waits for the device
+        compile_seconds = time.perf_counter() - started
+        rates = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                trainer.train_step()
+            trainer.pop_metrics()
+            rates.append(args.steps / (time.perf_counter() - started))
+        steps_per_sec = statistics.median(rates)
+        flops = None
+        if backend == "jax":
+            compiled = trainer._train_step.lower(trainer.state, trainer.images,
+                                                 trainer.labels).compile()
+            analysis = compiled.cost_analysis()
+            analysis = analysis[0] if isinstance(analysis, list) else analysis
+            flops = float(analysis.get("flops", 0.0)) or None
+        print(json.dumps({
+            "kind": "train", "backend": backend, "device": trainer.device, "model": model,
+            "batch_size": config.batch_size, "n_critic": config.n_critic,
+            "width": config.width, "attention_res": list(config.attention_res),
+            "steps_per_sec": steps_per_sec, "steps_per_sec_all": rates,
+            "images_per_sec": steps_per_sec * config.batch_size * config.n_critic,
+            "flops_per_step": flops,
+            "tflops": flops * steps_per_sec / 1e12 if flops else None,
+            "warmup_seconds": compile_seconds,
+        }), flush=True)
+    if args.fid_images:
+        from tfgan_cifar.fid import FeatureExtractor
+
+        path = os.path.join(tempfile.mkdtemp(), "inception.weights.h5")
+        keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
+                                       input_shape=(299, 299, 3)).save_weights(path)
+        extractor = FeatureExtractor(path, batch_size=100)
+        images = rng.uniform(-1, 1, (args.fid_images, 32, 32, 3)).astype(np.float32)
+        extractor(images[:100])  # compile
+        rates = []
+        for _ in range(3):
+            started = time.perf_counter()
+            extractor(images)
+            rates.append(len(images) / (time.perf_counter() - started))
+        print(json.dumps({"kind": "fid", "backend": backend, "device": trainer.device,
+                          "images_per_sec": statistics.median(rates)}), flush=True)
+
+
+def main():
+    args = _parse()
+    if args.worker:
+        return worker(args)
+    results = []
+    for backend in args.backends.split(","):
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        command = [sys.executable, os.path.abspath(__file__), "--worker=1", *sys.argv[1:]]
+        process = subprocess.run(command, env=env, capture_output=True, text=True)
+        lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+        if process.returncode != 0:
+            print(f"{backend}: worker failed\n{process.stderr[-2000:]}", file=sys.stderr)
+        results += [json.loads(line) for line in lines]
+    flops = {(r["model"], r["batch_size"]): r["flops_per_step"] for r in results
+             if r["kind"] == "train" and r["flops_per_step"]}
+    print(f"{'backend':<11}{'device':<28}{'model':<7}{'batch':>6}{'steps/s':>10}"
+          f"{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}")
+    for r in results:
+        if r["kind"] == "train":
+            r["flops_per_step"] = r["flops_per_step"] or flops.get((r["model"], r["batch_size"]))
+            r["tflops"] = r["flops_per_step"] * r["steps_per_sec"] / 1e12 \
+                if r["flops_per_step"] else None
+            gflop = f"{r['flops_per_step'] / 1e9:.1f}" if r["flops_per_step"] else "n/a"
+            tflops = f"{r['tflops']:.2f}" if r["tflops"] else "n/a"
+            print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['model']:<7}{r['batch_size']:>6}"
+                  f"{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
+                  f"{tflops:>9}")
+    for r in results:
+        if r["kind"] == "fid":
+            print(f"FID features ({r['backend']}, {r['device']}): {r['images_per_sec']:.1f} "
+                  "images/s at 299x299")
+    peaks = next((p for name, p in PEAKS.items() for r in results if name in r["device"]), None)
+    if peaks:
+        print(f"GPU peak (dense): FP32 {peaks['fp32']}, TF32 {peaks['tf32']}, BF16 "
+              f"{peaks['bf16']} TFLOP/s")
+    with open(args.out, "w") as f:
+        json.dump({"host": platform.node(), "python": platform.python_version(),
+                   "args": {k: v for k, v in vars(args).items() if k != "worker"},
+                   "results": results, "gpu_peak_tflops": peaks}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
