@@ -45,13 +45,13 @@ def weights(trainer):
     return [v.numpy().copy() for v in trainer.generator.weights + trainer.discriminator.weights]
 
 
-@pytest.mark.parametrize("model,loss,n_critic", [
-    ("dcgan", "bce", 1), ("dcgan", "lsgan", 1), ("sagan", "hinge", 2),
-    ("sagan", "wasserstein", 1)])
+@pytest.mark.parametrize("model,loss,n_critic,jit_compile", [
+    ("dcgan", "bce", 1, False), ("dcgan", "lsgan", 2, True), ("sagan", "hinge", 2, False),
+    ("sagan", "wasserstein", 1, False)])
 def test_steps_give_finite_losses_and_update_both_networks(image_dir, tmp_path, model, loss,
-                                                           n_critic):
+                                                           n_critic, jit_compile):
     config = tiny_config(model, image_dir, tmp_path, loss=loss, n_critic=n_critic,
-                         attention_res=(16, 32))
+                         attention_res=(16, 32), jit_compile=jit_compile)
     trainer = TFTrainer(config, data.load_image_folder(image_dir))
     g_before = [v.numpy().copy() for v in trainer.generator.trainable_variables]
     d_before = [v.numpy().copy() for v in trainer.discriminator.trainable_variables]
@@ -167,6 +167,7 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
     for tag in ("loss/generator", "loss/discriminator", "accuracy/d_real", "accuracy/d_fake",
                 "learning_rate/generator", "gamma/generator/attention16"):
         assert tags[tag] == [1, 2, 3], tag
+    assert tags["samples/fixed_noise"] == [3] and tags["attention/16x16"] == [3]
     grid = Image.open(workdir / "samples" / "step_000003.png")
     assert grid.size == (2 * (8 * 34 + 2),) * 2
 
@@ -197,3 +198,17 @@ def test_bad_flags_give_one_line(tmp_path):
     assert process.returncode == 2
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--image_dir" in errors[0] and "is not a directory" in errors[0]
+
+
+@pytest.mark.parametrize("name,cls", [("rmsprop", "RMSprop"), ("sgd", "SGD")])
+def test_other_optimizers_train_with_their_own_learning_rates(image_dir, tmp_path, name, cls):
+    config = tiny_config("dcgan", image_dir, tmp_path, optimizer=name, lr_g=1e-3, lr_d=3e-3)
+    trainer = TFTrainer(config, data.load_image_folder(image_dir))
+    assert type(trainer.g_optimizer).__name__ == cls == type(trainer.d_optimizer).__name__
+    assert trainer.learning_rates() == pytest.approx({"lr_g": 1e-3, "lr_d": 3e-3})
+    before = [v.numpy().copy() for v in trainer.generator.trainable_variables]
+    trainer.start()
+    trainer.train_step()
+    assert np.isfinite(trainer.pop_metrics()["g_loss"])
+    assert any(not np.array_equal(b, v.numpy())
+               for b, v in zip(before, trainer.generator.trainable_variables))

@@ -46,6 +46,8 @@ def define_train_flags():
     flags.DEFINE_list("attention_res", ["16"], "SAGAN: feature-map resolution(s) of the "
                       "self-attention blocks in G and D: 16, 32 or 16,32.")
     flags.DEFINE_enum("loss", None, sorted(LOSSES), f"GAN loss ({_model_default('loss')}).")
+    flags.DEFINE_enum("optimizer", d.optimizer, ["adam", "rmsprop", "sgd"], "Optimizer of both "
+                      "networks, each with its own learning rate (SGD uses --beta1 as momentum).")
     flags.DEFINE_integer("n_critic", None, "Discriminator steps per generator step "
                          f"({_model_default('n_critic')}).")
     flags.DEFINE_float("lr_g", None, f"Generator learning rate ({_model_default('lr_g')}).")

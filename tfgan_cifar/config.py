@@ -41,6 +41,7 @@ class TrainConfig:
     attention_res: tuple = (16,)
     # Objective and optimisation.
     loss: Optional[str] = None
+    optimizer: str = "adam"
     n_critic: Optional[int] = None
     lr_g: Optional[float] = None
     lr_d: Optional[float] = None
@@ -91,6 +92,8 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.optimizer not in ("adam", "rmsprop", "sgd"):
+            raise UserError(f"--optimizer must be adam, rmsprop or sgd, got {self.optimizer}")
         bad = [r for r in self.attention_res if r not in (16, 32)]
         if bad:
             raise UserError(f"--attention_res takes 16, 32 or both (16,32), got {bad}")

@@ -234,10 +234,12 @@ def train(config):
                     log.append("train", step, last)
                     summaries.scalars(step, _summary_tags(last))
                 print(progress_line(step, config.steps, speed, metrics), flush=True)
+            side_work = time.perf_counter()
             if config.sample_every and step % config.sample_every == 0 and step > logged_until:
                 save_sample_grid(trainer, config, step, summaries, z, labels)
             if evaluation.due(step):
                 evaluation.run(trainer, step)
+            last_time += time.perf_counter() - side_work  # steps/s counts training time only
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 trainer.save()
             if stop.requested:
@@ -251,10 +253,4 @@ def train(config):
     plots.plot_losses(log.records(), os.path.join(config.workdir, "losses.png"))
     print(f"finished {config.steps} steps; checkpoint {path}", flush=True)
     return last
-
-
-def read_config(workdir):
-    """The resolved config a run directory was trained with."""
-    with open(os.path.join(workdir, CONFIG_FILE)) as f:
-        return TrainConfig.from_json(f.read())
 
