@@ -41,9 +41,17 @@ def steps_and_export(config):
     config = TrainConfig.from_json(config)
     trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
     before = {k: [np.asarray(v) for v in trainer.state[k]] for k in ("g", "d")}
+    history = [before["g"]]
     for _ in range(2):
         trainer.train_step()
+        history.append([np.asarray(v) for v in trainer.state["g"]])
     metrics = trainer.pop_metrics()
+    ema_deviation = None
+    if config.ema_decay:  # ema_k = d^k w_0 + (1 - d) sum_{j=1..k} d^(k-j) w_j
+        d, k = config.ema_decay, len(history) - 1
+        ema_deviation = max(float(np.abs(np.asarray(value) - (d ** k * history[0][i] + sum(
+            (1 - d) * d ** (k - j) * history[j][i] for j in range(1, k + 1)))).max())
+            for i, value in enumerate(trainer.state["ema"]))
     changed = {k: [bool(not np.array_equal(a, np.asarray(b)))
                    for a, b in zip(before[k], trainer.state[k])] for k in ("g", "d")}
     z = np.random.default_rng(0).standard_normal((3, config.z_dim)).astype("float32")
@@ -56,7 +64,7 @@ def steps_and_export(config):
     return {"metrics": metrics, "changed": changed, "step": trainer.step,
             "export_max_diff": float(np.abs(images - expected).max()),
             "images_range": [float(expected.min()), float(expected.max())],
-            "device": trainer.device}
+            "device": trainer.device, "ema_deviation": ema_deviation}
 
 
 def train(config):

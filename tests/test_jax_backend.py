@@ -59,8 +59,9 @@ def jax_run(cifar_like_dir, tmp_path_factory):
         path = str(tmp / f"inputs_{model}.npz")
         tf_metrics[model] = tensorflow_first_step(config, path)
         tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
-    for model in ("dcgan", "sagan"):
-        config = tiny(model, cifar_like_dir, tmp / f"steps_{model}", attention_res=(16, 32))
+    for model, ema_decay in (("dcgan", 0.5), ("sagan", 0.0)):
+        config = tiny(model, cifar_like_dir, tmp / f"steps_{model}", attention_res=(16, 32),
+                      ema_decay=ema_decay)
         os.makedirs(config.workdir)
         tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
                       "argument": config.to_json()})
@@ -110,3 +111,11 @@ def test_jax_resume_matches_an_uninterrupted_run(jax_run):
     records = [json.loads(line) for line in open(tmp / "resumed" / "metrics.jsonl")]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert sorted(os.listdir(tmp / "resumed" / "checkpoints")) == ["ckpt-2.npz", "ckpt-4.npz"]
+
+
+
+def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):
+    out = jax_run[2]["steps_dcgan"]  # trained with --ema_decay=0.5
+    assert out["ema_deviation"] < 1e-5
+    assert out["export_max_diff"] < 1e-5  # the exported .keras model samples like generate()
+    assert jax_run[2]["steps_sagan"]["ema_deviation"] is None

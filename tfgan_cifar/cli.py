@@ -55,6 +55,9 @@ def define_train_flags():
     flags.DEFINE_float("beta1", None, f"Adam beta1 ({_model_default('beta1')}).")
     flags.DEFINE_float("beta2", None, f"Adam beta2 ({_model_default('beta2')}).")
     flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the training step with XLA.")
+    flags.DEFINE_float("ema_decay", d.ema_decay, "Keep an exponential moving average of G's "
+                       "weights with this decay (e.g. 0.999) and use it for samples, FID and "
+                       "export; 0 turns it off.")
     flags.DEFINE_integer("log_every", d.log_every, "Log losses and print progress every N steps.")
     flags.DEFINE_integer("sample_every", d.sample_every, "Write the fixed-noise 8x8 sample grid "
                          "every N steps (0: never).")

@@ -48,6 +48,7 @@ class TrainConfig:
     beta1: Optional[float] = None
     beta2: Optional[float] = None
     jit_compile: bool = False
+    ema_decay: float = 0.0
     # Cadences, in generator steps.
     log_every: int = 100
     sample_every: int = 1000
@@ -92,6 +93,8 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"--ema_decay must be in [0, 1) (0 turns it off), got {self.ema_decay}")
         if self.optimizer not in ("adam", "rmsprop", "sgd"):
             raise UserError(f"--optimizer must be adam, rmsprop or sgd, got {self.optimizer}")
         bad = [r for r in self.attention_res if r not in (16, 32)]

@@ -69,6 +69,9 @@ class JaxTrainer:
             "step": jnp.zeros((), jnp.int32),
             "sums": {name: jnp.zeros((), jnp.float32) for name in METRICS},
             "count": jnp.zeros((), jnp.float32),
+            # A copy: donated state must not hold the same buffer twice.
+            "ema": [jnp.array(v) for v in _values(G.trainable_variables)]
+            if self.config.ema_decay else [],
         }
 
     def sync_to_models(self):
@@ -207,6 +210,10 @@ class JaxTrainer:
         images = jnp.stack([b[0] for b in batches])
         labels = jnp.stack([b[1] for b in batches])
         state, metrics = self.update(state, images, labels, z, fake_labels)
+        if self.config.ema_decay:
+            decay = self.config.ema_decay
+            state = {**state, "ema": [
+                decay * e + (1.0 - decay) * w for e, w in zip(state["ema"], state["g"])]}
         sums = {k: state["sums"][k] + metrics[k].astype(jnp.float32) for k in METRICS}
         return {**state, "key": jax.random.key_data(key), "step": state["step"] + 1,
                 "sums": sums, "count": state["count"] + 1}
@@ -243,17 +250,29 @@ class JaxTrainer:
 
     def generate(self, z, labels, batch_size=500):
         """Images in [-1, 1] (numpy) from G in inference mode, computed in chunks."""
-        g, g_nt = self.state["g"], self.state["g_nt"]
+        g, g_nt = self._sampling_weights()
         return np.concatenate([
             np.asarray(self._generate(g, g_nt, jnp.asarray(z[i:i + batch_size]),
                                       jnp.asarray(labels[i:i + batch_size])))
             for i in range(0, len(z), batch_size)])
 
+    def _sampling_weights(self):
+        """(trainable, non-trainable) weights of the G that samples: the EMA weights when
+        --ema_decay is set, with G's own batch-norm statistics and spectral-norm vectors."""
+        if self.config.ema_decay:
+            return self.state["ema"], self.state["g_nt"]
+        return self.state["g"], self.state["g_nt"]
+
     def generate_with_attention(self, z, labels):
-        self.sync_to_models()
-        images, maps = self.generator(z, labels, training=False, return_attention=True)
+        images, maps = self.export_generator()(z, labels, training=False, return_attention=True)
         return np.asarray(images), {r: np.asarray(m) for r, m in maps.items()}
 
     def export_generator(self):
+        """G with the weights to sample and export (the EMA ones when --ema_decay is set)."""
         self.sync_to_models()
+        g, g_nt = self._sampling_weights()
+        for variable, value in zip(self.generator.trainable_variables, g):
+            variable.assign(value)
+        for variable, value in zip(self.generator.non_trainable_variables, g_nt):
+            variable.assign(value)
         return self.generator

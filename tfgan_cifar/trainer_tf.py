@@ -44,6 +44,12 @@ class TFTrainer:
         # Slots are created lazily in Keras 3: build them so a checkpoint restores into them.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
+        # With --ema_decay, evaluation, samples and export use a moving average of G's weights.
+        self.ema_generator = None
+        if config.ema_decay:
+            self.ema_generator = build_models(config)[0].build_weights()
+            for ema, variable in zip(self.ema_generator.variables, self.generator.variables):
+                ema.assign(variable)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = tf.random.Generator.from_seed(config.seed)
         # Keras 3 layers kept in Python lists are invisible to TF's object-graph tracking, so
@@ -54,6 +60,8 @@ class TFTrainer:
             g_optimizer=by_position(self.g_optimizer.variables),
             d_optimizer=by_position(self.d_optimizer.variables),
             step=self.step, rng=self.rng,
+            **({"ema_generator": by_position(self.ema_generator.variables)}
+               if self.ema_generator else {}),
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.workdir, "checkpoints"),
@@ -65,7 +73,8 @@ class TFTrainer:
         self._next_and_update = tf.function(self._next_and_update_eager)
         self._iterator = None
         self._generate = tf.function(
-            lambda z, labels: self.generator(z, labels, training=False), reduce_retracing=True)
+            lambda z, labels: self.export_generator()(z, labels, training=False),
+            reduce_retracing=True)
 
     @property
     def device(self):
@@ -107,10 +116,22 @@ class TFTrainer:
         z = self.rng.normal((*shape, config.z_dim))
         fake_labels = self.rng.uniform(shape, 0, config.num_classes, dtype=tf.int32)
         metrics = self.update(images, labels, z, fake_labels)
+        if self.ema_generator is not None:
+            self._update_ema()
         for name in METRICS:
             self._sums[name].assign_add(tf.cast(metrics[name], tf.float32))
         self._count.assign_add(1.0)
         self.step.assign_add(1)
+
+    def _update_ema(self):
+        """ema <- decay * ema + (1 - decay) * w for G's weights; statistics are copied."""
+        decay = self.config.ema_decay
+        trainable = {id(v) for v in self.generator.trainable_variables}
+        for ema, variable in zip(self.ema_generator.variables, self.generator.variables):
+            if id(variable) in trainable:
+                ema.assign(decay * ema + (1.0 - decay) * variable)
+            else:
+                ema.assign(variable)
 
     def update(self, images, labels, z, fake_labels):
         """One G step after n_critic D steps, on given batches and noise.
@@ -167,9 +188,9 @@ class TFTrainer:
 
     def generate_with_attention(self, z, labels):
         """(images, {resolution: attention [N, positions, positions]}) from a SAGAN generator."""
-        images, maps = self.generator(z, labels, training=False, return_attention=True)
+        images, maps = self.export_generator()(z, labels, training=False, return_attention=True)
         return np.asarray(images), {r: np.asarray(m) for r, m in maps.items()}
 
     def export_generator(self):
-        """The generator model holding the weights to export."""
-        return self.generator
+        """The generator to sample and export: the EMA one when --ema_decay is set."""
+        return self.ema_generator or self.generator
