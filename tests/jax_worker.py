@@ -1,16 +1,30 @@
 """Runs JAX-backend checks in one process of its own (Keras picks its backend once per process).
 
+TensorFlow is made unimportable here, so the checks also prove that JAX training needs none.
+
   KERAS_BACKEND=jax python tests/jax_worker.py TASKS.json RESULTS.json
 
 TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train", ...};
 RESULTS.json maps each name to what its task measured.
 """
 
+import importlib.abc
 import json
 import os
 import sys
 
-import numpy as np
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    """Makes `import tensorflow` fail, as on a machine with JAX and no TensorFlow."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "tensorboard"):
+            raise ImportError(f"{name} is blocked: this worker runs as if it were not installed")
+
+
+sys.meta_path.insert(0, _NoTensorFlow())
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,7 +1,6 @@
 """TensorBoard summaries, written whenever TensorFlow (with tensorboard) is importable."""
 
 import numpy as np
-from absl import logging
 
 
 class Summaries:
@@ -14,8 +13,8 @@ class Summaries:
             self._tf = tf
             self._writer = tf.summary.create_file_writer(logdir)
         except ImportError:
-            logging.warning("TensorFlow is not installed: no TensorBoard summaries for this run "
-                            "(metrics.jsonl and the PNG files are still written)")
+            print("TensorFlow is not installed: no TensorBoard summaries for this run "
+                  "(metrics.jsonl and the PNG files are still written)", flush=True)
             self._tf = self._writer = None
 
     @property
