@@ -1,4 +1,9 @@
-"""FID, KID, Inception features and the reference-statistics cache."""
+"""FID, KID, streaming statistics, Inception features and the reference-statistics cache."""
+
+import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,79 +16,228 @@ def _stats(features):
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def _exact_fid(mu1, s1, mu2, s2):
+    """Independent formula: tr (S1 S2)^(1/2) = sum of sqrt eigenvalues of S1^(1/2) S2 S1^(1/2)."""
+    values, vectors = np.linalg.eigh(s1)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    inner = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+    return np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * inner
+
+
+def _random_covariance(rng, dim):
+    a = rng.standard_normal((dim, dim))
+    return a @ a.T / dim + 0.1 * np.eye(dim)
+
+
+# Fréchet distance.
+
 def test_fid_of_a_set_against_itself_is_zero():
-    features = np.random.default_rng(0).standard_normal((500, 16))
-    mu, sigma = _stats(features)
-    assert fid.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+    mu, sigma = _stats(np.random.default_rng(0).standard_normal((500, 16)) * 3 + 1)
+    assert abs(fid.frechet_distance(mu, sigma, mu, sigma)) < 1e-8 * np.trace(sigma)
 
 
-def test_fid_of_two_gaussians_matches_the_closed_form():
+def test_fid_of_one_dimensional_gaussians():
+    # (m1 - m2)^2 + (s1 - s2)^2 for standard deviations s1 = 2, s2 = 3.
+    assert fid.frechet_distance([1.0], [[4.0]], [-1.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+
+
+def test_fid_of_diagonal_and_rotated_gaussians_matches_the_closed_form():
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 2.0])
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 0.25])
-    # Diagonal covariances: ||mu1 - mu2||^2 + sum (sqrt(a) - sqrt(b))^2.
-    expected = 5.0 + ((1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 0.5) ** 2)
+    expected = 5.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)  # = 5 + 1 + 1 + 6.25
+    assert expected == pytest.approx(13.25)
     assert fid.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected)
-    # Rotating both covariances by the same orthogonal matrix leaves the distance unchanged.
+    # Full-rank, non-diagonal covariances sharing eigenvectors: the same closed form.
     q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))
     rotated = fid.frechet_distance(q @ mu1, q @ np.diag(a) @ q.T, q @ mu2, q @ np.diag(b) @ q.T)
-    assert rotated == pytest.approx(expected, rel=1e-6)
+    assert rotated == pytest.approx(expected, rel=1e-9)
 
 
-def test_fid_matches_a_direct_scipy_computation():
+def test_fid_of_non_commuting_covariances_matches_an_eigenvalue_formula():
     rng = np.random.default_rng(2)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    s1, s2 = _random_covariance(rng, 6), _random_covariance(rng, 6)
+    assert not np.allclose(s1 @ s2, s2 @ s1)
+    value = fid.frechet_distance(mu1, s1, mu2, s2)
+    assert value == pytest.approx(_exact_fid(mu1, s1, mu2, s2), rel=1e-9)
+    assert value == pytest.approx(fid.frechet_distance(mu2, s2, mu1, s1), rel=1e-9)  # symmetric
+
+
+def test_fid_matches_a_direct_scipy_computation_on_random_features():
+    rng = np.random.default_rng(3)
     x, y = rng.standard_normal((200, 64)), rng.standard_normal((200, 64)) * 1.3 + 0.2
     (mu1, s1), (mu2, s2) = _stats(x), _stats(y)
     direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
-    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(direct, rel=1e-6)
-
-
-def test_fid_with_fewer_samples_than_dimensions_is_finite():
-    rng = np.random.default_rng(3)
-    (mu1, s1), (mu2, s2) = _stats(rng.standard_normal((10, 32))), _stats(
-        rng.standard_normal((10, 32)))
     value = fid.frechet_distance(mu1, s1, mu2, s2)
-    assert np.isfinite(value) and value > 0
+    assert value == pytest.approx(direct, rel=1e-8)
+    assert value == pytest.approx(_exact_fid(mu1, s1, mu2, s2), rel=1e-6)
 
 
-def test_kid_is_near_zero_for_equal_distributions_and_positive_for_shifted_ones():
+def test_fid_with_fewer_samples_than_dimensions_is_finite_and_right():
     rng = np.random.default_rng(4)
-    a, b = rng.standard_normal((400, 32)), rng.standard_normal((400, 32))
-    same, same_err = fid.kernel_inception_distance(a, b, num_subsets=20, subset_size=200)
-    shifted, shifted_err = fid.kernel_inception_distance(a, b + 1.0, num_subsets=20,
-                                                         subset_size=200)
-    assert abs(same) < 3 * same_err + 1e-3
-    assert shifted > 10 * abs(same) and shifted > 5 * shifted_err > 0
+    (mu1, s1), (mu2, s2) = (_stats(np.maximum(rng.standard_normal((10, 32)), 0))
+                            for _ in range(2))
+    assert np.linalg.matrix_rank(s1) < 32
+    value = fid.frechet_distance(mu1, s1, mu2, s2)
+    assert np.isfinite(value) and value == pytest.approx(_exact_fid(mu1, s1, mu2, s2), rel=1e-5)
 
+
+def test_a_non_finite_square_root_is_retried_with_eps_on_the_diagonals(monkeypatch, caplog):
+    real_sqrtm, calls = scipy.linalg.sqrtm, []
+
+    def fails_once(matrix):
+        calls.append(matrix)
+        return np.full(matrix.shape, np.inf) if len(calls) == 1 else real_sqrtm(matrix)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", fails_once)
+    a, b = np.array([1.0, 4.0]), np.array([4.0, 1.0])
+    with caplog.at_level(logging.WARNING):
+        value = fid.frechet_distance(np.zeros(2), np.diag(a), np.zeros(2), np.diag(b), eps=1e-3)
+    np.testing.assert_allclose(calls[1], np.diag((a + 1e-3) * (b + 1e-3)))
+    # The traces keep the given covariances; only the square root sees the offset.
+    assert value == pytest.approx(np.sum(a + b - 2 * np.sqrt((a + 1e-3) * (b + 1e-3))))
+    assert "retrying" in caplog.text
+
+
+def test_a_large_imaginary_part_is_reported_with_its_magnitude(caplog):
+    # S1 S2 = diag(1, -1): its square root diag(1, i) has an imaginary part of 1.
+    with caplog.at_level(logging.WARNING):
+        value = fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
+    assert value == pytest.approx(1.0 - 1.0 + 2.0 - 2.0 * 1.0)
+    assert "imaginary part of up to 1" in caplog.text
+
+
+def test_non_finite_statistics_give_nan_and_mismatched_ones_an_error():
+    assert np.isnan(fid.frechet_distance([np.nan], [[1.0]], [0.0], [[1.0]]))
+    with pytest.raises(ValueError, match="mismatched"):
+        fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+# Kernel inception distance.
+
+def _unbiased_mmd2(x, y):
+    d = x.shape[1]
+    kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+    m, n = len(x), len(y)
+    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+            - 2 * kxy.mean())
+
+
+def test_kid_over_one_full_subset_is_the_unbiased_mmd():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((60, 8)), rng.standard_normal((60, 8)) + 0.3
+    value, err = fid.kernel_inception_distance(x, y, num_subsets=1, subset_size=1000)
+    assert value == pytest.approx(_unbiased_mmd2(x, y), rel=1e-10) and err == 0.0
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_shifted_ones():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((400, 32)), rng.standard_normal((300, 32))
+    same, same_err = fid.kernel_inception_distance(a, b, num_subsets=20, subset_size=200)
+    shifted, shifted_err = fid.kernel_inception_distance(a, b + 0.5, num_subsets=20,
+                                                         subset_size=200)
+    assert same_err > 0 and shifted_err > 0
+    # Overlapping subsets make the standard error optimistic: compare with the shifted case.
+    assert abs(same) < 0.05 * shifted and shifted > 10 * shifted_err
+    half, _ = fid.kernel_inception_distance(a, b + 0.25, num_subsets=20, subset_size=200)
+    assert abs(same) < half < shifted
+    # Subsets are capped by the smaller set; the seed makes the draw reproducible.
+    small = fid.kernel_inception_distance(a, b[:50] + 0.5, num_subsets=5, subset_size=1000, seed=3)
+    assert small == fid.kernel_inception_distance(a, b[:50] + 0.5, num_subsets=5, seed=3)
+    assert small[0] > 0
+
+
+# Streaming statistics.
 
 def test_streaming_stats_equal_numpy_and_cap_kid_features():
-    features = np.random.default_rng(5).standard_normal((300, 8))
+    features = np.random.default_rng(7).standard_normal((300, 8)) * 2 + 1e4  # large offset
     stats = fid.FeatureStats(max_kid_features=120)
     for chunk in np.array_split(features, 7):
         stats.update(chunk)
+    stats.update(np.zeros((0, 8)))
     mu, sigma = _stats(features)
-    np.testing.assert_allclose(stats.mean(), mu, atol=1e-12)
-    np.testing.assert_allclose(stats.covariance(), sigma, atol=1e-10)
-    assert stats.count == 300 and stats.kid_features().shape == (120, 8)
+    np.testing.assert_allclose(stats.mean(), mu, rtol=1e-13)
+    np.testing.assert_allclose(stats.covariance(), sigma, rtol=1e-9, atol=1e-9)
+    assert stats.count == 300
+    kept = stats.kid_features()
+    assert kept.shape == (120, 8) and kept.dtype == np.float32
+    np.testing.assert_allclose(kept, features[:120], rtol=1e-6)
 
 
-def test_feature_extractor_from_a_local_weights_file(inception_weights_file):
-    extractor = fid.FeatureExtractor(inception_weights_file, batch_size=2)
-    images = np.random.default_rng(6).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
+def test_stats_need_two_rows_for_a_covariance():
+    stats = fid.FeatureStats()
+    assert stats.kid_features().shape[0] == 0
+    stats.update(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.covariance()
+
+
+# Inception features (a randomly initialised network saved to a local weights file).
+
+@pytest.fixture(scope="module")
+def extractor(inception_weights_file):
+    return fid.FeatureExtractor(inception_weights_file, batch_size=2)
+
+
+def test_features_from_a_local_weights_file(extractor, inception_weights_file):
+    images = np.random.default_rng(8).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     features = extractor(images)
     assert features.shape == (5, 2048) and features.dtype == np.float64
-    np.testing.assert_array_equal(features, extractor(images))
-    other_batching = fid.FeatureExtractor(inception_weights_file, batch_size=5)(images)
-    np.testing.assert_allclose(features, other_batching, rtol=1e-4, atol=1e-4)
-    assert extractor.cache_key["weights"]["path"].endswith("inception_v3_notop.weights.h5")
+    assert np.all(np.isfinite(features)) and np.std(features) > 0
+    assert not np.allclose(features[0], features[1])
+    np.testing.assert_array_equal(features, extractor(images))  # deterministic
+    extractor.batch_size = 5
+    try:
+        # A random network's features are small (~1e-3): scale the absolute tolerance.
+        scale = np.abs(features).max()
+        np.testing.assert_allclose(extractor(images), features, rtol=1e-4, atol=1e-4 * scale)
+    finally:
+        extractor.batch_size = 2
+    assert extractor(images[:0]).shape == (0, 2048)
+    weights = extractor.cache_key["weights"]
+    assert weights["path"] == os.path.abspath(inception_weights_file)
+    assert weights["bytes"] == os.path.getsize(inception_weights_file)
+    assert extractor.cache_key["resize"] == "bilinear"
+
+
+def test_images_outside_minus_one_one_are_refused(extractor):
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        extractor(np.full((1, 32, 32, 3), 255.0))
+    with pytest.raises(ValueError, match="N, H, W, 3"):
+        extractor(np.zeros((32, 32, 3)))
 
 
 def test_missing_weights_file_is_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="--inception_weights=.*is not a file"):
+    with pytest.raises(ValueError, match="--inception_weights=.*is not a file") as info:
         fid.FeatureExtractor(str(tmp_path / "missing.h5"))
+    assert "\n" not in str(info.value)
 
+
+def test_an_unloadable_weights_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "inception.weights.h5"
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="--inception_weights=.*not loadable") as info:
+        fid.FeatureExtractor(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_a_failed_download_names_the_flag_on_one_line(monkeypatch):
+    def offline(*args, **kwargs):
+        assert kwargs["weights"] == "imagenet"
+        raise OSError("URL fetch failure:\n[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(fid.keras.applications, "InceptionV3", offline)
+    with pytest.raises(fid.InceptionWeightsUnavailable) as info:
+        fid.FeatureExtractor()
+    message = str(info.value)
+    assert "\n" not in message and "--inception_weights=PATH" in message
+    assert "evaluation needs" in message and "name resolution" in message
+
+
+# Reference-statistics cache and metrics (a cheap fake extractor).
 
 class FakeExtractor:
-    """Features = mean colour, repeated: cheap and deterministic."""
+    """Features = per-image mean colour and its square, 6-d: cheap and deterministic."""
 
     def __init__(self, tag="a"):
         self.cache_key = {"fake": tag}
@@ -91,12 +245,17 @@ class FakeExtractor:
 
     def __call__(self, images):
         self.calls += 1
-        return np.repeat(np.asarray(images).mean(axis=(1, 2)), 4, axis=1).astype(np.float64)
+        colour = np.asarray(images, np.float64).mean(axis=(1, 2))
+        return np.concatenate([colour, colour ** 2], axis=1)
+
+
+def _images(n, seed=9, offset=0.0):
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.uniform(-1, 1, (n, 4, 4, 3)) + offset, -1, 1).astype(np.float32)
 
 
 def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path):
-    images = np.random.default_rng(7).uniform(-1, 1, (40, 32, 32, 3)).astype(np.float32)
-    loads = []
+    images, loads = _images(40), []
 
     def images_fn():
         loads.append(1)
@@ -104,38 +263,107 @@ def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path)
 
     extractor = FakeExtractor()
     first = fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
-    assert first.num_samples == 30 and len(loads) == 1
+    mu, sigma = _stats(extractor(images[:30]))
+    np.testing.assert_allclose(first.mu, mu, atol=1e-12)
+    np.testing.assert_allclose(first.sigma, sigma, atol=1e-12)
+    assert first.num_samples == 30 and first.kid_features.shape == (30, 6)
+    assert first.key["source"] == {"source": "x"} and first.key["num_samples"] == 30
+    calls = extractor.calls
+
     again = fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
-    assert len(loads) == 1 and extractor.calls == 1  # read from disk
+    assert len(loads) == 1 and extractor.calls == calls  # read from disk
+    np.testing.assert_array_equal(first.mu, again.mu)
     np.testing.assert_array_equal(first.sigma, again.sigma)
-    fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 40)
+    np.testing.assert_array_equal(first.kid_features, again.kid_features)
+    assert again.num_samples == 30 and again.key == first.key
+
+    assert fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path,
+                                    40).num_samples == 40
     fid.reference_statistics(images_fn, {"source": "y"}, extractor, tmp_path, 30)
     fid.reference_statistics(images_fn, {"source": "x"}, FakeExtractor("b"), tmp_path, 30)
     assert len(loads) == 4
-    assert len(list(tmp_path.glob("*.npz"))) == 4 and not list(tmp_path.glob("*.tmp*"))
+    assert len(list(tmp_path.glob("fid_ref_*.npz"))) == 4
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in tmp_path.glob("fid_ref_*.npz"))
 
 
-def test_corrupt_cache_is_recomputed(tmp_path):
-    images = np.zeros((4, 32, 32, 3), np.float32)
+def test_corrupt_cache_is_recomputed_with_a_warning(tmp_path, caplog):
     extractor = FakeExtractor()
-    fid.reference_statistics(lambda: images, {"s": 1}, extractor, tmp_path, 4)
-    for path in tmp_path.glob("*.npz"):
-        path.write_bytes(b"garbage")
-    result = fid.reference_statistics(lambda: images, {"s": 1}, extractor, tmp_path, 4)
-    assert extractor.calls == 2 and result.num_samples == 4
+    first = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
+    (path,) = (tmp_path / "c").glob("*.npz")
+    path.write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        result = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor,
+                                          tmp_path / "c", 8)
+    assert extractor.calls == 2 and "recomputing" in caplog.text
+    np.testing.assert_array_equal(result.sigma, first.sigma)
+    again = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
+    assert extractor.calls == 2 and again.num_samples == 8  # the rewritten file is readable
+
+
+def test_reference_cache_with_the_real_extractor(extractor, tmp_path):
+    images = _images(4, seed=10)
+    calls = []
+
+    def counting(batch):
+        calls.append(len(batch))
+        return extractor(batch)
+
+    counting.cache_key = extractor.cache_key
+    first = fid.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
+    assert calls == [4] and first.mu.shape == (2048,) and first.sigma.shape == (2048, 2048)
+    np.testing.assert_allclose(first.mu, extractor(images).mean(axis=0), rtol=1e-6, atol=1e-9)
+    again = fid.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
+    assert calls == [4]
+    np.testing.assert_array_equal(again.sigma, first.sigma)
 
 
 def test_compute_metrics_streams_samples_in_chunks(tmp_path):
-    rng = np.random.default_rng(8)
-    reference = fid.reference_statistics(
-        lambda: rng.uniform(-1, 1, (50, 32, 32, 3)), {"s": 2}, FakeExtractor(), tmp_path, 50)
+    reference = fid.reference_statistics(lambda: _images(60), {"s": 2}, FakeExtractor(),
+                                         tmp_path, 60)
+    generated = _images(23, seed=11, offset=0.3)
     requested = []
 
     def sample(n):
+        start = sum(requested)
         requested.append(n)
-        return rng.uniform(-1, 1, (n, 32, 32, 3)) + 0.5
+        return generated[start:start + n]
 
     result = fid.compute_metrics(sample, 23, FakeExtractor(), reference, batch_size=10)
     assert requested == [10, 10, 3]
-    assert set(result) == {"fid", "kid", "kid_std", "num_samples"}
-    assert result["num_samples"] == 23 and result["fid"] > 0.1
+    assert set(result) == {"fid", "kid", "kid_std", "num_samples"} and result["num_samples"] == 23
+    mu, sigma = _stats(FakeExtractor()(generated))
+    assert result["fid"] == pytest.approx(
+        fid.frechet_distance(mu, sigma, reference.mu, reference.sigma), rel=1e-9)
+    assert result["fid"] > 0.01 and result["kid"] > 0 and result["kid_std"] > 0
+    assert all(isinstance(result[k], float) for k in ("fid", "kid", "kid_std"))
+
+    same = fid.compute_metrics(lambda n: _images(60)[:n], 60, FakeExtractor(), reference)
+    assert abs(same["fid"]) < 1e-9  # the reference images themselves
+
+
+def test_fid_module_runs_under_the_jax_backend_without_tensorflow(tmp_path):
+    script = """
+import importlib.abc, sys
+class NoTF(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("blocked")
+sys.meta_path.insert(0, NoTF())
+import numpy as np, keras
+from tfgan_cifar import fid
+assert keras.backend.backend() == "jax"
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((50, 4)), rng.standard_normal((50, 4)) + 1
+stats = fid.FeatureStats()
+stats.update(a)
+print(fid.frechet_distance(stats.mean(), stats.covariance(), b.mean(0), np.cov(b, rowvar=False)))
+x = keras.ops.image.resize(np.zeros((1, 8, 8, 3), np.float32), (16, 16))
+print(tuple(x.shape), "tensorflow" in sys.modules)
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    value, shape = out.stdout.splitlines()[-2:]
+    assert float(value) > 3 and shape == "(1, 16, 16, 3) False"

@@ -1,15 +1,17 @@
 """FID and KID from the 2048-d pool features of Keras's InceptionV3 (ImageNet weights).
 
-Backend-neutral (keras, keras.ops, NumPy, SciPy). Images in [-1, 1] are resized to 299x299,
-which is what `inception_v3.preprocess_input` expects, and scored in float64. Reference
-statistics are cached on disk under a hash of everything they depend on.
+Numbers from here are "FID (Keras InceptionV3)": not comparable with the TTUR / pytorch-fid
+numbers of papers, which use the 2015 Inception graph. Backend-neutral (keras, keras.ops,
+NumPy, SciPy). Reference statistics are cached on disk under a hash of what they depend on.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -18,30 +20,54 @@ from absl import logging
 
 INPUT_SIZE = 299
 FEATURES = 2048
+CACHE_FORMAT = 1
 
 
 class InceptionWeightsUnavailable(Exception):
     """The ImageNet weights could not be downloaded and no local file was given."""
 
 
+def _one_line(error, limit=160):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class FeatureExtractor:
-    """InceptionV3 (include_top=False, average pooling) as a function images -> features."""
+    """InceptionV3 (no top, average pooling) as a function: images in [-1, 1] -> features."""
 
     def __init__(self, weights_path=None, batch_size=50, resize_method="bilinear"):
-        if weights_path is not None and not os.path.isfile(weights_path):
-            raise ValueError(f"--inception_weights={weights_path} is not a file")
+        """Builds the network.
+
+        Args:
+            weights_path: a local InceptionV3 notop weights file (`*.h5` for the Keras 2 /
+                ImageNet release, `*.weights.h5` for Keras 3 `save_weights`), or None to use
+                the ImageNet weights from the Keras cache, downloading them if needed.
+            batch_size: images per forward pass.
+            resize_method: `keras.ops.image.resize` interpolation used to reach 299x299.
+
+        Raises:
+            InceptionWeightsUnavailable: weights_path is None and the download failed.
+            ValueError: weights_path is not a file, or not loadable InceptionV3 notop weights.
+        """
+        if weights_path is not None:
+            weights_path = os.path.expanduser(str(weights_path))
+            if not os.path.isfile(weights_path):
+                raise ValueError(f"--inception_weights={weights_path} is not a file")
         try:
             self.model = keras.applications.InceptionV3(
                 include_top=False, weights=weights_path or "imagenet", pooling="avg",
                 input_shape=(INPUT_SIZE, INPUT_SIZE, 3))
-        except Exception as error:  # a failed download raises several kinds of errors
-            if weights_path is not None:
-                raise
-            raise InceptionWeightsUnavailable(
-                "could not download the InceptionV3 ImageNet weights "
-                f"({type(error).__name__}); pass --inception_weights=PATH (a local "
-                "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)") from error
-        self.batch_size = batch_size
+        except Exception as error:  # downloads and loaders raise many kinds of errors
+            if weights_path is None:
+                raise InceptionWeightsUnavailable(
+                    f"could not download the InceptionV3 ImageNet weights ({_one_line(error)}); "
+                    "FID/KID evaluation needs them: pass --inception_weights=PATH, a local "
+                    "InceptionV3 notop .h5 / .weights.h5 file") from error
+            raise ValueError(
+                f"--inception_weights={weights_path} is not loadable InceptionV3 notop weights "
+                f"(Keras reads *.h5 as Keras 2 files, *.weights.h5 as Keras 3 files): "
+                f"{_one_line(error)}") from error
+        self.batch_size = int(batch_size)
         self.resize_method = resize_method
         if weights_path is None:
             weights = "imagenet"
@@ -52,80 +78,138 @@ class FeatureExtractor:
         self.cache_key = {"weights": weights, "resize": resize_method, "size": INPUT_SIZE}
 
     def __call__(self, images):
-        """Features (N, 2048) float64 of images (N, H, W, 3) in [-1, 1]."""
+        """Features of a batch of images.
+
+        Args:
+            images: array (N, H, W, 3) of floats in [-1, 1], any H and W.
+
+        Returns:
+            float64 array (N, 2048).
+        """
         images = np.asarray(images, np.float32)
-        chunks = []
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected images of shape (N, H, W, 3), got {images.shape}")
+        if images.size and (images.min() < -1.001 or images.max() > 1.001):
+            raise ValueError(f"expected images in [-1, 1], got values in [{images.min():.3g}, "
+                             f"{images.max():.3g}] (map [0, 255] with x / 127.5 - 1)")
+        features = [np.zeros((0, FEATURES))]
         for start in range(0, len(images), self.batch_size):
             x = keras.ops.image.resize(images[start:start + self.batch_size],
-                                       (INPUT_SIZE, INPUT_SIZE),
-                                       interpolation=self.resize_method)
-            x = keras.ops.clip(x, -1.0, 1.0)
-            chunks.append(keras.ops.convert_to_numpy(self.model(x, training=False)))
-        if not chunks:
-            return np.zeros((0, FEATURES))
-        return np.concatenate(chunks).astype(np.float64)
+                                       (INPUT_SIZE, INPUT_SIZE), interpolation=self.resize_method)
+            x = keras.ops.clip(x, -1.0, 1.0)  # bicubic and lanczos overshoot
+            features.append(np.asarray(self.model.predict_on_batch(x), np.float64))
+        return np.concatenate(features)
 
 
 class FeatureStats:
-    """Streaming mean and covariance (float64), plus up to `max_kid_features` rows for KID."""
+    """Streaming float64 mean and covariance, plus the first `max_kid_features` rows for KID."""
 
     def __init__(self, max_kid_features=10000):
         self.max_kid_features = max_kid_features
         self.count = 0
-        self._sum = None
-        self._outer = None
+        self._shift = self._sum = self._outer = None
         self._kid = []
+        self._kid_count = 0
 
     def update(self, features):
+        """Adds a batch of feature rows, shape (N, D)."""
         features = np.asarray(features, np.float64)
-        if self._sum is None:
-            dim = features.shape[1]
-            self._sum, self._outer = np.zeros(dim), np.zeros((dim, dim))
+        if features.ndim != 2:
+            raise ValueError(f"expected features of shape (N, D), got {features.shape}")
+        if not len(features):
+            return
+        if self._shift is None:  # sums around a first estimate of the mean stay accurate
+            self._shift = features.mean(axis=0)
+            self._sum = np.zeros_like(self._shift)
+            self._outer = np.zeros((len(self._shift), len(self._shift)))
+        centred = features - self._shift
         self.count += len(features)
-        self._sum += features.sum(axis=0)
-        self._outer += features.T @ features
-        kept = sum(len(f) for f in self._kid)
-        if kept < self.max_kid_features:
-            self._kid.append(features[: self.max_kid_features - kept].astype(np.float32))
+        self._sum += centred.sum(axis=0)
+        self._outer += centred.T @ centred
+        kept = features[: max(self.max_kid_features - self._kid_count, 0)]
+        if len(kept):
+            self._kid.append(kept.astype(np.float32))
+            self._kid_count += len(kept)
 
     def mean(self):
-        return self._sum / self.count
+        """Mean feature vector (D,)."""
+        if not self.count:
+            raise ValueError("no features were added")
+        return self._shift + self._sum / self.count
 
     def covariance(self):
-        mean = self.mean()
-        return (self._outer - self.count * np.outer(mean, mean)) / (self.count - 1)
+        """Unbiased (N - 1) covariance (D, D)."""
+        if self.count < 2:
+            raise ValueError(f"a covariance needs at least 2 feature rows, got {self.count}")
+        offset = self._sum / self.count
+        return (self._outer - self.count * np.outer(offset, offset)) / (self.count - 1)
 
     def kid_features(self):
-        return np.concatenate(self._kid) if self._kid else np.zeros((0, 0), np.float32)
+        """The kept feature rows (at most max_kid_features), float32."""
+        dim = 0 if self._shift is None else len(self._shift)
+        return np.concatenate(self._kid) if self._kid else np.zeros((0, dim), np.float32)
+
+
+def _sqrtm(matrix):
+    # scipy's LinAlgWarning fires for any rank-deficient covariance; the imaginary-part check
+    # in frechet_distance reports what matters instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        try:
+            return scipy.linalg.sqrtm(matrix)
+        except (ValueError, np.linalg.LinAlgError):
+            return np.full(matrix.shape, np.nan)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64.
+    """Fréchet distance between two Gaussians, in float64.
 
-    Near-singular products are retried with eps * I added to both covariances; an imaginary
-    part of the square root larger than 1e-3 is reported in a warning before being dropped.
+    ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)). A non-finite square root is retried with
+    eps * I added to both covariances; an imaginary part above 1e-3 of the real part's scale
+    is reported in a warning, then dropped.
+
+    Returns:
+        The distance as a float (NaN, with a warning, if the statistics are not finite).
     """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(f"mismatched statistics: {mu1.shape}, {sigma1.shape}, {mu2.shape}, "
+                         f"{sigma2.shape}")
+    if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, sigma1, sigma2)):
+        logging.warning("FID: the feature statistics contain NaN or inf; FID is NaN")
+        return float("nan")
+    covmean = _sqrtm(sigma1 @ sigma2)
     if not np.all(np.isfinite(covmean)):
-        logging.warning("FID: singular covariance product; adding %g to the diagonals", eps)
-        offset = np.eye(len(sigma1)) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        logging.warning("FID: the square root of S1 S2 is not finite; retrying with %g added "
+                        "to both diagonals", eps)
+        offset = eps * np.eye(len(sigma1))
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
-        imaginary = np.max(np.abs(covmean.imag))
-        if imaginary > 1e-3:
-            logging.warning("FID: the matrix square root has an imaginary part of %.3g "
-                            "(numerical error); using its real part", imaginary)
+        imaginary = float(np.max(np.abs(covmean.imag)))
+        scale = max(float(np.max(np.abs(covmean.real))), np.finfo(np.float64).tiny)
+        if imaginary > 1e-3 * scale:
+            logging.warning(
+                "FID: the square root of S1 S2 has an imaginary part of up to %.3g (%.2g of its "
+                "real part), a sign of near-singular covariances (fewer samples than feature "
+                "dimensions?); using the real part", imaginary, imaginary / scale)
         covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
 def kernel_inception_distance(features1, features2, num_subsets=100, subset_size=1000, seed=0):
-    """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, averaged over random subsets.
+    """KID: unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3, over random subsets.
 
-    Returns (mean, standard error of the mean over subsets).
+    Args:
+        features1, features2: arrays (N1, d) and (N2, d).
+        num_subsets: number of random subsets (drawn without replacement) to average over.
+        subset_size: rows per subset, capped at min(N1, N2).
+        seed: seed of the subset draws.
+
+    Returns:
+        (mean, standard error of the mean) over subsets; NaNs if a set has fewer than 2 rows.
     """
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     m = min(len(f1), len(f2), subset_size)
@@ -137,14 +221,12 @@ def kernel_inception_distance(features1, features2, num_subsets=100, subset_size
     for i in range(num_subsets):
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
-        kxx = (x @ x.T / dim + 1) ** 3
-        kyy = (y @ y.T / dim + 1) ** 3
+        kxx, kyy = (x @ x.T / dim + 1) ** 3, (y @ y.T / dim + 1) ** 3
         kxy = (x @ y.T / dim + 1) ** 3
-        estimates[i] = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                        + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        estimates[i] = ((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                         - 2 * kxy.mean())
-    return float(estimates.mean()), float(estimates.std(ddof=1) / np.sqrt(num_subsets)
-                                          if num_subsets > 1 else 0.0)
+    std = estimates.std(ddof=1) if num_subsets > 1 else 0.0
+    return float(estimates.mean()), float(std / np.sqrt(num_subsets))
 
 
 @dataclasses.dataclass
@@ -158,58 +240,86 @@ class ReferenceStats:
     key: dict
 
 
-def _cache_path(cache_dir, key):
-    text = json.dumps(key, sort_keys=True)
-    return os.path.join(cache_dir, f"fid_ref_{hashlib.sha256(text.encode()).hexdigest()[:20]}.npz")
+def _canonical(key):
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 def reference_statistics(images_fn, source_key, extractor, cache_dir, num_samples):
     """Statistics of the first `num_samples` images of `images_fn()`, cached on disk.
 
-    The cache key is (source_key, num_samples, extractor.cache_key); a different key, or a
-    corrupt file, recomputes. The file is written atomically.
+    Args:
+        images_fn: returns the real images, float in [-1, 1], NHWC; only called on a miss.
+        source_key: JSON-able description of the data (source and split).
+        extractor: a FeatureExtractor (or anything with `cache_key` and `__call__`).
+        cache_dir: folder of the `.npz` cache files, created if needed.
+        num_samples: how many images to use.
+
+    Returns:
+        ReferenceStats. The cache file is named by a sha256 of the key (source_key,
+        num_samples, extractor.cache_key), holds the key, and is written atomically; an
+        unreadable or mismatched file is recomputed with a warning.
     """
-    key = {"source": source_key, "num_samples": int(num_samples),
+    key = {"format": CACHE_FORMAT, "source": source_key, "num_samples": int(num_samples),
            "extractor": extractor.cache_key}
-    path = _cache_path(cache_dir, key)
+    text = _canonical(key)
+    cache_dir = os.path.expanduser(str(cache_dir))
+    path = os.path.join(cache_dir, f"fid_ref_{hashlib.sha256(text.encode()).hexdigest()[:24]}.npz")
     if os.path.exists(path):
         try:
             with np.load(path) as cached:
-                if json.loads(str(cached["key"])) == json.loads(json.dumps(key)):
-                    return ReferenceStats(cached["mu"], cached["sigma"], cached["kid_features"],
-                                          int(cached["num_samples"]), key)
-        except Exception as error:  # unreadable cache: recompute it
-            logging.warning("recomputing the unreadable FID cache %s (%s)", path, error)
+                if str(cached["key"]) != text:
+                    raise ValueError("its key does not match")
+                return ReferenceStats(cached["mu"], cached["sigma"], cached["kid_features"],
+                                      int(cached["num_samples"]), json.loads(text))
+        except Exception as error:  # a corrupt cache is only a lost shortcut
+            logging.warning("FID: recomputing the reference cache %s (%s)", path, _one_line(error))
     images = images_fn()[:num_samples]
+    if len(images) < num_samples:
+        logging.warning("FID: the reference has %d images, fewer than the %d asked for",
+                        len(images), num_samples)
     stats = FeatureStats()
     for start in range(0, len(images), 500):
         stats.update(extractor(images[start:start + 500]))
     result = ReferenceStats(stats.mean(), stats.covariance(), stats.kid_features(),
-                            stats.count, key)
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=cache_dir)
-    os.close(fd)
+                            stats.count, json.loads(text))
     try:
-        np.savez(tmp, mu=result.mu, sigma=result.sigma, kid_features=result.kid_features,
-                 num_samples=result.num_samples, key=json.dumps(key, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.makedirs(cache_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fid_ref_", suffix=".tmp", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, mu=result.mu, sigma=result.sigma, kid_features=result.kid_features,
+                         num_samples=result.num_samples, key=text)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+    except OSError as error:
+        logging.warning("FID: could not cache the reference statistics in %s (%s)",
+                        cache_dir, _one_line(error))
     return result
 
 
 def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500):
-    """FID and KID of `num_samples` images from `sample_fn(n)` against `reference`.
+    """FID and KID of generated images against reference statistics.
 
-    Images are generated and featurised `batch_size` at a time, so memory stays bounded.
+    Args:
+        sample_fn: `sample_fn(n)` returns n generated images, float in [-1, 1], NHWC; called
+            repeatedly, so memory does not grow with num_samples.
+        num_samples: how many images to score.
+        extractor: a FeatureExtractor (or anything images -> features).
+        reference: ReferenceStats (mu, sigma, kid_features).
+        batch_size: images requested from sample_fn per call.
+
+    Returns:
+        {"fid": float, "kid": float, "kid_std": float, "num_samples": int}.
     """
     stats = FeatureStats()
-    remaining = num_samples
-    while remaining > 0:
-        n = min(batch_size, remaining)
-        stats.update(extractor(sample_fn(n)))
-        remaining -= n
+    while stats.count < num_samples:
+        n = min(batch_size, num_samples - stats.count)
+        images = np.asarray(sample_fn(n))[:n]
+        if not len(images):
+            raise ValueError(f"sample_fn({n}) returned no images")
+        stats.update(extractor(images))
     fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma)
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
     return {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
