@@ -45,8 +45,8 @@ def losses(inputs):
     state = dict(trainer.state)
     for part in ("g", "g_nt", "d", "d_nt"):
         state[part] = [saved[f"{part}_{i:04d}"] for i in range(len(state[part]))]
-    _, metrics = trainer.update(state, saved["images"], saved["labels"], saved["z"],
-                                saved["fake_labels"])
+    draws = {name[len("draw_"):]: saved[name] for name in saved.files if name.startswith("draw_")}
+    _, metrics = trainer.update(state, saved["images"], saved["labels"], draws)
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -75,7 +75,13 @@ def steps_and_export(config):
     trainer.export_generator().save(path)
     reloaded = keras.saving.load_model(path)
     images = keras.ops.convert_to_numpy(reloaded(z, labels, training=False))
+    class_logits_shape = None
+    if config.aux_classifier:
+        class_logits_shape = list(trainer.class_logits(np.zeros((5, 32, 32, 3), "float32")).shape)
     return {"metrics": metrics, "changed": changed, "step": trainer.step,
+            "class_logits_shape": class_logits_shape,
+            "exported_discriminator": trainer.export_discriminator() is not None,
+            "replay_filled": int(trainer.state["replay"]["filled"]) if config.replay_size else None,
             "export_max_diff": float(np.abs(images - expected).max()),
             "images_range": [float(expected.min()), float(expected.max())],
             "device": trainer.device, "ema_deviation": ema_deviation}

@@ -367,3 +367,10 @@ print(tuple(x.shape), "tensorflow" in sys.modules)
     assert out.returncode == 0, out.stderr[-2000:]
     value, shape = out.stdout.splitlines()[-2:]
     assert float(value) > 3 and shape == "(1, 16, 16, 3) False"
+
+
+def test_a_zero_covariance_product_skips_the_square_root(monkeypatch):
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda m: pytest.fail("sqrtm was called"))
+    sigma = np.diag([1.0, 4.0, 0.0])
+    # With S2 = 0: ||mu1 - mu2||^2 + tr(S1), the exact value.
+    assert fid.frechet_distance(np.ones(3), sigma, np.zeros(3), np.zeros((3, 3))) == 3 + 5

@@ -9,13 +9,18 @@ import sys
 import numpy as np
 import pytest
 
-from tfgan_cifar import data
+from tfgan_cifar import data, gan_step
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.trainer_tf import TFTrainer
 
 pytest.importorskip("jax")
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOSS_CASES = [("dcgan", "bce", 2), ("sagan", "hinge", 1)]
+# Each case also switches on studies: DCGAN the classifier head and replay (read from the buffer
+# in its second D step), SAGAN the Wasserstein loss with the gradient penalty.
+LOSS_CASES = {
+    "dcgan": dict(loss="bce", n_critic=2, aux_classifier=True, replay_size=8),
+    "sagan": dict(loss="wasserstein", n_critic=1, gp_weight=10.0),
+}
 
 
 def tiny(model, cifar_like_dir, workdir, **overrides):
@@ -31,12 +36,12 @@ def tensorflow_first_step(config, path):
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     rng = np.random.default_rng(0)
     n, b = config.n_critic, config.batch_size
+    draws = gan_step.numpy_draws(config, rng)
     inputs = {
         "images": rng.uniform(-1, 1, (n, b, 32, 32, 3)).astype(np.float32),
         "labels": rng.integers(0, 3, (n, b)).astype(np.int32),
-        "z": rng.standard_normal((n + 1, b, config.z_dim)).astype(np.float32),
-        "fake_labels": rng.integers(0, 3, (n + 1, b)).astype(np.int32),
         "config": config.to_json(),
+        **{f"draw_{name}": value for name, value in draws.items()},
     }
     for part, variables in (("g", trainer.generator.trainable_variables),
                             ("g_nt", trainer.generator.non_trainable_variables),
@@ -46,7 +51,7 @@ def tensorflow_first_step(config, path):
             inputs[f"{part}_{i:04d}"] = v.numpy()
     np.savez(path, **inputs)
     return {k: float(v) for k, v in trainer.update(
-        inputs["images"], inputs["labels"], inputs["z"], inputs["fake_labels"]).items()}
+        inputs["images"], inputs["labels"], draws).items()}
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +59,15 @@ def jax_run(cifar_like_dir, tmp_path_factory):
     """Prepares every check, runs them all in one JAX process, returns (tmp, TF side, results)."""
     tmp = tmp_path_factory.mktemp("jax")
     tasks, tf_metrics = [], {}
-    for model, loss, n_critic in LOSS_CASES:
-        config = tiny(model, cifar_like_dir, tmp / f"loss_{model}", loss=loss, n_critic=n_critic)
+    for model, studies in LOSS_CASES.items():
+        config = tiny(model, cifar_like_dir, tmp / f"loss_{model}", **studies)
         path = str(tmp / f"inputs_{model}.npz")
         tf_metrics[model] = tensorflow_first_step(config, path)
         tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
-    for model, ema_decay in (("dcgan", 0.5), ("sagan", 0.0)):
+    for model, studies in (("dcgan", dict(ema_decay=0.5, aux_classifier=True, replay_size=8)),
+                           ("sagan", dict())):
         config = tiny(model, cifar_like_dir, tmp / f"steps_{model}", attention_res=(16, 32),
-                      ema_decay=ema_decay)
+                      **studies)
         os.makedirs(config.workdir)
         tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
                       "argument": config.to_json()})
@@ -79,10 +85,15 @@ def jax_run(cifar_like_dir, tmp_path_factory):
     return tmp, tf_metrics, json.load(open(tmp / "results.json")), result.stdout
 
 
-@pytest.mark.parametrize("model", [case[0] for case in LOSS_CASES])
+@pytest.mark.parametrize("model", list(LOSS_CASES))
 def test_first_step_losses_agree_with_tensorflow(jax_run, model):
     _, tf_metrics, results, _ = jax_run
-    for name in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc"):
+    assert set(results[f"losses_{model}"]) == set(tf_metrics[model])
+    study_metrics = {"dcgan": {"cls_loss", "cls_acc", "replayed"}, "sagan": {"gp"}}[model]
+    assert study_metrics <= set(tf_metrics[model])
+    if model == "dcgan":
+        assert tf_metrics[model]["replayed"] == 0.5  # the second D step read the buffer
+    for name in tf_metrics[model]:
         assert results[f"losses_{model}"][name] == pytest.approx(
             tf_metrics[model][name], rel=1e-4, abs=1e-5), name
 
@@ -114,6 +125,14 @@ def test_jax_resume_matches_an_uninterrupted_run(jax_run):
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert sorted(os.listdir(tmp / "resumed" / "checkpoints")) == ["ckpt-2.npz", "ckpt-4.npz"]
 
+
+
+def test_jax_classifier_head_and_replay_run_in_the_compiled_step(jax_run):
+    out = jax_run[2]["steps_dcgan"]  # trained with --aux_classifier --replay_size=8
+    assert out["class_logits_shape"] == [5, 3]
+    assert out["replay_filled"] == 8 and out["metrics"]["replayed"] == pytest.approx(0.25)
+    assert np.isfinite(out["metrics"]["cls_loss"]) and out["exported_discriminator"]
+    assert jax_run[2]["steps_sagan"]["class_logits_shape"] is None
 
 
 def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):

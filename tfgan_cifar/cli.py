@@ -58,6 +58,16 @@ def define_train_flags():
     flags.DEFINE_float("ema_decay", d.ema_decay, "Keep an exponential moving average of G's "
                        "weights with this decay (e.g. 0.999) and use it for samples, FID and "
                        "export; 0 turns it off.")
+    flags.DEFINE_bool("aux_classifier", d.aux_classifier, "Multi-task discriminator: a "
+                      "two-layer head on D's third convolution block predicts the class of real "
+                      "images; D minimises its GAN loss + --aux_weight x cross-entropy.")
+    flags.DEFINE_float("aux_weight", d.aux_weight, "Weight of the classifier head's loss.")
+    flags.DEFINE_integer("replay_size", d.replay_size, "Experience replay: keep the last N "
+                         "generated images in a buffer (0: off; at least --batch_size).")
+    flags.DEFINE_float("replay_fraction", d.replay_fraction, "Fraction of each fake batch "
+                       "shown to D that is drawn from the replay buffer.")
+    flags.DEFINE_float("gp_weight", d.gp_weight, "WGAN-GP gradient penalty weight (e.g. 10; "
+                       "needs --loss=wasserstein; 0: off).")
     flags.DEFINE_integer("log_every", d.log_every, "Log losses and print progress every N steps.")
     flags.DEFINE_integer("sample_every", d.sample_every, "Write the fixed-noise 8x8 sample grid "
                          "every N steps (0: never).")

@@ -49,6 +49,12 @@ class TrainConfig:
     beta2: Optional[float] = None
     jit_compile: bool = False
     ema_decay: float = 0.0
+    # Studies: multi-task D, experience replay, gradient penalty.
+    aux_classifier: bool = False
+    aux_weight: float = 1.0
+    replay_size: int = 0
+    replay_fraction: float = 0.5
+    gp_weight: float = 0.0
     # Cadences, in generator steps.
     log_every: int = 100
     sample_every: int = 1000
@@ -97,6 +103,21 @@ class TrainConfig:
             raise UserError(f"--ema_decay must be in [0, 1) (0 turns it off), got {self.ema_decay}")
         if self.optimizer not in ("adam", "rmsprop", "sgd"):
             raise UserError(f"--optimizer must be adam, rmsprop or sgd, got {self.optimizer}")
+        if self.aux_weight < 0:
+            raise UserError(f"--aux_weight must be >= 0, got {self.aux_weight}")
+        if self.replay_size < 0:
+            raise UserError(f"--replay_size must be >= 0 (0 turns replay off), got "
+                            f"{self.replay_size}")
+        if self.replay_size and self.replay_size < self.batch_size:
+            raise UserError(f"--replay_size={self.replay_size} must hold at least one batch "
+                            f"(--batch_size={self.batch_size})")
+        if self.replay_size and not 0 < self.replay_fraction <= 1:
+            raise UserError(f"--replay_fraction must be in (0, 1], got {self.replay_fraction}")
+        if self.gp_weight < 0:
+            raise UserError(f"--gp_weight must be >= 0, got {self.gp_weight}")
+        if self.gp_weight and self.loss != "wasserstein":
+            raise UserError(f"--gp_weight is the WGAN-GP penalty: it needs --loss=wasserstein, "
+                            f"not --loss={self.loss}")
         bad = [r for r in self.attention_res if r not in (16, 32)]
         if bad:
             raise UserError(f"--attention_res takes 16, 32 or both (16,32), got {bad}")

@@ -13,6 +13,7 @@ from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, evaluate_real_images
 
+SORT_POOL_FACTOR = 20  # unconditional rows pick from this many samples per shown image
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 
@@ -95,12 +96,15 @@ def run(options):
     images, _ = draw(64)
     outputs["grid"] = viz.save_png(viz.image_grid(images, 8, 8),
                                    os.path.join(out_dir, "grid_8x8.png"), scale=2)
-    if config.conditional:
-        labels = np.repeat(np.arange(config.num_classes), 10).astype(np.int32)
-        images, _ = draw(len(labels), labels)
+    classifier = load_classifier(path)
+    if config.conditional or classifier is not None:
+        images, row_labels = class_rows(sample, z_dim, config, rng, classifier)
         outputs["class_grid"] = viz.save_png(
-            viz.labelled_rows(images, config.num_classes, 10, _class_names(config)),
+            viz.labelled_rows(images, config.num_classes, 10, row_labels),
             os.path.join(out_dir, "classes_10x10.png"))
+        if not config.conditional:
+            print("class rows: unconditional samples sorted by the discriminator's classifier "
+                  "head", flush=True)
     images, labels = draw(10)
     outputs["samples"] = [
         viz.save_png(viz.to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
@@ -135,6 +139,69 @@ def run(options):
         if name != "saved_model" and isinstance(value, (str, list)):
             print(f"wrote {', '.join([value] if isinstance(value, str) else value)}")
     return outputs
+
+
+def load_classifier(path):
+    """The classifier head of a best-model directory's `discriminator.keras`, or None.
+
+    Returns a function: images in [-1, 1] [N, 32, 32, 3] -> class probabilities [N, C].
+    """
+    keras_file = os.path.join(path, export.DISCRIMINATOR_FILE)
+    if not os.path.exists(keras_file):
+        return None
+    import keras
+
+    import tfgan_cifar.models  # noqa: F401  (registers the classes for deserialisation)
+
+    discriminator = keras.saving.load_model(keras_file)
+
+    def probabilities(images, batch_size=500):
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            batch = np.asarray(images[start:start + batch_size], np.float32)
+            _, logits = discriminator(batch, np.zeros(len(batch), np.int32), training=False,
+                                      return_class_logits=True)
+            chunks.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
+        return np.concatenate(chunks)
+
+    return probabilities
+
+
+def class_rows(sample, z_dim, config, rng, classifier=None, per_class=10):
+    """`per_class` generated images for each class, row by row, and the rows' labels.
+
+    Conditional generators are asked for each label. Unconditional ones sample a pool of
+    SORT_POOL_FACTOR x as many images, and `classifier` (images -> class probabilities, see
+    `load_classifier`) sorts them: each row shows the most confident images among those it
+    assigns to that class, topped up with the next most likely ones. Without a classifier the
+    rows are unsorted samples.
+
+    Returns:
+        (images float32 [num_classes * per_class, 32, 32, 3] in [-1, 1], row labels).
+    """
+    names, count = _class_names(config), config.num_classes * per_class
+    if config.conditional:
+        labels = np.repeat(np.arange(config.num_classes), per_class).astype(np.int32)
+        z = rng.standard_normal((count, z_dim)).astype(np.float32)
+        return np.asarray(sample(z, labels), np.float32), names
+    if classifier is None:
+        z = rng.standard_normal((count, z_dim)).astype(np.float32)
+        return (np.asarray(sample(z, np.zeros(count, np.int32)), np.float32),
+                ["unsorted"] * config.num_classes)
+    pool_size = SORT_POOL_FACTOR * count
+    pool = np.concatenate([
+        np.asarray(sample(rng.standard_normal((n, z_dim)).astype(np.float32),
+                          np.zeros(n, np.int32)), np.float32)
+        for n in [min(500, pool_size - s) for s in range(0, pool_size, 500)]])
+    probabilities = np.asarray(classifier(pool))
+    assigned = probabilities.argmax(axis=1)
+    rows = []
+    for label in range(config.num_classes):
+        by_confidence = np.argsort(-probabilities[:, label], kind="stable")
+        mine = by_confidence[assigned[by_confidence] == label]
+        others = by_confidence[assigned[by_confidence] != label]
+        rows.append(np.concatenate([mine, others])[:per_class])
+    return pool[np.concatenate(rows)], names
 
 
 def _write_json(path, values):

@@ -110,3 +110,21 @@ def evaluate_real_images(evaluator, images, num_samples):
     result = fid.compute_metrics(sample, len(images), evaluator.extractor, evaluator.reference)
     result["reference"] = evaluator.reference_description
     return result
+
+
+def classifier_metrics(class_logits, images, labels):
+    """Loss and accuracy of a classifier head on labelled uint8 images.
+
+    Args:
+        class_logits: function float images in [-1, 1] -> logits [N, num_classes].
+        images, labels: uint8 [N, 32, 32, 3] and int [N].
+
+    Returns:
+        (mean cross-entropy, accuracy) as floats.
+    """
+    logits = np.asarray(class_logits(_as_float(images)), np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    labels = np.asarray(labels, np.int64)
+    loss = -log_probs[np.arange(len(labels)), labels].mean()
+    return float(loss), float((logits.argmax(axis=1) == labels).mean())

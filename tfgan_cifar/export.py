@@ -2,7 +2,8 @@
 
 `export_best` writes `<dir>/saved_model` (a SavedModel whose `serving_default` signature takes
 `z` float32 [N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
-`<dir>/generator.keras` and `<dir>/best.json`. The whole directory is written beside the old
+`<dir>/generator.keras`, `<dir>/best.json` and, for a discriminator with a classifier head,
+`<dir>/discriminator.keras` (used to sort unconditional samples by class). The whole directory is written beside the old
 one and swapped in by renames, so a crash or a kill leaves the previous best loadable.
 """
 
@@ -17,6 +18,7 @@ from absl import logging
 
 SAVED_MODEL = "saved_model"
 KERAS_FILE = "generator.keras"
+DISCRIMINATOR_FILE = "discriminator.keras"
 INFO_FILE = "best.json"
 _PREVIOUS = ".previous"
 
@@ -82,8 +84,9 @@ def tensorflow_available():
     return True
 
 
-def export_best(generator, path, info):
-    """Atomically replaces the best model at `path` with `generator` and `info` (a dict).
+def export_best(generator, path, info, discriminator=None):
+    """Atomically replaces the best model at `path` with `generator` and `info` (a dict),
+    and `discriminator` (a multi-task D of the same step) when given.
 
     Returns the path. If `path` holds the best model of another run directory, that model is
     kept under a new name instead of being overwritten.
@@ -102,6 +105,8 @@ def export_best(generator, path, info):
     try:
         os.makedirs(staging)
         generator.save(os.path.join(staging, KERAS_FILE))
+        if discriminator is not None:
+            discriminator.save(os.path.join(staging, DISCRIMINATOR_FILE))
         _write_saved_model_any_backend(generator, staging)
         with open(os.path.join(staging, INFO_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)

@@ -180,7 +180,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, sigma1, sigma2)):
         logging.warning("FID: the feature statistics contain NaN or inf; FID is NaN")
         return float("nan")
-    covmean = _sqrtm(sigma1 @ sigma2)
+    product = sigma1 @ sigma2
+    if not np.any(product):  # e.g. constant features: sqrtm(0) = 0, and sqrtm is slow at it
+        return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(sigma1) + np.trace(sigma2))
+    covmean = _sqrtm(product)
     if not np.all(np.isfinite(covmean)):
         logging.warning("FID: the square root of S1 S2 is not finite; retrying with %g added "
                         "to both diagonals", eps)

@@ -1,4 +1,5 @@
-"""Layers written for the GANs: spectral normalisation, self-attention, conditional BN.
+"""Layers written for the GANs: spectral normalisation, self-attention, conditional BN and
+the discriminator's auxiliary classification head.
 
 Spectral normalisation follows Miyato et al. 2018, "Spectral Normalization for Generative
 Adversarial Networks": the kernel W is the trainable variable, a non-trainable vector u holds
@@ -301,3 +302,31 @@ class ConditionalBatchNorm(keras.layers.Layer):
             "momentum": self.momentum,
             "epsilon": self.epsilon,
         }
+
+
+@keras.saving.register_keras_serializable(_SERIALIZABLE)
+class ClassifierHead(keras.layers.Layer):
+    """Two fully connected layers from a feature map to class logits (multi-task D).
+
+    A 4-D input (N, H, W, C) is average-pooled over space first; a 2-D one is used as is.
+    """
+
+    def __init__(self, num_classes, hidden, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.hidden = num_classes, hidden
+        self.hidden_layer = keras.layers.Dense(hidden, name="hidden")
+        self.logits_layer = keras.layers.Dense(num_classes, name="logits")
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.hidden_layer.build((None, features))
+        self.logits_layer.build((None, self.hidden))
+
+    def call(self, features):
+        if len(features.shape) == 4:
+            features = ops.mean(features, axis=(1, 2))
+        hidden = ops.leaky_relu(self.hidden_layer(features), negative_slope=0.2)
+        return self.logits_layer(hidden)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "hidden": self.hidden}

@@ -73,3 +73,32 @@ def discriminator_accuracy(loss, real_logits, fake_logits):
     real_acc = ops.mean(ops.cast(real_logits > loss.real_threshold, "float32"))
     fake_acc = ops.mean(ops.cast(fake_logits <= loss.real_threshold, "float32"))
     return real_acc, fake_acc
+
+
+def classification_loss(class_logits, labels):
+    """Mean softmax cross-entropy of class logits [N, C] against integer labels [N]."""
+    labels = ops.cast(labels, "int32")
+    log_probs = ops.log_softmax(class_logits, axis=-1)
+    return -ops.mean(ops.take_along_axis(log_probs, labels[:, None], axis=-1))
+
+
+def classification_accuracy(class_logits, labels):
+    """Fraction of rows whose largest class logit is at the label."""
+    predicted = ops.argmax(class_logits, axis=-1)
+    return ops.mean(ops.cast(predicted == ops.cast(labels, predicted.dtype), "float32"))
+
+
+def interpolate(real, fake, epsilon):
+    """x_hat = eps * real + (1 - eps) * fake, with one eps in [0, 1] per image ([N])."""
+    epsilon = ops.reshape(epsilon, (-1, 1, 1, 1))
+    return epsilon * real + (1.0 - epsilon) * fake
+
+
+def gradient_penalty(gradients):
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] over the images.
+
+    `gradients` is dD/dx at the interpolates, [N, H, W, C]; the backend-specific trainers
+    compute it, this function turns it into the penalty.
+    """
+    norms = ops.sqrt(ops.sum(ops.square(gradients), axis=(1, 2, 3)) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))

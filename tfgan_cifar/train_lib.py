@@ -19,13 +19,16 @@ from tfgan_cifar import data as data_lib
 from tfgan_cifar import export, plots, viz
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.evaluation import Evaluator
+from tfgan_cifar.evaluation import Evaluator, classifier_metrics, reference_source
 from tfgan_cifar.run_log import MetricsLog, write_atomic
 from tfgan_cifar.summaries import Summaries
 
 GRID_SIDE = 8
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+CLASSIFIER_EVAL_IMAGES = 10000  # per split, for the classifier head's evaluation
+EVAL_SUMMARIES = ("fid", "kid", "cls_train_loss", "cls_train_acc", "cls_test_loss",
+                  "cls_test_acc")
 
 
 def make_trainer(config, data):
@@ -60,7 +63,8 @@ def prepare_workdir(config):
     path = os.path.join(config.workdir, CONFIG_FILE)
     if os.path.exists(path):
         previous = TrainConfig.from_json(open(path).read())
-        for field in ("model", "conditional", "z_dim", "width", "attention_res", "num_classes"):
+        for field in ("model", "conditional", "z_dim", "width", "attention_res", "num_classes",
+                      "aux_classifier", "replay_size"):
             if getattr(previous, field) != getattr(config, field):
                 raise UserError(
                     f"--workdir={config.workdir} holds a run with {field}="
@@ -112,8 +116,13 @@ def progress_line(step, total, steps_per_sec, metrics):
         f"step {step}/{total} | {steps_per_sec:.2f} steps/s | "
         f"g_loss {metrics['g_loss']:.3f} d_loss {metrics['d_loss']:.3f} | "
         f"D acc real {metrics['d_real_acc']:.2f} fake {metrics['d_fake_acc']:.2f} | "
-        f"left {_format_duration(eta) if eta != float('inf') else '?'}"
+        + "".join(f"{name} {metrics[name]:.3f} | " for name in _STUDY_TAGS if name in metrics)
+        + f"left {_format_duration(eta) if eta != float('inf') else '?'}"
     )
+
+
+_STUDY_TAGS = {"cls_loss": "loss/classifier", "cls_acc": "accuracy/classifier",
+               "gp": "loss/gradient_penalty", "replayed": "replay/fraction_replayed"}
 
 
 def _summary_tags(record):
@@ -127,6 +136,7 @@ def _summary_tags(record):
         "speed/steps_per_sec": record["steps_per_sec"],
     }
     tags.update({k: v for k, v in record.items() if k.startswith("gamma/")})
+    tags.update({tag: record[name] for name, tag in _STUDY_TAGS.items() if name in record})
     return tags
 
 
@@ -160,42 +170,81 @@ def best_model_dir(config):
 
 
 class _EvaluationCadence:
-    """FID/KID every --eval_every steps: logs, plots and the best-model export."""
+    """Every --eval_every steps: FID/KID (with plots and the best-model export) and, with
+    --aux_classifier, the classifier head's loss and accuracy on training and test images."""
 
-    def __init__(self, config, log, summaries):
-        self.config, self.log, self.summaries = config, log, summaries
+    def __init__(self, config, log, summaries, data):
+        self.config, self.log, self.summaries, self.data = config, log, summaries, data
         self.evaluator = Evaluator.create(config) if config.eval_every else None
         evals = [r for r in log.records("eval") if r.get("fid") is not None]
-        self.logged_until = max((r["step"] for r in evals), default=0)
+        self.logged_until = max((r["step"] for r in log.records("eval")), default=0)
         self.best_fid = min((r["fid"] for r in evals), default=float("inf"))
+        self._classifier_sets = None
 
     def due(self, step):
-        return (self.evaluator is not None and step % self.config.eval_every == 0
+        wanted = self.evaluator is not None or self.config.aux_classifier
+        return (self.config.eval_every and wanted and step % self.config.eval_every == 0
                 and step > self.logged_until)
+
+    def _classifier_images(self):
+        """(train images, labels), (test images, labels): fixed subsets, loaded once."""
+        if self._classifier_sets is None:
+            rng = np.random.default_rng(self.config.seed)
+            test = reference_source(self.config)[1]()
+            picked = []
+            for images in (self.data, test):
+                keep = rng.permutation(len(images))[:CLASSIFIER_EVAL_IMAGES]
+                picked.append((images.images[keep], images.labels[keep]))
+            self._classifier_sets = picked
+        return self._classifier_sets
+
+    def _classifier_result(self, trainer):
+        (train_x, train_y), (test_x, test_y) = self._classifier_images()
+        train_loss, train_acc = classifier_metrics(trainer.class_logits, train_x, train_y)
+        test_loss, test_acc = classifier_metrics(trainer.class_logits, test_x, test_y)
+        return {"cls_train_loss": train_loss, "cls_train_acc": train_acc,
+                "cls_test_loss": test_loss, "cls_test_acc": test_acc}
 
     def run(self, trainer, step):
         config = self.config
         started = time.perf_counter()
-        result = self.evaluator.evaluate(trainer.generate, seed=config.seed + step)
+        result, parts = {}, []
+        if self.evaluator is not None:
+            result = self.evaluator.evaluate(trainer.generate, seed=config.seed + step)
+        if config.aux_classifier:
+            result.update(self._classifier_result(trainer))
+            parts.append(f"classifier head: accuracy {result['cls_train_acc']:.3f} on training "
+                         f"images, {result['cls_test_acc']:.3f} on the test split")
         result["seconds"] = time.perf_counter() - started
         self.log.append("eval", step, result)
-        self.summaries.scalars(step, {"eval/fid": result["fid"], "eval/kid": result["kid"]})
+        self.summaries.scalars(step, {f"eval/{name}": value for name, value in result.items()
+                                      if name in EVAL_SUMMARIES})
         records = self.log.records()
-        plots.plot_fid(records, os.path.join(config.workdir, "fid.png"))
+        if config.aux_classifier:
+            plots.plot_classifier(records, os.path.join(config.workdir, "classifier.png"))
+        if "fid" in result:
+            plots.plot_fid(records, os.path.join(config.workdir, "fid.png"))
+            parts.insert(0, self._fid_line(trainer, step, result))
         plots.plot_losses(records, os.path.join(config.workdir, "losses.png"))
-        line = (f"eval step {step}: FID (Keras InceptionV3) {result['fid']:.2f}, KID "
-                f"{result['kid']:.4f} ± {result['kid_std']:.4f} ({result['num_samples']} samples "
-                f"vs {result['reference']}, {result['seconds']:.0f}s)")
+        print(f"eval step {step}: " + "; ".join(parts) + f" ({result['seconds']:.0f}s)",
+              flush=True)
+        return result
+
+    def _fid_line(self, trainer, step, result):
+        config = self.config
+        line = (f"FID (Keras InceptionV3) {result['fid']:.2f}, KID {result['kid']:.4f} ± "
+                f"{result['kid_std']:.4f} ({result['num_samples']} samples vs "
+                f"{result['reference']})")
         if result["fid"] < self.best_fid:
             self.best_fid = result["fid"]
             info = {"step": step, "fid": result["fid"], "kid": result["kid"],
                     "kid_std": result["kid_std"], "num_samples": result["num_samples"],
                     "reference": result["reference"], "workdir": os.path.abspath(config.workdir),
                     "config": json.loads(config.to_json())}
-            path = export.export_best(trainer.export_generator(), best_model_dir(config), info)
+            path = export.export_best(trainer.export_generator(), best_model_dir(config), info,
+                                      discriminator=trainer.export_discriminator())
             line += f"; best so far, exported to {path}"
-        print(line, flush=True)
-        return result
+        return line
 
 
 def train(config):
@@ -211,7 +260,7 @@ def train(config):
         return {}
     logged_until = log.last_step("train")
     summaries = Summaries(config.workdir)
-    evaluation = _EvaluationCadence(config, log, summaries)
+    evaluation = _EvaluationCadence(config, log, summaries, data)
     z, labels = fixed_sample_inputs(config)
     print(f"training {config.model} ({'conditional' if config.conditional else 'unconditional'}"
           f", loss {config.loss}) on {trainer.backend} / {trainer.device}: steps "

@@ -13,15 +13,13 @@ import re
 
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 
+from tfgan_cifar import gan_step, replay
+from tfgan_cifar.errors import UserError
 from tfgan_cifar.layers import SelfAttention
-from tfgan_cifar.losses import LOSSES, discriminator_accuracy
-from tfgan_cifar.models import build_models
-from tfgan_cifar.optimizers import make_optimizers
+from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
 
-METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 _CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz$")
 
 
@@ -37,23 +35,19 @@ class JaxTrainer:
     def __init__(self, config, data):
         self.config = config
         self.loss = LOSSES[config.loss]
-        keras.utils.set_random_seed(config.seed)
-        self.generator, self.discriminator = build_models(config)
-        self.generator.build_weights()
-        self.discriminator.build_weights()
-        self.g_optimizer, self.d_optimizer = make_optimizers(config)
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        # The EMA generator lives in the state, as arrays; its Keras copy is not needed.
+        (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+         _) = gan_step.build_networks(config)
+        self.metric_names = gan_step.metric_names(config)
         self.images = jnp.asarray(data.images)
         self.labels = jnp.asarray(data.labels, jnp.int32)
         if len(data) < config.batch_size:
-            from tfgan_cifar.errors import UserError
-
             raise UserError(f"--batch_size={config.batch_size} is larger than the data set "
                             f"({len(data)} images)")
         self.state = self._initial_state()
         self._train_step = jax.jit(self._step, donate_argnums=0)
         self._generate = jax.jit(self._generate_pure)
+        self._class_logits = jax.jit(self._class_logits_pure)
         self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
 
     # ---- state -------------------------------------------------------------------------------
@@ -67,11 +61,15 @@ class JaxTrainer:
             "d_opt": _values(self.d_optimizer.variables),
             "key": jax.random.key_data(jax.random.key(self.config.seed)),
             "step": jnp.zeros((), jnp.int32),
-            "sums": {name: jnp.zeros((), jnp.float32) for name in METRICS},
+            "sums": {name: jnp.zeros((), jnp.float32) for name in self.metric_names},
             "count": jnp.zeros((), jnp.float32),
             # A copy: donated state must not hold the same buffer twice.
             "ema": [jnp.array(v) for v in _values(G.trainable_variables)]
             if self.config.ema_decay else [],
+            "replay": {"images": jnp.zeros((self.config.replay_size, 32, 32, 3)),
+                       "labels": jnp.zeros((self.config.replay_size,), jnp.int32),
+                       "position": jnp.zeros((), jnp.int32),
+                       "filled": jnp.zeros((), jnp.int32)} if self.config.replay_size else {},
         }
 
     def sync_to_models(self):
@@ -158,34 +156,71 @@ class JaxTrainer:
             images = jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
         return images, all_labels[indices]
 
-    def _noise(self, key):
-        config = self.config
-        kz, ky = jax.random.split(key)
-        shape = (config.n_critic + 1, config.batch_size)
-        return (jax.random.normal(kz, (*shape, config.z_dim)),
-                jax.random.randint(ky, shape, 0, config.num_classes, jnp.int32))
+    def _draws(self, key):
+        draws = {}
+        specs = gan_step.draw_specs(self.config)
+        for (name, (shape, distribution, high)), k in zip(
+                specs.items(), jax.random.split(key, len(specs))):
+            if distribution == "normal":
+                draws[name] = jax.random.normal(k, shape)
+            elif distribution == "uniform":
+                draws[name] = jax.random.uniform(k, shape)
+            else:
+                draws[name] = jax.random.randint(k, shape, 0, high, jnp.int32)
+        return draws
 
-    def update(self, state, images, labels, z, fake_labels):
-        """One G step after n_critic D steps, on given batches and noise (pure function).
+    def update(self, state, images, labels, draws):
+        """One G step after n_critic D steps, on given batches and random draws (pure).
 
-        images/labels: [n_critic, B, ...]; z/fake_labels: [n_critic + 1, B, ...].
+        images/labels: [n_critic, B, ...]; draws: see `gan_step.draw_specs`.
         Returns (new state, {metric: value}).
         """
-        G, D, loss = self.generator, self.discriminator, self.loss
+        config, G, D, loss = self.config, self.generator, self.discriminator, self.loss
         g, g_nt, d, d_nt = state["g"], state["g_nt"], state["d"], state["d_nt"]
-        d_opt, g_opt = state["d_opt"], state["g_opt"]
+        d_opt, g_opt, buffer = state["d_opt"], state["g_opt"], state["replay"]
+        z, fake_labels = draws["z"], draws["fake_labels"]
 
-        def d_objective(d, d_nt, g_nt, x, y, z, fy):
-            fake, g_nt = G.stateless_call(g, g_nt, z, fy, training=True)
-            real_logits, d_nt = D.stateless_call(d, d_nt, x, y, training=True)
-            fake_logits, d_nt = D.stateless_call(d, d_nt, fake, fy, training=True)
-            return loss.d_loss(real_logits, fake_logits), (d_nt, g_nt, real_logits, fake_logits)
+        def d_objective(d, d_nt, g_nt, x, y, i):
+            fake, g_nt = G.stateless_call(g, g_nt, z[i], fake_labels[i], training=True)
+            shown, shown_labels, replayed = fake, fake_labels[i], None
+            if config.replay_size:
+                shown, shown_labels, replayed = replay.mix(
+                    fake, fake_labels[i], buffer["images"], buffer["labels"], buffer["filled"],
+                    draws["replay_index"][i], replay.replay_count(config))
+            class_logits = None
+            if config.aux_classifier:
+                (real_logits, class_logits), d_nt = D.stateless_call(
+                    d, d_nt, x, y, training=True, return_class_logits=True)
+            else:
+                real_logits, d_nt = D.stateless_call(d, d_nt, x, y, training=True)
+            fake_logits, d_nt = D.stateless_call(d, d_nt, shown, shown_labels, training=True)
+            penalty = None
+            if config.gp_weight:
+                def critic_sum(x_hat, d_nt):
+                    critic, d_nt = D.stateless_call(d, d_nt, x_hat, y, training=True)
+                    return jnp.sum(critic), d_nt
 
-        for i in range(self.config.n_critic):
-            (d_loss, (d_nt, g_nt, real_logits, fake_logits)), grads = jax.value_and_grad(
-                d_objective, has_aux=True)(d, d_nt, g_nt, images[i], labels[i], z[i],
-                                           fake_labels[i])
+                x_hat = interpolate(x, shown, draws["gp_epsilon"][i])
+                gradients, d_nt = jax.grad(critic_sum, has_aux=True)(x_hat, d_nt)
+                penalty = gradient_penalty(gradients)
+            total, metrics = gan_step.discriminator_objective(
+                config, loss, real_logits, fake_logits, class_logits, y, penalty)
+            if replayed is not None:
+                metrics["replayed"] = jnp.mean(replayed)
+            return total, (d_nt, g_nt, real_logits, fake_logits, metrics, fake)
+
+        for i in range(config.n_critic):
+            (_, (d_nt, g_nt, real_logits, fake_logits, d_metrics, fake)), grads = \
+                jax.value_and_grad(d_objective, has_aux=True)(d, d_nt, g_nt, images[i],
+                                                              labels[i], i)
             d, d_opt = self.d_optimizer.stateless_apply(d_opt, grads, d)
+            if config.replay_size:
+                rows = replay.write_rows(buffer["position"], fake.shape[0], config.replay_size)
+                position, filled = replay.advance(buffer["position"], buffer["filled"],
+                                                  fake.shape[0], config.replay_size)
+                buffer = {"images": buffer["images"].at[rows].set(jax.lax.stop_gradient(fake)),
+                          "labels": buffer["labels"].at[rows].set(fake_labels[i]),
+                          "position": position, "filled": filled}
 
         def g_objective(g, g_nt, d_nt, z, fy):
             fake, g_nt = G.stateless_call(g, g_nt, z, fy, training=True)
@@ -196,25 +231,24 @@ class JaxTrainer:
             g, g_nt, d_nt, z[-1], fake_labels[-1])
         g, g_opt = self.g_optimizer.stateless_apply(g_opt, grads, g)
         real_acc, fake_acc = discriminator_accuracy(loss, real_logits, fake_logits)
-        metrics = dict(zip(METRICS, (g_loss, d_loss, real_acc, fake_acc)))
+        metrics = {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc, "d_fake_acc": fake_acc}
         new_state = {**state, "g": g, "g_nt": g_nt, "d": d, "d_nt": d_nt, "g_opt": g_opt,
-                     "d_opt": d_opt}
+                     "d_opt": d_opt, "replay": buffer}
         return new_state, metrics
 
     def _step(self, state, all_images, all_labels):
-        key, noise_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
-        z, fake_labels = self._noise(noise_key)
+        key, draws_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
         first = state["step"] * self.config.n_critic
         batches = [self._batch(all_images, all_labels, first + i)
                    for i in range(self.config.n_critic)]
         images = jnp.stack([b[0] for b in batches])
         labels = jnp.stack([b[1] for b in batches])
-        state, metrics = self.update(state, images, labels, z, fake_labels)
+        state, metrics = self.update(state, images, labels, self._draws(draws_key))
         if self.config.ema_decay:
             decay = self.config.ema_decay
             state = {**state, "ema": [
                 decay * e + (1.0 - decay) * w for e, w in zip(state["ema"], state["g"])]}
-        sums = {k: state["sums"][k] + metrics[k].astype(jnp.float32) for k in METRICS}
+        sums = {k: state["sums"][k] + metrics[k].astype(jnp.float32) for k in self.metric_names}
         return {**state, "key": jax.random.key_data(key), "step": state["step"] + 1,
                 "sums": sums, "count": state["count"] + 1}
 
@@ -228,7 +262,8 @@ class JaxTrainer:
         """Means of the step metrics since the last call, then resets them."""
         count = max(float(self.state["count"]), 1.0)
         means = {k: float(v) / count for k, v in self.state["sums"].items()}
-        self.state = {**self.state, "sums": {k: jnp.zeros((), jnp.float32) for k in METRICS},
+        self.state = {**self.state, "sums": {k: jnp.zeros((), jnp.float32)
+                                             for k in self.metric_names},
                       "count": jnp.zeros((), jnp.float32)}
         return means
 
@@ -262,6 +297,25 @@ class JaxTrainer:
         if self.config.ema_decay:
             return self.state["ema"], self.state["g_nt"]
         return self.state["g"], self.state["g_nt"]
+
+    def _class_logits_pure(self, d, d_nt, images):
+        labels = jnp.zeros(images.shape[:1], jnp.int32)
+        return self.discriminator.stateless_call(d, d_nt, images, labels, training=False,
+                                                 return_class_logits=True)[0][1]
+
+    def class_logits(self, images, batch_size=500):
+        """The classifier head's logits (numpy [N, num_classes]) for images in [-1, 1]."""
+        return np.concatenate([
+            np.asarray(self._class_logits(self.state["d"], self.state["d_nt"],
+                                          jnp.asarray(images[i:i + batch_size])))
+            for i in range(0, len(images), batch_size)])
+
+    def export_discriminator(self):
+        """D (synced from the state) when it has a classifier head, to export; else None."""
+        if not self.config.aux_classifier:
+            return None
+        self.sync_to_models()
+        return self.discriminator
 
     def generate_with_attention(self, z, labels):
         images, maps = self.export_generator()(z, labels, training=False, return_attention=True)

@@ -7,19 +7,13 @@ device and read only when the loop logs.
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
+from tfgan_cifar import gan_step, replay
 from tfgan_cifar.layers import SelfAttention
-from tfgan_cifar.losses import LOSSES, discriminator_accuracy
-from tfgan_cifar.models import build_models
-from tfgan_cifar.optimizers import make_optimizers
-
-
-
-METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
+from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
 
 
 def by_position(variables):
@@ -36,20 +30,10 @@ class TFTrainer:
         self.config = config
         self.data = data
         self.loss = LOSSES[config.loss]
-        keras.utils.set_random_seed(config.seed)
-        self.generator, self.discriminator = build_models(config)
-        self.generator.build_weights()
-        self.discriminator.build_weights()
-        self.g_optimizer, self.d_optimizer = make_optimizers(config)
-        # Slots are created lazily in Keras 3: build them so a checkpoint restores into them.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        # With --ema_decay, evaluation, samples and export use a moving average of G's weights.
-        self.ema_generator = None
-        if config.ema_decay:
-            self.ema_generator = build_models(config)[0].build_weights()
-            for ema, variable in zip(self.ema_generator.variables, self.generator.variables):
-                ema.assign(variable)
+        (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+         self.ema_generator) = gan_step.build_networks(config)
+        self.metric_names = gan_step.metric_names(config)
+        self.replay_state = self._replay_variables() if config.replay_size else {}
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = tf.random.Generator.from_seed(config.seed)
         # Keras 3 layers kept in Python lists are invisible to TF's object-graph tracking, so
@@ -62,18 +46,24 @@ class TFTrainer:
             step=self.step, rng=self.rng,
             **({"ema_generator": by_position(self.ema_generator.variables)}
                if self.ema_generator else {}),
+            **({"replay": self.replay_state} if self.replay_state else {}),
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.workdir, "checkpoints"),
             max_to_keep=config.keep_checkpoints,
         )
-        self._sums = {name: tf.Variable(0.0, trainable=False) for name in METRICS}
+        self._sums = {name: tf.Variable(0.0, trainable=False) for name in self.metric_names}
         self._count = tf.Variable(0.0, trainable=False)
         self._compiled_step = tf.function(self._update, jit_compile=config.jit_compile)
         self._next_and_update = tf.function(self._next_and_update_eager)
         self._iterator = None
         self._generate = tf.function(
             lambda z, labels: self.export_generator()(z, labels, training=False),
+            reduce_retracing=True)
+        self._class_logits = tf.function(
+            lambda images: self.discriminator(
+                images, tf.zeros(tf.shape(images)[:1], tf.int32), training=False,
+                return_class_logits=True)[1],
             reduce_retracing=True)
 
     @property
@@ -110,15 +100,29 @@ class TFTrainer:
         """Runs one generator step (and its n_critic discriminator steps)."""
         self._next_and_update(self._iterator)
 
+    def _replay_variables(self):
+        size = self.config.replay_size
+        return {"images": tf.Variable(tf.zeros((size, 32, 32, 3)), trainable=False),
+                "labels": tf.Variable(tf.zeros((size,), tf.int32), trainable=False),
+                "position": tf.Variable(0, trainable=False),
+                "filled": tf.Variable(0, trainable=False)}
+
+    def _draws(self):
+        draws = {}
+        for name, (shape, distribution, high) in gan_step.draw_specs(self.config).items():
+            if distribution == "normal":
+                draws[name] = self.rng.normal(shape)
+            elif distribution == "uniform":
+                draws[name] = self.rng.uniform(shape)
+            else:
+                draws[name] = self.rng.uniform(shape, 0, high, dtype=tf.int32)
+        return draws
+
     def _update(self, images, labels):
-        config = self.config
-        shape = (config.n_critic + 1, config.batch_size)
-        z = self.rng.normal((*shape, config.z_dim))
-        fake_labels = self.rng.uniform(shape, 0, config.num_classes, dtype=tf.int32)
-        metrics = self.update(images, labels, z, fake_labels)
+        metrics = self.update(images, labels, self._draws())
         if self.ema_generator is not None:
             self._update_ema()
-        for name in METRICS:
+        for name in self.metric_names:
             self._sums[name].assign_add(tf.cast(metrics[name], tf.float32))
         self._count.assign_add(1.0)
         self.step.assign_add(1)
@@ -133,21 +137,40 @@ class TFTrainer:
             else:
                 ema.assign(variable)
 
-    def update(self, images, labels, z, fake_labels):
-        """One G step after n_critic D steps, on given batches and noise.
+    def update(self, images, labels, draws):
+        """One G step after n_critic D steps, on given batches and random draws.
 
-        images/labels: [n_critic, B, ...]; z/fake_labels: [n_critic + 1, B, ...].
+        images/labels: [n_critic, B, ...]; draws: see `gan_step.draw_specs`.
         Returns {metric: value}.
         """
-        G, D, loss = self.generator, self.discriminator, self.loss
-        for i in range(self.config.n_critic):
+        config, G, D, loss = self.config, self.generator, self.discriminator, self.loss
+        z, fake_labels = draws["z"], draws["fake_labels"]
+        for i in range(config.n_critic):
             with tf.GradientTape() as tape:
                 fake = G(z[i], fake_labels[i], training=True)
-                real_logits = D(images[i], labels[i], training=True)
-                fake_logits = D(fake, fake_labels[i], training=True)
-                d_loss = loss.d_loss(real_logits, fake_logits)
-            grads = tape.gradient(d_loss, D.trainable_variables)
+                shown, shown_labels = fake, fake_labels[i]
+                if config.replay_size:
+                    buffer = self.replay_state
+                    shown, shown_labels, replayed = replay.mix(
+                        fake, fake_labels[i], buffer["images"], buffer["labels"],
+                        buffer["filled"], draws["replay_index"][i], replay.replay_count(config))
+                class_logits = None
+                if config.aux_classifier:
+                    real_logits, class_logits = D(images[i], labels[i], training=True,
+                                                  return_class_logits=True)
+                else:
+                    real_logits = D(images[i], labels[i], training=True)
+                fake_logits = D(shown, shown_labels, training=True)
+                penalty = (self.gradient_penalty(images[i], shown, labels[i],
+                                                 draws["gp_epsilon"][i])
+                           if config.gp_weight else None)
+                d_total, d_metrics = gan_step.discriminator_objective(
+                    config, loss, real_logits, fake_logits, class_logits, labels[i], penalty)
+            grads = tape.gradient(d_total, D.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
+            if config.replay_size:
+                self._write_replay(fake, fake_labels[i])
+                d_metrics["replayed"] = tf.reduce_mean(replayed)
         with tf.GradientTape() as tape:
             fake_logits_g = D(G(z[-1], fake_labels[-1], training=True), fake_labels[-1],
                               training=True)
@@ -155,7 +178,25 @@ class TFTrainer:
         grads = tape.gradient(g_loss, G.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         real_acc, fake_acc = discriminator_accuracy(loss, real_logits, fake_logits)
-        return dict(zip(METRICS, (g_loss, d_loss, real_acc, fake_acc)))
+        return {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc, "d_fake_acc": fake_acc}
+
+    def gradient_penalty(self, real, fake, labels, epsilon, training=True):
+        """GP of D at random interpolates of real and fake images (see losses.gradient_penalty)."""
+        x_hat = interpolate(real, fake, epsilon)
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            critic = self.discriminator(x_hat, labels, training=training)
+        return gradient_penalty(tape.gradient(critic, x_hat))
+
+    def _write_replay(self, fake, fake_labels):
+        buffer, size = self.replay_state, self.config.replay_size
+        rows = replay.write_rows(buffer["position"], fake.shape[0], size)[:, None]
+        buffer["images"].scatter_nd_update(rows, tf.stop_gradient(fake))
+        buffer["labels"].scatter_nd_update(rows, fake_labels)
+        position, filled = replay.advance(buffer["position"], buffer["filled"], fake.shape[0],
+                                          size)
+        buffer["position"].assign(position)
+        buffer["filled"].assign(filled)
 
     def pop_metrics(self):
         """Means of the step metrics since the last call, then resets them."""
@@ -194,3 +235,13 @@ class TFTrainer:
     def export_generator(self):
         """The generator to sample and export: the EMA one when --ema_decay is set."""
         return self.ema_generator or self.generator
+
+    def export_discriminator(self):
+        """D, exported beside the generator when it has a classifier head; else None."""
+        return self.discriminator if self.config.aux_classifier else None
+
+    def class_logits(self, images, batch_size=500):
+        """The classifier head's logits (numpy [N, num_classes]) for images in [-1, 1]."""
+        return np.concatenate([
+            np.asarray(self._class_logits(tf.constant(images[i:i + batch_size])))
+            for i in range(0, len(images), batch_size)])

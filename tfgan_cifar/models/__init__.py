@@ -10,11 +10,12 @@ def build_models(config):
     """Returns an unbuilt (generator, discriminator) pair for a resolved `TrainConfig`."""
     common = dict(width=config.width, num_classes=config.num_classes,
                   conditional=config.conditional)
+    head = dict(aux_classifier=config.aux_classifier)
     if config.model == "dcgan":
         return (DCGANGenerator(z_dim=config.z_dim, name="generator", **common),
-                DCGANDiscriminator(name="discriminator", **common))
+                DCGANDiscriminator(name="discriminator", **common, **head))
     if config.model == "sagan":
         attention = dict(attention_res=config.attention_res)
         return (SAGANGenerator(z_dim=config.z_dim, name="generator", **common, **attention),
-                SAGANDiscriminator(name="discriminator", **common, **attention))
+                SAGANDiscriminator(name="discriminator", **common, **attention, **head))
     raise ValueError(f"unknown model {config.model!r}; choose one of {MODELS}")

@@ -2,12 +2,14 @@
 
 Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep Convolutional
 Generative Adversarial Networks" (arXiv:1511.06434). Unconditional by default; with
-`conditional=True` G concatenates a label embedding to z and D adds a projection term.
+`conditional=True` G concatenates a label embedding to z and D adds a projection term; with
+`aux_classifier=True` D also predicts the class from its third convolution block.
 """
 
 import keras
 from keras import layers, ops
 
+from tfgan_cifar.layers import ClassifierHead
 from tfgan_cifar.models.base import Discriminator, Generator, projection
 
 _INIT = keras.initializers.RandomNormal(stddev=0.02)
@@ -48,9 +50,10 @@ class DCGANGenerator(Generator):
 class DCGANDiscriminator(Discriminator):
     """Strided convolutions (2w, 4w, 8w channels) with LeakyReLU and batch norm -> one logit."""
 
-    def __init__(self, width=32, num_classes=10, conditional=False, **kwargs):
-        super().__init__(dict(width=width, num_classes=num_classes, conditional=conditional),
-                         **kwargs)
+    def __init__(self, width=32, num_classes=10, conditional=False, aux_classifier=False,
+                 **kwargs):
+        super().__init__(dict(width=width, num_classes=num_classes, conditional=conditional,
+                              aux_classifier=aux_classifier), **kwargs)
         self.width, self.conditional = width, conditional
         self.convs = [
             layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_INIT)
@@ -63,6 +66,8 @@ class DCGANDiscriminator(Discriminator):
         self.label_embedding = (
             layers.Embedding(num_classes, 4 * 4 * 8 * width) if conditional else None
         )
+        self.classifier = (ClassifierHead(num_classes, 8 * width, name="classifier")
+                           if aux_classifier else None)
 
     def features(self, images, training=False):
         """Flattened output of the third convolution block."""
@@ -74,10 +79,10 @@ class DCGANDiscriminator(Discriminator):
             x = ops.leaky_relu(x, negative_slope=0.2)
         return self.flatten(x)
 
-    def call(self, images, labels=None, training=False):
+    def call(self, images, labels=None, training=False, return_class_logits=False):
         h = self.features(images, training=training)
         logits = ops.squeeze(self.head(h), axis=-1)
         if self.conditional:
             logits = projection(logits, h, self.label_embedding,
                                 ops.cast(labels, "int32"), training)
-        return logits
+        return self.with_class_logits(logits, h, return_class_logits)

@@ -12,6 +12,7 @@ import keras
 from keras import layers, ops
 
 from tfgan_cifar.layers import (
+    ClassifierHead,
     ConditionalBatchNorm,
     SelfAttention,
     SNConv2D,
@@ -86,11 +87,11 @@ class SAGANDiscriminator(Discriminator):
     """SN convolutions 32->16->8->4 (w, 2w, 4w, 8w) with attention, sum pooling, projection."""
 
     def __init__(self, width=64, num_classes=10, conditional=True, attention_res=(16,),
-                 **kwargs):
+                 aux_classifier=False, **kwargs):
         attention_res = _check_attention_res(attention_res)
         super().__init__(
             dict(width=width, num_classes=num_classes, conditional=conditional,
-                 attention_res=list(attention_res)),
+                 attention_res=list(attention_res), aux_classifier=aux_classifier),
             **kwargs,
         )
         self.width, self.conditional = width, conditional
@@ -104,6 +105,9 @@ class SAGANDiscriminator(Discriminator):
         self.label_embedding = (
             SNEmbedding(num_classes, 8 * width, name="projection") if conditional else None
         )
+        # On the third block's 8x8x(4w) map, average-pooled.
+        self.classifier = (ClassifierHead(num_classes, 8 * width, name="classifier")
+                           if aux_classifier else None)
 
     def feature_maps(self, images, training=False):
         """Yields the feature map after each convolution block (32, 16, 8 and 4 pixels)."""
@@ -114,11 +118,11 @@ class SAGANDiscriminator(Discriminator):
                 x = attention[x.shape[1]](x, training=training)
             yield x
 
-    def call(self, images, labels=None, training=False):
-        *_, x = self.feature_maps(images, training=training)
-        h = ops.sum(x, axis=(1, 2))
+    def call(self, images, labels=None, training=False, return_class_logits=False):
+        maps = list(self.feature_maps(images, training=training))
+        h = ops.sum(maps[-1], axis=(1, 2))
         logits = ops.squeeze(self.head(h, training=training), axis=-1)
         if self.conditional:
             logits = projection(logits, h, self.label_embedding,
                                 ops.cast(labels, "int32"), training)
-        return logits
+        return self.with_class_logits(logits, maps[2], return_class_logits)

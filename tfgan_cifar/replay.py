@@ -1,0 +1,51 @@
+"""Experience replay for the discriminator: a ring buffer of past generated images.
+
+Each D step, the first `count` images of the fresh fake batch are swapped for images drawn
+uniformly from the buffer's filled rows (none while it is empty), then the whole fresh batch
+is written into the buffer, overwriting its oldest rows. Labels travel with the images, so a
+conditional D sees each replayed image with the label it was generated for.
+
+Reading is backend-neutral (`keras.ops`); writing is left to the trainers, which do it in place
+(`scatter_nd_update` on a TF variable, `.at[].set` on a donated JAX buffer).
+"""
+
+from keras import ops
+
+
+def replay_count(config):
+    """How many images of each fake batch come from the buffer."""
+    return int(round(config.replay_fraction * config.batch_size))
+
+
+def mix(fresh, fresh_labels, buffer, buffer_labels, filled, index, count):
+    """The fake batch D sees: rows < `count` from the buffer once it holds anything.
+
+    Args:
+        fresh, fresh_labels: the generated batch [B, H, W, C] and its labels [B].
+        buffer, buffer_labels: the buffer [S, H, W, C] and labels [S].
+        filled: how many buffer rows hold images (scalar).
+        index: random integers [B] in [0, S); row i reads buffer row index[i] mod filled.
+        count: number of rows to replace.
+
+    Returns:
+        (images, labels, replayed): replayed is a float mask [B], 1 where a row came from the
+        buffer.
+    """
+    batch = fresh.shape[0]
+    rows = ops.mod(ops.cast(index, "int32"), ops.maximum(ops.cast(filled, "int32"), 1))
+    replayed = ops.logical_and(ops.arange(batch) < count, ops.cast(filled, "int32") > 0)
+    images = ops.where(replayed[:, None, None, None], ops.take(buffer, rows, axis=0), fresh)
+    labels = ops.where(replayed, ops.take(buffer_labels, rows, axis=0),
+                       ops.cast(fresh_labels, buffer_labels.dtype))
+    return images, labels, ops.cast(replayed, "float32")
+
+
+def write_rows(position, batch, size):
+    """Buffer rows a batch is written to, starting at `position`, wrapping around: [batch]."""
+    return ops.mod(ops.cast(position, "int32") + ops.arange(batch, dtype="int32"), size)
+
+
+def advance(position, filled, batch, size):
+    """(next write position, rows filled) after writing one batch."""
+    position = ops.mod(ops.cast(position, "int32") + batch, size)
+    return position, ops.minimum(ops.cast(filled, "int32") + batch, size)
