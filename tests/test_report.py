@@ -78,7 +78,7 @@ def real_report(cifar_like_dir, inception_weights_file, tmp_path_factory):
     return tmp, out
 
 
-def test_results_table_has_each_runs_best_fid_and_step(real_report):
+def test_results_table_has_each_runs_best_fid_and_step(real_report, inception_weights_file):
     tmp, out = real_report
     markdown = (out / "report.md").read_text()
     header = _table_row(markdown, "run")
@@ -99,6 +99,7 @@ def test_results_table_has_each_runs_best_fid_and_step(real_report):
         assert row["attention_res"] == {"dcgan": "–", "sagan": "16"}[name]
     assert "FID (Keras InceptionV3)" in markdown.split("## ")[0]  # named in the introduction
     assert "not comparable" in markdown
+    assert f"InceptionV3 weights: {inception_weights_file}." in markdown  # what the FIDs mean
     section = _section(markdown, "Attention at 32×32 against 16×16")
     assert "|" not in section and "cannot be compared" in section  # one SAGAN run only
 

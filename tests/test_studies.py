@@ -82,17 +82,23 @@ def test_head_adds_weighted_cross_entropy_to_d_loss():
                                          rel=1e-6)
 
 
-def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path):
+def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, capsys):
     config = tiny("dcgan", separable_dir / "train", tmp_path / "run", aux_classifier=True)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
-    path = export.export_best(trainer.export_generator(), str(tmp_path / "best"),
-                              {"step": 0, "workdir": config.workdir},
+    info = {"step": 0, "workdir": config.workdir, "config": json.loads(config.to_json())}
+    path = export.export_best(trainer.export_generator(), str(tmp_path / "best"), info,
                               discriminator=trainer.export_discriminator())
     probabilities = evaluate_lib.load_classifier(path)
     images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     expected = tf.nn.softmax(trainer.class_logits(images)).numpy()
     np.testing.assert_allclose(probabilities(images), expected, rtol=1e-5, atol=1e-6)
     assert evaluate_lib.load_classifier(str(tmp_path)) is None  # no discriminator.keras
+
+    outputs = evaluate_lib.run(evaluate_lib.EvaluateOptions(
+        model="dcgan", saved_model=path, output_dir=str(tmp_path / "out"), fid=False))
+    assert "sorted by the discriminator's classifier head" in capsys.readouterr().out
+    with Image.open(outputs["class_grid"]) as grid:  # 3 labelled rows of 34-pixel cells
+        assert grid.size[1] == 2 * (3 * 34 + 2)
 
 
 def test_class_rows_pick_the_most_confident_samples_of_each_class():

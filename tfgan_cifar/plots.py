@@ -218,14 +218,15 @@ def plot_losses(records, path):
 
 
 def plot_classifier(records, path):
-    """Classifier-head loss and accuracy on training batches and the test split against step.
+    """Classifier-head loss and accuracy on training images and the test split against step.
 
     Returns:
       True if written, False (writing nothing) when no record has cls_* fields.
     """
     return _panels(records, path, [
-        ("classifier loss", [("cls_train_loss", "training batches"), ("cls_test_loss", "test")]),
-        ("classifier accuracy", [("cls_train_acc", "training batches"), ("cls_test_acc", "test")]),
+        ("classifier loss", [("cls_train_loss", "training images"), ("cls_test_loss", "test split")]),
+        ("classifier accuracy", [("cls_train_acc", "training images"),
+                                 ("cls_test_acc", "test split")]),
     ], height=2.8)
 
 

@@ -348,6 +348,16 @@ def _reference_text(runs):
     return " and ".join(texts)
 
 
+def _weights_text(runs):
+    """Which InceptionV3 weights the scores come from: they decide what an FID means."""
+    files = sorted({run.config.inception_weights for run in runs if run.config.inception_weights})
+    sentence = ("InceptionV3 weights: the ImageNet release downloaded by Keras"
+                if not files else "InceptionV3 weights: " + ", ".join(files))
+    if files and any(run.config.inception_weights is None for run in runs):
+        sentence += " (and the Keras ImageNet download for the other runs)"
+    return sentence + "."
+
+
 def attention_groups(runs):
     """Groups of SAGAN runs that differ only in attention_res (and seed and paths).
 
@@ -663,7 +673,7 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
         f"{_reference_text(runs)}, lower is better; each is computed on the number of "
         "generated images given in the table. They are not comparable with the FIDs of "
         "papers, which use the 2015 TF Inception graph and usually 50k samples against the "
-        "training set.")
+        f"training set. {_weights_text(runs)}")
     doc.bullets([f"{run.name}: {run.path}" for run in runs])
 
     # 1. Results.
@@ -738,12 +748,13 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     for run in runs:
         path = os.path.join(images_dir, f"{run.slug}-classifier.png")
         if plots.plot_classifier(run.records, path):
-            items.append((run.name, _rel(path, out), "loss and accuracy on training batches "
+            items.append((run.name, _rel(path, out), "loss and accuracy on training images "
                           "and the test split"))
     if items:
         doc.section("Classifier head")
         doc.paragraph("Loss and accuracy of the discriminator's class head (--aux_classifier) "
-                      "on training batches and on the test split, for the runs that have one.")
+                      "at each evaluation, on training images and on the test split (both "
+                      "scored in inference mode), for the runs that have one.")
         doc.images(items, per_row=2)
 
     markdown = os.path.join(out, "report.md")
