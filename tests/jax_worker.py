@@ -77,7 +77,9 @@ def steps_and_export(config):
     labels = np.arange(3, dtype="int32") % config.num_classes
     expected = trainer.generate(z, labels)
     path = os.path.join(config.workdir, "g.keras")
-    trainer.export_generator().save(path)
+    generator = trainer.export_generator()  # in the order training exports them
+    discriminator = trainer.export_discriminator()
+    generator.save(path)
     reloaded = keras.saving.load_model(path)
     images = keras.ops.convert_to_numpy(reloaded(z, labels, training=False))
     class_logits_shape = None
@@ -85,7 +87,7 @@ def steps_and_export(config):
         class_logits_shape = list(trainer.class_logits(np.zeros((5, 32, 32, 3), "float32")).shape)
     return {"metrics": metrics, "changed": changed, "step": trainer.step,
             "class_logits_shape": class_logits_shape,
-            "exported_discriminator": trainer.export_discriminator() is not None,
+            "exported_discriminator": discriminator is not None,
             "replay_filled": int(trainer.state["replay"]["filled"]) if config.replay_size else None,
             "export_max_diff": float(np.abs(images - expected).max()),
             "images_range": [float(expected.min()), float(expected.max())],

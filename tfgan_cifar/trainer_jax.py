@@ -27,6 +27,13 @@ def _values(variables):
     return [v.value for v in variables]
 
 
+def _assign(pairs):
+    """Copies arrays into Keras variables: pairs of (variables, values)."""
+    for variables, values in pairs:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
 class JaxTrainer:
     """Holds G, D, their optimizers and the step state of one run, on the JAX backend."""
 
@@ -75,15 +82,15 @@ class JaxTrainer:
     def sync_to_models(self):
         """Copies the state's values into the Keras variables (for export and inspection)."""
         s = self.state
-        pairs = [(self.generator.trainable_variables, s["g"]),
+        _assign([(self.generator.trainable_variables, s["g"]),
                  (self.generator.non_trainable_variables, s["g_nt"]),
-                 (self.discriminator.trainable_variables, s["d"]),
-                 (self.discriminator.non_trainable_variables, s["d_nt"]),
                  (self.g_optimizer.variables, s["g_opt"]),
-                 (self.d_optimizer.variables, s["d_opt"])]
-        for variables, values in pairs:
-            for variable, value in zip(variables, values):
-                variable.assign(value)
+                 (self.d_optimizer.variables, s["d_opt"])])
+        self._sync_discriminator()
+
+    def _sync_discriminator(self):
+        _assign([(self.discriminator.trainable_variables, self.state["d"]),
+                 (self.discriminator.non_trainable_variables, self.state["d_nt"])])
 
     @property
     def step(self):
@@ -314,7 +321,7 @@ class JaxTrainer:
         """D (synced from the state) when it has a classifier head, to export; else None."""
         if not self.config.aux_classifier:
             return None
-        self.sync_to_models()
+        self._sync_discriminator()  # D only: G may hold the EMA weights being exported
         return self.discriminator
 
     def generate_with_attention(self, z, labels):
@@ -325,8 +332,6 @@ class JaxTrainer:
         """G with the weights to sample and export (the EMA ones when --ema_decay is set)."""
         self.sync_to_models()
         g, g_nt = self._sampling_weights()
-        for variable, value in zip(self.generator.trainable_variables, g):
-            variable.assign(value)
-        for variable, value in zip(self.generator.non_trainable_variables, g_nt):
-            variable.assign(value)
+        _assign([(self.generator.trainable_variables, g),
+                 (self.generator.non_trainable_variables, g_nt)])
         return self.generator
