@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import fid, train_lib
+from tfgan_cifar import data, evaluate_lib, export, fid, train_lib
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import reference_source
+from tfgan_cifar.trainer_tf import TFTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,9 +55,10 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     assert os.path.exists(os.path.join(best, "saved_model", "saved_model.pb"))
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
+    assert export.read_info(train_lib.final_model_dir(config))["step"] == 4
 
 
-def test_missing_inception_weights_turn_evaluation_off_with_one_line(
+def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(
         cifar_like_dir, tmp_path, monkeypatch, capsys):
     def no_download(*args, weights=None, **kwargs):
         raise OSError("network unreachable")
@@ -68,7 +70,25 @@ def test_missing_inception_weights_turn_evaluation_off_with_one_line(
     notices = [line for line in out.splitlines() if line.startswith("FID evaluation is off")]
     assert len(notices) == 1 and "--inception_weights" in notices[0]
     assert train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).records("eval") == []
-    assert "finished 2 steps" in out
+    final = train_lib.final_model_dir(config)
+    assert "finished 2 steps" in out and f"final generator exported to {final}" in out
+    assert not os.path.exists(train_lib.best_model_dir(config))
+    info = export.read_info(final)
+    assert info["step"] == 2 and info["final"] and "fid" not in info
+    assert info["workdir"] == os.path.abspath(config.workdir)
+
+    # The export is the generator of the last checkpoint, and evaluate.py falls back to it.
+    trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    assert trainer.restore() == 2
+    z = np.random.default_rng(0).standard_normal((4, config.z_dim)).astype(np.float32)
+    labels = np.zeros(4, np.int32)
+    sample, _ = export.load_sampler(final)
+    np.testing.assert_allclose(sample(z, labels), trainer.generate(z, labels), atol=1e-5)
+    outputs = evaluate_lib.run(evaluate_lib.EvaluateOptions(
+        model="dcgan", save_dir=config.save_dir, output_dir=str(tmp_path / "eval"), fid=False))
+    assert outputs["saved_model"] == final
+    assert "using the final generator" in capsys.readouterr().out
+    assert Image.open(outputs["grid"]).size == (2 * (8 * 34 + 2),) * 2
 
 
 def test_reference_is_the_test_folder_beside_image_dir_or_a_clear_error(tmp_path,

@@ -28,7 +28,7 @@ def _inputs(z_dim, n=3):
 @pytest.mark.parametrize("model,conditional", [("dcgan", False), ("sagan", True)])
 def test_saved_model_round_trip(tmp_path, model, conditional):
     generator = _generator(model, conditional)
-    path = export.export_best(generator, str(tmp_path / "best"), {"step": 7, "workdir": "w"})
+    path = export.export_model(generator, str(tmp_path / "best"), {"step": 7, "workdir": "w"})
 
     loaded = tf.saved_model.load(os.path.join(path, export.SAVED_MODEL))
     signature = loaded.signatures["serving_default"]
@@ -57,7 +57,7 @@ def test_saved_model_round_trip(tmp_path, model, conditional):
 def test_interrupted_export_leaves_the_previous_best_loadable(tmp_path, monkeypatch):
     path = str(tmp_path / "best")
     first = _generator("dcgan", seed=1)
-    export.export_best(first, path, {"step": 1, "workdir": "w"})
+    export.export_model(first, path, {"step": 1, "workdir": "w"})
     z, labels = _inputs(first.z_dim)
     expected = first(z, labels, training=False).numpy()
 
@@ -68,7 +68,7 @@ def test_interrupted_export_leaves_the_previous_best_loadable(tmp_path, monkeypa
 
     monkeypatch.setattr(type(second), "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        export.export_best(second, path, {"step": 2, "workdir": "w"})
+        export.export_model(second, path, {"step": 2, "workdir": "w"})
     assert export.read_info(path)["step"] == 1
     np.testing.assert_allclose(export.load_sampler(path)[0](z, labels), expected, atol=1e-6)
     assert sorted(os.listdir(tmp_path)) == ["best"]  # no staging directory left behind
@@ -81,11 +81,11 @@ def test_interrupted_export_leaves_the_previous_best_loadable(tmp_path, monkeypa
 
 def test_new_best_replaces_old_and_other_runs_are_kept(tmp_path):
     path = str(tmp_path / "best")
-    export.export_best(_generator("dcgan", seed=1), path, {"step": 1, "workdir": "/runs/a"})
-    export.export_best(_generator("dcgan", seed=2), path, {"step": 5, "workdir": "/runs/a"})
+    export.export_model(_generator("dcgan", seed=1), path, {"step": 1, "workdir": "/runs/a"})
+    export.export_model(_generator("dcgan", seed=2), path, {"step": 5, "workdir": "/runs/a"})
     assert export.read_info(path)["step"] == 5
     assert sorted(os.listdir(tmp_path)) == ["best"]
-    export.export_best(_generator("dcgan", seed=3), path, {"step": 2, "workdir": "/runs/b"})
+    export.export_model(_generator("dcgan", seed=3), path, {"step": 2, "workdir": "/runs/b"})
     assert export.read_info(path)["workdir"] == "/runs/b"
     kept = [d for d in os.listdir(tmp_path) if d != "best"]
     assert kept == ["best_from_a_step5"]

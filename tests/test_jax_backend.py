@@ -26,7 +26,8 @@ LOSS_CASES = {
 def tiny(model, cifar_like_dir, workdir, **overrides):
     values = dict(model=model, image_dir=str(cifar_like_dir / "train"), workdir=str(workdir),
                   width=4, z_dim=8, batch_size=4, steps=4, log_every=1, sample_every=0,
-                  checkpoint_every=2, eval_every=0, num_classes=3, seed=0)
+                  checkpoint_every=2, eval_every=0, num_classes=3, seed=0,
+                  save_dir=os.path.join(workdir, "saved_models"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
 
@@ -124,6 +125,11 @@ def test_jax_resume_matches_an_uninterrupted_run(jax_run):
     records = [json.loads(line) for line in open(tmp / "resumed" / "metrics.jsonl")]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert sorted(os.listdir(tmp / "resumed" / "checkpoints")) == ["ckpt-2.npz", "ckpt-4.npz"]
+    # Each finished run exported its final generator (.keras only: no TensorFlow to convert).
+    final = tmp / "resumed" / "saved_models" / "dcgan" / "final"
+    info = json.load(open(final / "best.json"))
+    assert info["step"] == 4 and info["final"] and sorted(os.listdir(final)) == [
+        "best.json", "generator.keras"]
 
 
 

@@ -61,7 +61,7 @@ def saved_dcgan(tmp_path_factory):
     info = {"step": 200, "fid": 321.5, "kid": 0.25, "kid_std": 0.01, "num_samples": 10,
             "reference": "folder:/data/cifar10/test", "workdir": str(workdir),
             "config": json.loads(config.to_json())}
-    export.export_best(generator, str(tmp / "saved_models" / "dcgan" / "best"), info)
+    export.export_model(generator, str(tmp / "saved_models" / "dcgan" / "best"), info)
     os.makedirs(workdir)
     log = MetricsLog(str(workdir / "metrics.jsonl"))
     for step, fid in ((100, 400.0), (200, 321.5)):

@@ -206,9 +206,20 @@ def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
 def test_without_evaluations_the_sections_say_so(tmp_path):
     runs = [_fake_run(tmp_path, "a", model="dcgan"), _fake_run(tmp_path, "b", model="sagan")]
     markdown = _build(runs, tmp_path / "out")
-    assert "No run has an FID evaluation" in markdown
+    assert "No run has an FID evaluation" in markdown and "ImageNet" not in markdown
     section = _section(markdown, "Attention at 32×32 against 16×16")
     assert "|" not in section and "cannot be compared" in section
+
+
+def test_the_inception_weights_named_are_those_of_the_runs_with_fid(tmp_path):
+    scored = report.read_run(_fake_run(tmp_path, "a", [(10, 5.0)], model="dcgan",
+                                       inception_weights="/w/inception.weights.h5"))
+    unscored = report.read_run(_fake_run(tmp_path, "b", model="dcgan"))
+    assert report._weights_text([scored, unscored]) == (
+        "InceptionV3 weights: /w/inception.weights.h5.")
+    imagenet = report.read_run(_fake_run(tmp_path, "c", [(10, 6.0)], model="dcgan"))
+    assert report._weights_text([scored, imagenet]).endswith(
+        "(and the Keras ImageNet download for the other runs).")
 
 
 def test_runs_of_the_same_name_are_told_apart(tmp_path):
@@ -245,6 +256,23 @@ def test_best_model_is_found_by_its_recorded_workdir(tmp_path, monkeypatch):
     assert report.find_best_model(run, save_dir=str(tmp_path / "none")) == (None, None)
 
 
+def test_a_run_trained_without_fid_is_sampled_from_its_final_generator(tmp_path):
+    run = report.read_run(_fake_run(tmp_path / "logs", "dcgan", [], model="dcgan"))
+    models = tmp_path / "saved" / "dcgan"
+    for name, workdir in (("final", run.path), ("final_from_other_step5", "/elsewhere/other")):
+        os.makedirs(models / name)
+        (models / name / "best.json").write_text(json.dumps({"step": 5, "final": True,
+                                                             "workdir": workdir}))
+    found, info = report.find_best_model(run, save_dir=str(tmp_path / "saved"))
+    assert found == str(models / "final") and info["final"]
+    run.best_dir, run.best_info = found, info
+    assert report._describe_best(run).startswith("final generator ")
+    os.makedirs(models / "best")  # a best model of the run wins over its final one
+    (models / "best" / "best.json").write_text(json.dumps({"step": 3, "fid": 9.0,
+                                                          "workdir": run.path}))
+    assert report.find_best_model(run, save_dir=str(tmp_path / "saved"))[0] == str(models / "best")
+
+
 def test_a_best_model_that_does_not_load_falls_back_to_the_training_grid(tmp_path, capsys):
     run = _fake_run(tmp_path / "logs", "dcgan", [(10, 50.0)], model="dcgan", sample_steps=(10,))
     best = tmp_path / "saved" / "dcgan" / "best"
@@ -260,6 +288,7 @@ def test_escaping():
     assert report.latex_escape("a_b & 50% #1 {x} ~ ^ \\ $ ±") == (
         r"a\_b \& 50\% \#1 \{x\} \textasciitilde{} \textasciicircum{} \textbackslash{} \$ $\pm$")
     assert report.latex_escape("--flag – x") == "-{}-flag -- x"
+    assert report.latex_escape("/a/b") == r"/\allowbreak{}a/\allowbreak{}b"
     assert report.markdown_escape("a|b") == "a\\|b"
     assert report.format_value((16, 32)) == "16,32" and report.format_value(2e-4) == "0.0002"
     assert report.format_fid(None) == "n/a" and report.format_fid(12.345) == "12.35"
@@ -288,3 +317,4 @@ def test_pdflatex_compiles_the_report(tmp_path):
             _fake_run(tmp_path, "c%d", [(10, 40.0)], model="sagan")]
     written = report.build_report(runs, str(tmp_path / "out"))
     assert written["pdf"] and os.path.getsize(written["pdf"]) > 1000
+    assert not [n for n in os.listdir(tmp_path / "out") if n.endswith((".aux", ".log"))]

@@ -35,7 +35,8 @@ def separable_dir(tmp_path_factory):
 def tiny(model, image_dir, workdir, **overrides):
     values = dict(model=model, image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
                   batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=0,
-                  eval_every=0, num_classes=3, seed=0)
+                  eval_every=0, num_classes=3, seed=0,
+                  save_dir=os.path.join(workdir, "saved_models"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
 
@@ -86,8 +87,8 @@ def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, caps
     config = tiny("dcgan", separable_dir / "train", tmp_path / "run", aux_classifier=True)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     info = {"step": 0, "workdir": config.workdir, "config": json.loads(config.to_json())}
-    path = export.export_best(trainer.export_generator(), str(tmp_path / "best"), info,
-                              discriminator=trainer.export_discriminator())
+    path = export.export_model(trainer.export_generator(), str(tmp_path / "best"), info,
+                               discriminator=trainer.export_discriminator())
     probabilities = evaluate_lib.load_classifier(path)
     images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     expected = tf.nn.softmax(trainer.class_logits(images)).numpy()

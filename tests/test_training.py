@@ -37,7 +37,7 @@ def image_dir(tmp_path_factory):
 def tiny_config(model, image_dir, workdir, **overrides):
     values = dict(model=model, image_dir=image_dir, workdir=str(workdir), width=4, z_dim=8,
                   batch_size=4, steps=4, log_every=1, sample_every=2, checkpoint_every=2,
-                  num_classes=3, seed=0)
+                  num_classes=3, seed=0, save_dir=os.path.join(workdir, "saved_models"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
 
@@ -153,7 +153,7 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
     process = _run_train([
         "--flagfile=configs/sagan.cfg", f"--image_dir={image_dir}", f"--workdir={workdir}",
         "--steps=3", "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=3",
-        "--num_classes=3"])
+        "--num_classes=3", f"--save_dir={tmp_path / 'saved'}"])
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     assert "step 3/3" in output and "steps/s" in output
@@ -167,12 +167,15 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
     assert tags["samples/fixed_noise"] == [3] and tags["attention/16x16"] == [3]
     grid = Image.open(workdir / "samples" / "step_000003.png")
     assert grid.size == (2 * (8 * 34 + 2),) * 2
+    final = tmp_path / "saved" / "sagan" / "final"
+    assert f"final generator exported to {final}" in output
+    assert (final / "saved_model" / "saved_model.pb").exists()
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_path):
     args = ["--model=dcgan", f"--image_dir={image_dir}", f"--workdir={tmp_path / 'run'}",
             "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=0",
-            "--checkpoint_every=0", "--num_classes=3"]
+            "--checkpoint_every=0", "--num_classes=3", f"--save_dir={tmp_path / 'saved'}"]
     process = _run_train([*args, "--steps=100000"])
     for line in process.stdout:
         if line.startswith("step 3/"):

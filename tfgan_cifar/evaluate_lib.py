@@ -9,6 +9,7 @@ import numpy as np
 
 from tfgan_cifar import data as data_lib
 from tfgan_cifar import export, plots, viz
+from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, evaluate_real_images
@@ -70,12 +71,33 @@ def _class_names(config):
                                                              range(config.num_classes)]
 
 
+def _default_model(options):
+    """<save_dir>/<model>/best, else (a run trained without FID) <save_dir>/<model>/final."""
+    folder = os.path.join(options.save_dir, options.model)
+    best, final = os.path.join(folder, "best"), os.path.join(folder, "final")
+    if any(os.path.exists(p) for p in (best, best + export.PREVIOUS_SUFFIX)):
+        return best
+    if os.path.exists(final):
+        print(f"no best model at {best} (trained without FID?): using the final generator "
+              f"{final}", flush=True)
+        return final
+    return best
+
+
+def _export_description(info):
+    if "fid" in info:
+        return f", exported at step {info['step']} with FID {info['fid']:.2f}"
+    if info.get("final"):
+        return f", the final generator of step {info['step']}"
+    return ""
+
+
 def run(options):
     """Runs every requested evaluation; returns {output name: path or value}."""
-    path = options.saved_model or os.path.join(options.save_dir, options.model, "best")
-    if not os.path.exists(path) and not os.path.exists(path + ".previous"):
+    path = options.saved_model or _default_model(options)
+    if not os.path.exists(path) and not os.path.exists(path + export.PREVIOUS_SUFFIX):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
-                        "improves) or pass --saved_model=PATH")
+                        "improves, and when training finishes) or pass --saved_model=PATH")
     info = export.read_info(path) if os.path.exists(os.path.join(path, export.INFO_FILE)) else {}
     config = _train_config(options, info)
     sample, z_dim = export.load_sampler(path)
@@ -84,8 +106,7 @@ def run(options):
     rng = np.random.default_rng(options.seed)
     outputs = {"saved_model": path}
     print(f"loaded {config.model} ({'conditional' if config.conditional else 'unconditional'}) "
-          f"from {path}" + (f", exported at step {info['step']} with FID {info['fid']:.2f}"
-                            if "fid" in info else ""), flush=True)
+          f"from {path}" + _export_description(info), flush=True)
 
     def draw(n, labels=None):
         z = rng.standard_normal((n, z_dim)).astype(np.float32)
@@ -205,9 +226,7 @@ def class_rows(sample, z_dim, config, rng, classifier=None, per_class=10):
 
 
 def _write_json(path, values):
-    from tfgan_cifar.run_log import write_atomic
-
-    write_atomic(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def write_samples_npz(path, count, draw, chunk=500):
@@ -217,11 +236,8 @@ def write_samples_npz(path, count, draw, chunk=500):
         images, labels = draw(min(chunk, count - start))
         xs.append(viz.to_uint8(images))
         ys.append(np.asarray(labels, np.int32))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, x=np.concatenate(xs), y=np.concatenate(ys))
-    os.replace(tmp, path)
+    with replacing(path, "wb") as f:
+        np.savez(f, x=np.concatenate(xs), y=np.concatenate(ys))
     return path
 
 

@@ -1,10 +1,13 @@
-"""The best generator on disk: SavedModel for sampling, a `.keras` copy and a JSON record.
+"""Exported generators on disk: SavedModel for sampling, a `.keras` copy and a JSON record.
 
-`export_best` writes `<dir>/saved_model` (a SavedModel whose `serving_default` signature takes
-`z` float32 [N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
-`<dir>/generator.keras`, `<dir>/best.json` and, for a discriminator with a classifier head,
-`<dir>/discriminator.keras` (used to sort unconditional samples by class). The whole directory is written beside the old
-one and swapped in by renames, so a crash or a kill leaves the previous best loadable.
+Training exports the best generator (by FID) to `<save_dir>/<model>/best` and the generator of
+a finished run to `<save_dir>/<model>/final`, both with `export_model`: it writes
+`<dir>/saved_model` (a SavedModel whose `serving_default` signature takes `z` float32
+[N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
+`<dir>/generator.keras`, `<dir>/best.json` (the record: step, FID when known, config) and, for
+a discriminator with a classifier head, `<dir>/discriminator.keras` (used to sort
+unconditional samples by class). The whole directory is written beside the old one and
+swapped in by renames, so a crash or a kill leaves the previous export loadable.
 """
 
 import json
@@ -20,12 +23,12 @@ SAVED_MODEL = "saved_model"
 KERAS_FILE = "generator.keras"
 DISCRIMINATOR_FILE = "discriminator.keras"
 INFO_FILE = "best.json"
-_PREVIOUS = ".previous"
+PREVIOUS_SUFFIX = ".previous"
 
 
 def _recover(path):
-    """Puts back a best model left aside by an export that was killed between its renames."""
-    previous = path + _PREVIOUS
+    """Puts back an exported model left aside by an export that was killed between its renames."""
+    previous = path + PREVIOUS_SUFFIX
     if not os.path.exists(path) and os.path.exists(previous):
         os.rename(previous, path)
         logging.warning("restored %s from an interrupted export", path)
@@ -63,7 +66,7 @@ def _write_saved_model_any_backend(generator, directory):
                         os.path.join(directory, KERAS_FILE), target], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     else:
-        _notice_once("TensorFlow is not installed: the best model is exported as "
+        _notice_once("TensorFlow is not installed: generators are exported as "
                      f"{KERAS_FILE} only (no SavedModel)")
 
 
@@ -84,12 +87,12 @@ def tensorflow_available():
     return True
 
 
-def export_best(generator, path, info, discriminator=None):
-    """Atomically replaces the best model at `path` with `generator` and `info` (a dict),
-    and `discriminator` (a multi-task D of the same step) when given.
+def export_model(generator, path, info, discriminator=None):
+    """Atomically replaces the exported model at `path` with `generator` and `info` (a dict
+    with the run's "workdir"), and `discriminator` (a multi-task D of the same step) when given.
 
-    Returns the path. If `path` holds the best model of another run directory, that model is
-    kept under a new name instead of being overwritten.
+    Returns the path. If `path` holds the model of another run directory, that model is kept
+    under a new name (`<path>_from_<run>_step<N>`) instead of being overwritten.
     """
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
@@ -99,7 +102,7 @@ def export_best(generator, path, info, discriminator=None):
     if existing and existing.get("workdir") != info.get("workdir"):
         kept = f"{path}_from_{os.path.basename(str(existing.get('workdir')))}_step{existing.get('step')}"
         os.rename(path, kept)
-        logging.warning("kept the best model of another run as %s", kept)
+        logging.warning("kept the model of another run as %s", kept)
 
     staging = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
     try:
@@ -110,7 +113,7 @@ def export_best(generator, path, info, discriminator=None):
         _write_saved_model_any_backend(generator, staging)
         with open(os.path.join(staging, INFO_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
-        previous = path + _PREVIOUS
+        previous = path + PREVIOUS_SUFFIX
         if os.path.exists(previous):
             shutil.rmtree(previous)
         if os.path.exists(path):
@@ -123,7 +126,7 @@ def export_best(generator, path, info, discriminator=None):
 
 
 def read_info(path):
-    """The JSON record of a best-model directory (step, FID, KID, sample count, config)."""
+    """The JSON record of an exported model (step, FID, KID, sample count, config)."""
     _recover(path)
     with open(os.path.join(path, INFO_FILE)) as f:
         return json.load(f)

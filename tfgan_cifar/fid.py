@@ -5,16 +5,16 @@ numbers of papers, which use the 2015 Inception graph. Backend-neutral (keras, k
 NumPy, SciPy). Reference statistics are cached on disk under a hash of what they depend on.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 
 import keras
 import numpy as np
 from absl import logging
+
+from tfgan_cifar import atomic
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -287,16 +287,9 @@ def reference_statistics(images_fn, source_key, extractor, cache_dir, num_sample
     result = ReferenceStats(stats.mean(), stats.covariance(), stats.kid_features(),
                             stats.count, json.loads(text))
     try:
-        os.makedirs(cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fid_ref_", suffix=".tmp", dir=cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, mu=result.mu, sigma=result.sigma, kid_features=result.kid_features,
-                         num_samples=result.num_samples, key=text)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+        with atomic.replacing(path, "wb") as f:
+            np.savez(f, mu=result.mu, sigma=result.sigma, kid_features=result.kid_features,
+                     num_samples=result.num_samples, key=text)
     except OSError as error:
         logging.warning("FID: could not cache the reference statistics in %s (%s)",
                         cache_dir, _one_line(error))

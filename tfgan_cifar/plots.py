@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import textwrap
-import uuid
 
 import numpy as np
 from absl import logging
@@ -17,6 +16,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+from tfgan_cifar.atomic import replacing
 
 MAX_FILTERS = 256  # plot_weights shows at most this many first-layer filters
 
@@ -34,16 +35,10 @@ def save_figure(fig, path, dpi=100):
       `path` as a string.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # not mkstemp: its files are 0600, and the PNGs should get the usual umask-based mode
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        with replacing(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         if "matplotlib.pyplot" in sys.modules:  # a pyplot figure would otherwise stay registered
             sys.modules["matplotlib.pyplot"].close(fig)
     return path
@@ -143,7 +138,8 @@ def plot_fid(records, path, title=None):
     ax.plot(steps, fid, marker="o", markersize=3, color="tab:blue")
     ax.scatter([best["step"]], [best["fid"]], color="red", zorder=3, s=40)
     right = len(steps) > 1 and best["step"] > (steps[0] + steps[-1]) / 2
-    ax.annotate(f"best {best['fid']:.2f}\nat step {best['step']}", (best["step"], best["fid"]),
+    ax.annotate(f"best {format_fid(best['fid'])}\nat step {best['step']}",
+                (best["step"], best["fid"]),
                 xytext=(-10 if right else 10, -8), textcoords="offset points",
                 ha="right" if right else "left", va="top", fontsize=9, color="red",
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
@@ -151,6 +147,12 @@ def plot_fid(records, path, title=None):
     ax.set_title(title or "FID during training")
     save_figure(fig, path)
     return True
+
+
+def format_fid(value, sign=False):
+    """FID for people: two decimals, three significant digits below 1 (so 2.1e-05, not 0.00)."""
+    plus = "+" if sign else ""
+    return f"{value:{plus}.2f}" if abs(value) >= 1 or value == 0 else f"{value:{plus}.3g}"
 
 
 def plot_fid_curves(runs, path, title=None):
@@ -165,7 +167,7 @@ def plot_fid_curves(runs, path, title=None):
             continue
         best = best_eval(records)
         line, = ax.plot(steps, fid, marker="o", markersize=2,
-                        label=f"{name} (best {best['fid']:.2f} at {best['step']})")
+                        label=f"{name} (best {format_fid(best['fid'])} at {best['step']})")
         ax.scatter([best["step"]], [best["fid"]], color=line.get_color(), s=36, zorder=3)
         evals += [r for r in records if r.get("kind") == "eval" and r.get("fid") is not None]
     if not evals:

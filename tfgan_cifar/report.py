@@ -9,17 +9,20 @@ it is installed) and the figures they show under `<out>/images/`:
    sample count and the configuration values that differ between the runs;
 2. the FID curves of all runs in one figure;
 3. the loss curves of each run;
-4. an 8x8 grid per run, from the run's best generator, else from its newest training grid;
+4. an 8x8 grid per run, from the run's best generator (its final one when it was trained
+   without FID), else from its newest training grid;
 5. one row of samples per class per run, side by side;
 6. mean best FID of SAGAN with attention at 32x32 against 16x16, over runs differing only there;
 7. the classifier-head curves of the runs that log them.
 
 A run directory is what `train.py --workdir` writes (`config.json`, `metrics.jsonl`,
 `samples/`). Its best generator is found under `<save_dir>/<model>/` (`best` or
-`best_from_<run>_step<N>`) by the run directory recorded in `best.json`.
+`best_from_<run>_step<N>`, else `final` or `final_from_<run>_step<N>`) by the run directory
+recorded in `best.json`.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,9 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from tfgan_cifar import plots, viz  # noqa: E402
+from tfgan_cifar.atomic import replacing, write_text  # noqa: E402
 from tfgan_cifar.config import MODEL_DEFAULTS, TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
-from tfgan_cifar.run_log import write_atomic  # noqa: E402
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -166,13 +169,20 @@ def _read_best_info(directory):
 
 
 def find_best_model(run, save_dir=None):
-    """The exported best model of `run`: (directory, best.json contents) or (None, None).
+    """The exported best model of `run`, else its final one: (directory, best.json contents),
+    or (None, None).
 
     Looks in `save_dir` if given, else in the run's recorded save_dir taken as absolute or
     relative to the folder training ran from, the current folder and the run's parent, at
     `<save_dir>/<model>/best` and `best_from_*`, and picks the one whose best.json names this
-    run directory. A moved run directory is matched by its best step and FID instead.
+    run directory. A moved run directory is matched by its best step and FID instead. A run
+    trained without FID has no best model: its `final` (or `final_from_*`) generator is used.
     """
+    found = _find_exported(run, save_dir, "best")
+    return found if found[0] is not None else _find_exported(run, save_dir, "final")
+
+
+def _find_exported(run, save_dir, kind):
     here = os.path.realpath(run.path)
     fallback = (None, None)
     seen = set()
@@ -182,7 +192,7 @@ def find_best_model(run, save_dir=None):
             continue
         seen.add(os.path.realpath(folder))
         names = sorted(n for n in os.listdir(folder)
-                       if n == "best" or (n.startswith("best_from_") and ".tmp" not in n))
+                       if n == kind or (n.startswith(f"{kind}_from_") and ".tmp" not in n))
         for name in names:
             directory = os.path.join(folder, name)
             info = _read_best_info(directory)
@@ -191,7 +201,7 @@ def find_best_model(run, save_dir=None):
             workdir = info.get("workdir")
             if workdir and os.path.realpath(os.path.join(root, workdir)) == here:
                 return directory, info
-            if (fallback[0] is None and run.best is not None
+            if (kind == "best" and fallback[0] is None and run.best is not None
                     and info.get("step") == run.best["step"] and info.get("fid") == run.best["fid"]
                     and os.path.basename(str(workdir)) == os.path.basename(here)):
                 fallback = (directory, info)
@@ -202,11 +212,8 @@ def find_best_model(run, save_dir=None):
 
 
 def format_fid(value, sign=False):
-    """FID as the report writes it: two decimals, three significant digits below 1."""
-    if value is None:
-        return NOT_AVAILABLE
-    plus = "+" if sign else ""
-    return f"{value:{plus}.2f}" if abs(value) >= 1 or value == 0 else f"{value:{plus}.3g}"
+    """FID as the report writes it (see `plots.format_fid`), n/a when missing."""
+    return NOT_AVAILABLE if value is None else plots.format_fid(value, sign)
 
 
 def format_kid(value, std=None):
@@ -237,6 +244,7 @@ _LATEX_SPECIAL = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$",
     "×": r"$\times$", "–": "--", "−": "$-$", "…": r"\ldots{}",
+    "/": r"/\allowbreak{}",  # long paths may break after a slash instead of running over
 }
 
 
@@ -350,6 +358,9 @@ def _reference_text(runs):
 
 def _weights_text(runs):
     """Which InceptionV3 weights the scores come from: they decide what an FID means."""
+    runs = [run for run in runs if run.best is not None]  # a run without FID used none
+    if not runs:
+        return "No run has an FID evaluation."
     files = sorted({run.config.inception_weights for run in runs if run.config.inception_weights})
     sentence = ("InceptionV3 weights: the ImageNet release downloaded by Keras"
                 if not files else "InceptionV3 weights: " + ", ".join(files))
@@ -415,14 +426,8 @@ def _copy_png(source, target):
 
     with Image.open(source) as image:
         image.verify()
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    tmp = f"{target}.tmp{os.getpid()}"
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with open(source, "rb") as src, replacing(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
     return target
 
 
@@ -457,7 +462,7 @@ def _describe_best(run):
     info = run.best_info or {}
     where = os.path.relpath(run.best_dir)
     where = run.best_dir if where.startswith("..") else where
-    parts = [f"best generator {where}"]
+    parts = [f"{'final' if info.get('final') else 'best'} generator {where}"]
     if "step" in info:
         parts.append(f"step {info['step']}")
     if info.get("fid") is not None:
@@ -720,14 +725,16 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     for run in runs:
         figures[run.name] = sample_figures(run, images_dir, seed=seed, per_class=per_class)
     doc.section("Samples")
-    doc.paragraph("An 8×8 grid per run: from its best generator (labels cycling through the "
-                  "classes) when it was found, else the newest grid written during training.")
+    doc.paragraph("An 8×8 grid per run: from its best generator (the final one for a run "
+                  "trained without FID; labels cycling through the classes) when it was found, "
+                  "else the newest grid written during training.")
     doc.images([(run.name, _rel(figures[run.name]["grid"][0], out), figures[run.name]["grid"][1])
                 for run in runs], per_row=3)
     doc.section("Samples per class")
-    doc.paragraph(f"{per_class} samples per row from each run's best generator. Conditional "
-                  "models get one row per label; unconditional ones are sorted into rows by "
-                  "their classifier head when they have one, else the rows are plain samples.")
+    doc.paragraph(f"{per_class} samples per row from each run's best (or final) generator. "
+                  "Conditional models get one row per label; unconditional ones are sorted "
+                  "into rows by their classifier head when they have one, else the rows are "
+                  "plain samples.")
     doc.images([(run.name, _rel(figures[run.name]["classes"][0], out),
                  figures[run.name]["classes"][1]) for run in runs], per_row=3)
 
@@ -759,8 +766,8 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
 
     markdown = os.path.join(out, "report.md")
     latex = os.path.join(out, "report.tex")
-    write_atomic(markdown, "\n".join([f"# {title}", ""] + doc.md).rstrip() + "\n")
-    write_atomic(latex, _TEX_PREAMBLE % latex_escape(title) + "\n".join(doc.tex)
+    write_text(markdown, "\n".join([f"# {title}", ""] + doc.md).rstrip() + "\n")
+    write_text(latex, _TEX_PREAMBLE % latex_escape(title) + "\n".join(doc.tex)
                  + "\n\\end{document}\n")
     return {"markdown": markdown, "latex": latex, "pdf": compile_pdf(latex)}
 
@@ -786,6 +793,9 @@ def compile_pdf(latex):
         log = os.path.splitext(latex)[0] + ".log"
         print(f"pdflatex failed on {latex} (see {log}): no PDF written", flush=True)
         return None
+    for extension in (".aux", ".log"):  # pdflatex's side files, kept only when it fails
+        with contextlib.suppress(OSError):
+            os.remove(os.path.splitext(pdf)[0] + extension)
     return pdf
 
 

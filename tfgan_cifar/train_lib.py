@@ -20,7 +20,8 @@ from tfgan_cifar import export, plots, viz
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, classifier_metrics, reference_source
-from tfgan_cifar.run_log import MetricsLog, write_atomic
+from tfgan_cifar.atomic import write_text
+from tfgan_cifar.run_log import MetricsLog
 from tfgan_cifar.summaries import Summaries
 
 GRID_SIDE = 8
@@ -71,7 +72,7 @@ def prepare_workdir(config):
                     f"{getattr(previous, field)}, not {getattr(config, field)}: pass another "
                     "--workdir, or the same settings to resume it"
                 )
-    write_atomic(path, config.to_json() + "\n")
+    write_text(path, config.to_json() + "\n")
 
 
 class _StopRequest:
@@ -169,6 +170,20 @@ def best_model_dir(config):
     return os.path.join(config.save_dir, config.model, "best")
 
 
+def final_model_dir(config):
+    """Where the generator of a finished run is exported: <save_dir>/<model>/final."""
+    return os.path.join(config.save_dir, config.model, "final")
+
+
+def export_final(trainer, config, step):
+    """Exports the generator as it is after the last step (the EMA one with --ema_decay), in
+    the best model's format, so that a run trained without FID still leaves a model to sample."""
+    info = {"step": step, "final": True, "workdir": os.path.abspath(config.workdir),
+            "config": json.loads(config.to_json())}
+    return export.export_model(trainer.export_generator(), final_model_dir(config), info,
+                              discriminator=trainer.export_discriminator())
+
+
 class _EvaluationCadence:
     """Every --eval_every steps: FID/KID (with plots and the best-model export) and, with
     --aux_classifier, the classifier head's loss and accuracy on training and test images."""
@@ -241,7 +256,7 @@ class _EvaluationCadence:
                     "kid_std": result["kid_std"], "num_samples": result["num_samples"],
                     "reference": result["reference"], "workdir": os.path.abspath(config.workdir),
                     "config": json.loads(config.to_json())}
-            path = export.export_best(trainer.export_generator(), best_model_dir(config), info,
+            path = export.export_model(trainer.export_generator(), best_model_dir(config), info,
                                       discriminator=trainer.export_discriminator())
             line += f"; best so far, exported to {path}"
         return line
@@ -300,6 +315,8 @@ def train(config):
     path = trainer.save()
     summaries.flush()
     plots.plot_losses(log.records(), os.path.join(config.workdir, "losses.png"))
-    print(f"finished {config.steps} steps; checkpoint {path}", flush=True)
+    final = export_final(trainer, config, config.steps)
+    print(f"finished {config.steps} steps; checkpoint {path}; final generator exported to "
+          f"{final}", flush=True)
     return last
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfgan_cifar import gan_step, replay
+from tfgan_cifar.atomic import replacing
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.layers import SelfAttention
 from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
@@ -113,12 +114,10 @@ class JaxTrainer:
 
     def save(self):
         """Writes checkpoints/ckpt-<step>.npz atomically and keeps the newest few."""
-        os.makedirs(self.checkpoint_dir, exist_ok=True)
         leaves, _ = jax.tree_util.tree_flatten(self.state)
         path = os.path.join(self.checkpoint_dir, f"ckpt-{self.step}.npz")
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **{f"leaf{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        os.replace(tmp, path)
+        with replacing(path, "wb") as f:
+            np.savez(f, **{f"leaf{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
         for _, old in self._checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)
         return path

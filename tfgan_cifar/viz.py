@@ -1,10 +1,9 @@
 """Image grids: generated batches in [-1, 1] -> uint8 mosaics and PNG files."""
 
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image, ImageDraw
+
+from tfgan_cifar.atomic import replacing
 
 
 def to_uint8(images):
@@ -38,17 +37,8 @@ def save_png(array, path, scale=1):
     image = Image.fromarray(np.asarray(array, np.uint8))
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with replacing(path, "wb") as f:
+        image.save(f, format="PNG")
     return path
 
 
