@@ -90,3 +90,12 @@ def test_new_best_replaces_old_and_other_runs_are_kept(tmp_path):
     kept = [d for d in os.listdir(tmp_path) if d != "best"]
     assert kept == ["best_from_a_step5"]
     assert json.load(open(tmp_path / kept[0] / export.INFO_FILE))["step"] == 5
+
+
+def test_the_model_to_evaluate_is_the_best_one_else_the_final_one(tmp_path):
+    models = tmp_path / "dcgan"
+    assert export.model_to_evaluate(str(tmp_path), "dcgan") is None
+    os.makedirs(models / "final")
+    assert export.model_to_evaluate(str(tmp_path), "dcgan") == str(models / "final")
+    os.makedirs(models / ("best" + export.PREVIOUS_SUFFIX))  # a best model mid-export counts
+    assert export.model_to_evaluate(str(tmp_path), "dcgan") == str(models / "best")

@@ -44,7 +44,8 @@ def test_notebook_is_committed_clean_and_trains_nothing_by_default():
 
 @pytest.fixture(scope="module")
 def saved_dcgan(tmp_path_factory):
-    """<tmp>/saved_models/dcgan/best (a tiny DCGAN, as training exports it) and a run in <tmp>/logs."""
+    """<tmp>/saved_models/dcgan/best (a tiny DCGAN, as training exports it), <tmp>/saved_models/
+    sagan/final (a tiny SAGAN trained without FID: no best model) and a DCGAN run in <tmp>/logs."""
     import keras
 
     from tfgan_cifar import export
@@ -62,6 +63,13 @@ def saved_dcgan(tmp_path_factory):
             "reference": "folder:/data/cifar10/test", "workdir": str(workdir),
             "config": json.loads(config.to_json())}
     export.export_model(generator, str(tmp / "saved_models" / "dcgan" / "best"), info)
+    sagan = TrainConfig(model="sagan", width=4, z_dim=8, num_classes=3,
+                        workdir=str(tmp / "logs" / "sagan"), save_dir=str(tmp / "saved_models"),
+                        eval_every=0).resolved()
+    export.export_model(build_models(sagan)[0].build_weights(),
+                        str(tmp / "saved_models" / "sagan" / "final"),
+                        {"step": 50, "final": True, "workdir": sagan.workdir,
+                         "config": json.loads(sagan.to_json())})
     os.makedirs(workdir)
     log = MetricsLog(str(workdir / "metrics.jsonl"))
     for step, fid in ((100, 400.0), (200, 321.5)):
@@ -91,15 +99,19 @@ def test_notebook_shows_and_scores_the_saved_generators(saved_dcgan, cifar_like_
 
     last = code[-1]
     text = _stream_text(last)
-    assert "sagan: skipped, no saved model at" in text
+    assert "DCGAN, best generator of step 200:" in text
+    assert "SAGAN, final generator of step 50, row r = class r:" in text
     grids = [o for o in last.outputs if o.output_type == "display_data" and "image/png" in o.data]
-    assert len(grids) == 1
-    grid = Image.open(io.BytesIO(base64.b64decode(grids[0].data["image/png"])))
-    side = 8 * (32 + 2) + 2  # viz.image_grid: 8x8 tiles of 32 pixels, 2-pixel padding
-    assert grid.size[0] == grid.size[1] and grid.size[0] % side == 0
+    assert len(grids) == 2
+    for output in grids:
+        grid = Image.open(io.BytesIO(base64.b64decode(output.data["image/png"])))
+        side = 8 * (32 + 2) + 2  # viz.image_grid: 8x8 tiles of 32 pixels, 2-pixel padding
+        assert grid.size[0] == grid.size[1] and grid.size[0] % side == 0
     assert "6 generated images vs 6 CIFAR-10 test images" in text
     row = re.search(r"^dcgan\s+(\S+)\s+(\S+)\s+(\S+)\s+6\s+200\s+321\.50", text, re.M)
     assert row, text
     fid, kid = float(row.group(1)), float(row.group(2))
     assert math.isfinite(fid) and math.isfinite(kid)
+    row = re.search(r"^sagan\s+(\S+)\s+(\S+)\s+(\S+)\s+6\s+50\s+-$", text, re.M)
+    assert row and math.isfinite(float(row.group(1))), text
     assert len(os.listdir(tmp_path / "fid_cache")) == 1  # reference statistics were cached

@@ -72,16 +72,14 @@ def _class_names(config):
 
 
 def _default_model(options):
-    """<save_dir>/<model>/best, else (a run trained without FID) <save_dir>/<model>/final."""
-    folder = os.path.join(options.save_dir, options.model)
-    best, final = os.path.join(folder, "best"), os.path.join(folder, "final")
-    if any(os.path.exists(p) for p in (best, best + export.PREVIOUS_SUFFIX)):
-        return best
-    if os.path.exists(final):
+    """The model evaluate.py reads without --saved_model: best, else final, else (to be
+    reported missing) best."""
+    best = os.path.join(options.save_dir, options.model, "best")
+    path = export.model_to_evaluate(options.save_dir, options.model) or best
+    if path != best:
         print(f"no best model at {best} (trained without FID?): using the final generator "
-              f"{final}", flush=True)
-        return final
-    return best
+              f"{path}", flush=True)
+    return path
 
 
 def _export_description(info):

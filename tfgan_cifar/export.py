@@ -125,6 +125,16 @@ def export_model(generator, path, info, discriminator=None):
     return path
 
 
+def model_to_evaluate(save_dir, model):
+    """`<save_dir>/<model>/best`, else `<save_dir>/<model>/final` (a run trained without FID
+    has no best model); None when neither exists."""
+    for kind in ("best", "final"):
+        path = os.path.join(save_dir, model, kind)
+        if os.path.exists(path) or os.path.exists(path + PREVIOUS_SUFFIX):
+            return path
+    return None
+
+
 def read_info(path):
     """The JSON record of an exported model (step, FID, KID, sample count, config)."""
     _recover(path)
