@@ -1,7 +1,7 @@
 """Image grids: generated batches in [-1, 1] -> uint8 mosaics and PNG files."""
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from tfgan_cifar.atomic import replacing
 
@@ -42,15 +42,23 @@ def save_png(array, path, scale=1):
     return path
 
 
-def labelled_rows(images, rows, cols, row_labels, scale=2, label_width=80):
-    """A grid with one row per label (e.g. one class per row), the label written at its left."""
+def labelled_rows(images, rows, cols, row_labels, scale=2):
+    """A grid with one row per label (e.g. one class per row), the label written at its left
+    in letters a third of a row high, so they stay readable wherever the picture is shrunk."""
     grid = image_grid(images, rows, cols)
     grid = np.asarray(Image.fromarray(grid).resize(
         (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST))
+    row_height = grid.shape[0] / rows
+    font = ImageFont.load_default(size=max(10, round(row_height / 3)))
+    labels = [str(label) for label in row_labels[:rows]]
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = round(row_height / 8)
+    label_width = max((measure.textlength(label, font=font) for label in labels), default=0)
+    label_width = int(label_width) + 2 * margin
     canvas = Image.new("RGB", (grid.shape[1] + label_width, grid.shape[0]), "white")
     canvas.paste(Image.fromarray(grid), (label_width, 0))
     draw = ImageDraw.Draw(canvas)
-    row_height = grid.shape[0] / rows
-    for r, label in enumerate(row_labels[:rows]):
-        draw.text((4, int((r + 0.5) * row_height) - 6), str(label), fill="black")
+    for r, label in enumerate(labels):
+        draw.text((label_width - margin, (r + 0.5) * row_height), label, fill="black", font=font,
+                  anchor="rm")
     return np.asarray(canvas)
