@@ -137,8 +137,9 @@ def run(options):
             raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH")
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)
-            print(f"FID (Keras InceptionV3) {result['fid']:.2f}, KID {result['kid']:.4f} ± "
-                  f"{result['kid_std']:.4f}: {result['num_samples']} generated images vs "
+            print(f"FID (Keras InceptionV3) {plots.format_fid(result['fid'])}, "
+                  f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
+                  f"{result['num_samples']} generated images vs "
                   f"{result['reference_samples']} images of {result['reference']}", flush=True)
             outputs["metrics"] = result
         if options.real_baseline:

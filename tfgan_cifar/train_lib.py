@@ -247,8 +247,9 @@ class _EvaluationCadence:
 
     def _fid_line(self, trainer, step, result):
         config = self.config
-        line = (f"FID (Keras InceptionV3) {result['fid']:.2f}, KID {result['kid']:.4f} ± "
-                f"{result['kid_std']:.4f} ({result['num_samples']} samples vs "
+        line = (f"FID (Keras InceptionV3) {plots.format_fid(result['fid'])}, "
+                f"KID {result['kid']:.4f} ± {result['kid_std']:.4f} "
+                f"({result['num_samples']} samples vs "
                 f"{result['reference']})")
         if result["fid"] < self.best_fid:
             self.best_fid = result["fid"]
