@@ -226,6 +226,7 @@ def test_bad_study_flags_are_refused_with_one_line(overrides, message):
 def test_resuming_with_another_head_or_buffer_is_refused(separable_dir, tmp_path):
     config = tiny("dcgan", separable_dir / "train", tmp_path, aux_classifier=True, replay_size=8)
     train_lib.prepare_workdir(config)
+    train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).append("train", 1, {})
     for change in (dict(aux_classifier=False), dict(replay_size=16)):
         other = tiny("dcgan", separable_dir / "train", tmp_path,
                      **{**dict(aux_classifier=True, replay_size=8), **change})

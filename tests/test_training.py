@@ -128,9 +128,22 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
 
 
 def test_workdir_of_another_model_is_refused(image_dir, tmp_path):
-    train_lib.prepare_workdir(tiny_config("dcgan", image_dir, tmp_path))
+    dcgan = tiny_config("dcgan", image_dir, tmp_path)
+    sagan = tiny_config("sagan", image_dir, tmp_path)
+    train_lib.prepare_workdir(dcgan)
+    # Only config.json: a start that failed before training (no data, say) binds nothing.
+    train_lib.prepare_workdir(sagan)
+    assert json.load(open(os.path.join(sagan.workdir, "config.json")))["model"] == "sagan"
+
+    train_lib.MetricsLog(os.path.join(sagan.workdir, "metrics.jsonl")).append("train", 1, {})
+    with pytest.raises(UserError, match="holds a run with model=sagan"):
+        train_lib.prepare_workdir(dcgan)
+    os.remove(os.path.join(sagan.workdir, "metrics.jsonl"))
+    os.makedirs(os.path.join(sagan.workdir, "checkpoints"))
+    train_lib.prepare_workdir(dcgan)  # an empty checkpoints folder holds nothing to resume
+    open(os.path.join(dcgan.workdir, "checkpoints", "ckpt-2.npz"), "w").close()
     with pytest.raises(UserError, match="holds a run with model=dcgan"):
-        train_lib.prepare_workdir(tiny_config("sagan", image_dir, tmp_path))
+        train_lib.prepare_workdir(sagan)
 
 
 def _run_train(args, **kwargs):

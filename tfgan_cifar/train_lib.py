@@ -58,11 +58,15 @@ def prepare_workdir(config):
     """Creates the run directory and writes the resolved config into it.
 
     A directory that already holds a run of another model is refused, since its checkpoints
-    could not be restored into this one.
+    could not be restored into this one and its logs would mix two models. A config.json
+    alone (left by a start that failed before training, e.g. on missing data) is replaced.
     """
     os.makedirs(config.workdir, exist_ok=True)
     path = os.path.join(config.workdir, CONFIG_FILE)
-    if os.path.exists(path):
+    checkpoints = os.path.join(config.workdir, "checkpoints")
+    started = (os.path.exists(os.path.join(config.workdir, METRICS_FILE))
+               or (os.path.isdir(checkpoints) and os.listdir(checkpoints)))
+    if started and os.path.exists(path):
         previous = TrainConfig.from_json(open(path).read())
         for field in ("model", "conditional", "z_dim", "width", "attention_res", "num_classes",
                       "aux_classifier", "replay_size"):
