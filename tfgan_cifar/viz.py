@@ -51,10 +51,8 @@ def labelled_rows(images, rows, cols, row_labels, scale=2):
     row_height = grid.shape[0] / rows
     font = ImageFont.load_default(size=max(10, round(row_height / 3)))
     labels = [str(label) for label in row_labels[:rows]]
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = round(row_height / 8)
-    label_width = max((measure.textlength(label, font=font) for label in labels), default=0)
-    label_width = int(label_width) + 2 * margin
+    label_width = int(max((font.getlength(label) for label in labels), default=0)) + 2 * margin
     canvas = Image.new("RGB", (grid.shape[1] + label_width, grid.shape[0]), "white")
     canvas.paste(Image.fromarray(grid), (label_width, 0))
     draw = ImageDraw.Draw(canvas)
