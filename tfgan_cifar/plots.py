@@ -190,7 +190,9 @@ def _panels(records, path, panels, height):
         for key, label in keys:
             steps, values = _series(records, key)
             if len(steps):
-                ax.plot(steps, values, label=label, linewidth=1)
+                few = len(steps) <= 30  # e.g. one point per evaluation: show where they are
+                ax.plot(steps, values, label=label, linewidth=1, marker="o" if few else None,
+                        markersize=3)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if len(keys) > 1 and ax.lines:
