@@ -318,3 +318,11 @@ def test_pdflatex_compiles_the_report(tmp_path):
     written = report.build_report(runs, str(tmp_path / "out"))
     assert written["pdf"] and os.path.getsize(written["pdf"]) > 1000
     assert not [n for n in os.listdir(tmp_path / "out") if n.endswith((".aux", ".log"))]
+
+
+def test_latex_rows_of_images_are_separate_figures_that_fit_a_page():
+    items = [(f"run{i}", f"images/run{i}.png", "caption") for i in range(3)]
+    latex = "\n".join(report._tex_images(items, per_row=2))
+    figures = latex.split(r"\begin{figure}")[1:]
+    assert [f.count(r"\includegraphics") for f in figures] == [2, 1]  # a row may start a page
+    assert latex.count("height=0.4\\textheight,keepaspectratio") == 3  # a tall plot is shrunk

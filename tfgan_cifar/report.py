@@ -577,18 +577,20 @@ def _tex_table(header, rows, align):
 
 
 def _tex_images(items, per_row):
+    """One figure per row of images, so that rows can go to the next page; no image is taller
+    than 40% of the page, so that a row and its captions always fit on one."""
     width = 0.96 / per_row
-    lines = [r"\begin{figure}[H]", r"\centering"]
+    lines = []
     for start in range(0, len(items), per_row):
-        chunk = items[start:start + per_row]
-        for title, path, caption in chunk:
+        lines += [r"\begin{figure}[H]", r"\centering"]
+        for title, path, caption in items[start:start + per_row]:
             lines.append(rf"\begin{{minipage}}[t]{{{width:.2f}\linewidth}}\centering")
             if path:
-                lines.append(rf"\includegraphics[width=\linewidth]{{{path}}}\\")
+                lines.append(r"\includegraphics[width=\linewidth,height=0.4\textheight,"
+                             rf"keepaspectratio]{{{path}}}\\")
             lines.append(rf"\small\textbf{{{latex_escape(title)}}}: {latex_escape(caption)}")
             lines.append(r"\end{minipage}\hfill")
-        lines.append(r"\par\medskip")
-    lines.append(r"\end{figure}")
+        lines.append(r"\end{figure}")
     return lines
 
 
