@@ -84,7 +84,7 @@ def _default_model(options):
 
 def _export_description(info):
     if "fid" in info:
-        return f", exported at step {info['step']} with FID {info['fid']:.2f}"
+        return f", exported at step {info['step']} with FID {plots.format_fid(info['fid'])}"
     if info.get("final"):
         return f", the final generator of step {info['step']}"
     return ""
@@ -145,8 +145,9 @@ def run(options):
         if options.real_baseline:
             real = data_lib.load_training_data(config)
             result = evaluate_real_images(evaluator, real.images, options.fid_samples)
-            print(f"real baseline: FID {result['fid']:.2f}, KID {result['kid']:.4f} ± "
-                  f"{result['kid_std']:.4f}: {result['num_samples']} training images vs "
+            print(f"real baseline: FID {plots.format_fid(result['fid'])}, "
+                  f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
+                  f"{result['num_samples']} training images vs "
                   f"{result['reference']}", flush=True)
             outputs["real_baseline"] = result
         _write_json(os.path.join(out_dir, "metrics.json"),
