@@ -1,6 +1,6 @@
-"""Evaluate and sample a saved best generator.
+"""Evaluate and sample a saved generator (the best one, else the final one of a run).
 
-  python evaluate.py --model=sagan                       # saved_models/sagan/best
+  python evaluate.py --model=sagan                       # saved_models/sagan/best (else final)
   python evaluate.py --saved_model=PATH --fid_samples=10000 --attention_maps --weights
   python evaluate.py --model=dcgan --samples_npz=dcgan.npz --num_samples=50000 --nofid
 
@@ -17,8 +17,9 @@ from absl import app, flags, logging  # noqa: E402
 from tfgan_cifar import cli, evaluate_lib  # noqa: E402
 
 defaults = evaluate_lib.EvaluateOptions()
-flags.DEFINE_enum("model", defaults.model, ["dcgan", "sagan"], "Which model's best generator "
-                  "to load from <save_dir>/<model>/best (and the output folder's name).")
+flags.DEFINE_enum("model", defaults.model, ["dcgan", "sagan"], "Which model's generator to "
+                  "load from <save_dir>/<model>/best, else <save_dir>/<model>/final (and the "
+                  "output folder's name).")
 flags.DEFINE_string("saved_model", None, "Load this best-model directory or SavedModel instead.")
 flags.DEFINE_string("save_dir", defaults.save_dir, "Where training exported best models.")
 flags.DEFINE_string("output_dir", defaults.output_dir, "Outputs go to <output_dir>/DCGAN or "
