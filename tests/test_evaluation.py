@@ -30,7 +30,7 @@ def _config(cifar_like_dir, tmp, weights, **overrides):
 @pytest.fixture(scope="module")
 def trained_run(cifar_like_dir, inception_weights_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evaluated_run")
-    config = _config(cifar_like_dir, tmp, inception_weights_file)
+    config = _config(cifar_like_dir, tmp, inception_weights_file, steps=5)
     train_lib.train(config)
     return config
 
@@ -39,7 +39,7 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     config = trained_run
     log = train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl"))
     evals = log.records("eval")
-    assert [r["step"] for r in evals] == [2, 4]
+    assert [r["step"] for r in evals] == [2, 4, 5]  # every --eval_every steps and the last
     for record in evals:
         assert record["num_samples"] == 6 and record["reference_samples"] == 6
         assert np.isfinite(record["fid"]) and "kid_std" in record
@@ -55,7 +55,7 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     assert os.path.exists(os.path.join(best, "saved_model", "saved_model.pb"))
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
-    assert export.read_info(train_lib.final_model_dir(config))["step"] == 4
+    assert export.read_info(train_lib.final_model_dir(config))["step"] == 5
 
 
 def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(

@@ -75,7 +75,8 @@ def define_train_flags():
                          "(also on Ctrl-C and at the end; 0: only then).")
     flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept on disk.")
     flags.DEFINE_integer("eval_every", d.eval_every, "Compute FID and KID every N steps and "
-                         "export the generator when FID improves (0: never).")
+                         "at the last one, and export the generator when FID improves (0: "
+                         "never).")
     define_eval_flags()
     flags.DEFINE_string("save_dir", d.save_dir, "The best generator goes to "
                         "<save_dir>/<model>/best.")

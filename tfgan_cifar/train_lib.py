@@ -189,8 +189,9 @@ def export_final(trainer, config, step):
 
 
 class _EvaluationCadence:
-    """Every --eval_every steps: FID/KID (with plots and the best-model export) and, with
-    --aux_classifier, the classifier head's loss and accuracy on training and test images."""
+    """Every --eval_every steps and at the last one: FID/KID (with plots and the best-model
+    export) and, with --aux_classifier, the classifier head's loss and accuracy on training and
+    test images."""
 
     def __init__(self, config, log, summaries, data):
         self.config, self.log, self.summaries, self.data = config, log, summaries, data
@@ -201,9 +202,10 @@ class _EvaluationCadence:
         self._classifier_sets = None
 
     def due(self, step):
-        wanted = self.evaluator is not None or self.config.aux_classifier
-        return (self.config.eval_every and wanted and step % self.config.eval_every == 0
-                and step > self.logged_until)
+        every = self.config.eval_every
+        if not every or (self.evaluator is None and not self.config.aux_classifier):
+            return False
+        return (step % every == 0 or step == self.config.steps) and step > self.logged_until
 
     def _classifier_images(self):
         """(train images, labels), (test images, labels): fixed subsets, loaded once."""
