@@ -15,7 +15,9 @@ from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, classifier_metrics
 from tfgan_cifar.trainer_tf import TFTrainer
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
+# Six classes, so that an untrained head is all but never right on every one of them by chance.
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230),
+           "yellow": (230, 220, 50), "magenta": (210, 50, 210), "gray": (128, 128, 128)}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def separable_dir(tmp_path_factory):
 def tiny(model, image_dir, workdir, **overrides):
     values = dict(model=model, image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
                   batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=0,
-                  eval_every=0, num_classes=3, seed=0,
+                  eval_every=0, num_classes=len(COLOURS), seed=0,
                   save_dir=os.path.join(workdir, "saved_models"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
@@ -59,7 +61,8 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
     assert [r["step"] for r in evals] == [20, 40]
     assert "fid" not in evals[0]  # FID was off; the head was still evaluated
     last = evals[-1]
-    assert last["cls_test_acc"] >= 0.95 and last["cls_test_acc"] > accuracy_before
+    assert accuracy_before < 0.9  # untrained: near chance (1/6)
+    assert last["cls_test_acc"] >= 0.95
     assert last["cls_test_loss"] < loss_before / 3
     assert 0 <= last["cls_train_acc"] <= 1 and np.isfinite(last["cls_train_loss"])
     trains = [r for r in records if r["kind"] == "train"]
@@ -98,8 +101,8 @@ def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, caps
     outputs = evaluate_lib.run(evaluate_lib.EvaluateOptions(
         model="dcgan", saved_model=path, output_dir=str(tmp_path / "out"), fid=False))
     assert "sorted by the discriminator's classifier head" in capsys.readouterr().out
-    with Image.open(outputs["class_grid"]) as grid:  # 3 labelled rows of 34-pixel cells
-        assert grid.size[1] == 2 * (3 * 34 + 2)
+    with Image.open(outputs["class_grid"]) as grid:  # a labelled row of 34-pixel cells per class
+        assert grid.size[1] == 2 * (len(COLOURS) * 34 + 2)
 
 
 def test_class_rows_pick_the_most_confident_samples_of_each_class():
