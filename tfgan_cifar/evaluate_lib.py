@@ -13,6 +13,7 @@ from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, evaluate_real_images
+from tfgan_cifar.run_log import checkpoint_dir
 
 SORT_POOL_FACTOR = 20  # unconditional rows pick from this many samples per shown image
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -276,7 +277,7 @@ def _restore_discriminator(config):
     from tfgan_cifar.models import build_models
     from tfgan_cifar.trainer_tf import by_position
 
-    latest = tf.train.latest_checkpoint(os.path.join(config.workdir, "checkpoints"))
+    latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
     if latest is None:
         print(f"no checkpoint in {config.workdir}/checkpoints: skipping D's weight figures")
         return None

@@ -5,6 +5,11 @@ import math
 import os
 
 
+def checkpoint_dir(workdir):
+    """Where a run keeps its checkpoints (either backend's format)."""
+    return os.path.join(workdir, "checkpoints")
+
+
 def _jsonable(value):
     value = float(value) if hasattr(value, "__float__") and not isinstance(value, (int, str)) else value
     return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -21,7 +21,7 @@ from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.evaluation import Evaluator, classifier_metrics, reference_source
 from tfgan_cifar.atomic import write_text
-from tfgan_cifar.run_log import MetricsLog
+from tfgan_cifar.run_log import MetricsLog, checkpoint_dir
 from tfgan_cifar.summaries import Summaries
 
 GRID_SIDE = 8
@@ -63,7 +63,7 @@ def prepare_workdir(config):
     """
     os.makedirs(config.workdir, exist_ok=True)
     path = os.path.join(config.workdir, CONFIG_FILE)
-    checkpoints = os.path.join(config.workdir, "checkpoints")
+    checkpoints = checkpoint_dir(config.workdir)
     started = (os.path.exists(os.path.join(config.workdir, METRICS_FILE))
                or (os.path.isdir(checkpoints) and os.listdir(checkpoints)))
     if started and os.path.exists(path):

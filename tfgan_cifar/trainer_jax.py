@@ -20,6 +20,7 @@ from tfgan_cifar.atomic import replacing
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.layers import SelfAttention
 from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
+from tfgan_cifar.run_log import checkpoint_dir
 
 _CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz$")
 
@@ -56,7 +57,7 @@ class JaxTrainer:
         self._train_step = jax.jit(self._step, donate_argnums=0)
         self._generate = jax.jit(self._generate_pure)
         self._class_logits = jax.jit(self._class_logits_pure)
-        self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
+        self.checkpoint_dir = checkpoint_dir(config.workdir)
 
     # ---- state -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from tfgan_cifar import data as data_lib
 from tfgan_cifar import gan_step, replay
 from tfgan_cifar.layers import SelfAttention
 from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
+from tfgan_cifar.run_log import checkpoint_dir
 
 
 def by_position(variables):
@@ -49,7 +50,7 @@ class TFTrainer:
             **({"replay": self.replay_state} if self.replay_state else {}),
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(config.workdir, "checkpoints"),
+            self.checkpoint, checkpoint_dir(config.workdir),
             max_to_keep=config.keep_checkpoints,
         )
         self._sums = {name: tf.Variable(0.0, trainable=False) for name in self.metric_names}
