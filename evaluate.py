@@ -14,9 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from tfgan_cifar import cli, evaluate_lib  # noqa: E402
+from tfgan_cifar import cli  # noqa: E402
+from tfgan_cifar import evaluate_model  # noqa: E402
 
-defaults = evaluate_lib.EvaluateOptions()
+defaults = evaluate_model.EvaluateOptions()
 flags.DEFINE_enum("model", defaults.model, ["dcgan", "sagan"], "Which model's generator to "
                   "load from <save_dir>/<model>/best, else <save_dir>/<model>/final (and the "
                   "output folder's name).")
@@ -43,9 +44,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    names = [f.name for f in dataclasses.fields(evaluate_lib.EvaluateOptions)]
-    options = evaluate_lib.EvaluateOptions(**{n: flags.FLAGS[n].value for n in names})
-    cli.run_or_exit(evaluate_lib.run, options)
+    names = [f.name for f in dataclasses.fields(evaluate_model.EvaluateOptions)]
+    options = evaluate_model.EvaluateOptions(**{n: flags.FLAGS[n].value for n in names})
+    cli.run_or_exit(evaluate_model.run, options)
 
 
 if __name__ == "__main__":

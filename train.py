@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, logging  # noqa: E402
 
-from tfgan_cifar import cli, train_lib  # noqa: E402
+from tfgan_cifar import cli  # noqa: E402
+from tfgan_cifar.training import loop  # noqa: E402
 
 cli.define_train_flags()
 
@@ -22,7 +23,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = cli.run_or_exit(cli.config_from_flags)
-    cli.run_or_exit(train_lib.train, config)
+    cli.run_or_exit(loop.train, config)
 
 
 if __name__ == "__main__":

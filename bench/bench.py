@@ -62,7 +62,7 @@ def worker(args):
 
     from tfgan_cifar.config import TrainConfig
     from tfgan_cifar.data import ImageSet
-    from tfgan_cifar.train_lib import make_trainer
+    from tfgan_cifar.training.loop import make_trainer
 
     backend = keras.backend.backend()
     rng = np.random.default_rng(0)
@@ -107,7 +107,7 @@ def worker(args):
             "warmup_seconds": compile_seconds,
         }), flush=True)
     if args.fid_images:
-        from tfgan_cifar.fid import FeatureExtractor
+        from tfgan_cifar.metrics import FeatureExtractor
 
         path = os.path.join(tempfile.mkdtemp(), "inception.weights.h5")
         keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",

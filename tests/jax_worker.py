@@ -32,9 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import keras  # noqa: E402
 
-from tfgan_cifar import data, train_lib  # noqa: E402
+from tfgan_cifar import data  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
-from tfgan_cifar.trainer_jax import JaxTrainer  # noqa: E402
+from tfgan_cifar.training import loop  # noqa: E402
+from tfgan_cifar.training.jax_backend import JaxTrainer  # noqa: E402
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 # The three training tasks compile the same step: compile it once.
@@ -95,7 +96,7 @@ def steps_and_export(config):
 
 
 def train(config):
-    train_lib.train(TrainConfig.from_json(config))
+    loop.train(TrainConfig.from_json(config))
     return {}
 
 

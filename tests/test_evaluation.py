@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_lib, export, fid, train_lib
+from tfgan_cifar import data, evaluate_model, export
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.evaluation import reference_source
-from tfgan_cifar.trainer_tf import TFTrainer
+from tfgan_cifar.metrics import inception
+from tfgan_cifar.metrics.evaluator import reference_source
+from tfgan_cifar.training import loop
+from tfgan_cifar.training.tf_backend import TFTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,13 +33,13 @@ def _config(cifar_like_dir, tmp, weights, **overrides):
 def trained_run(cifar_like_dir, inception_weights_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evaluated_run")
     config = _config(cifar_like_dir, tmp, inception_weights_file, steps=5)
-    train_lib.train(config)
+    loop.train(config)
     return config
 
 
 def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     config = trained_run
-    log = train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl"))
+    log = loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl"))
     evals = log.records("eval")
     assert [r["step"] for r in evals] == [2, 4, 5]  # every --eval_every steps and the last
     for record in evals:
@@ -48,14 +50,14 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     for name in ("fid.png", "losses.png"):
         with Image.open(os.path.join(config.workdir, name)) as image:
             assert min(image.size) > 100
-    best = train_lib.best_model_dir(config)
+    best = loop.best_model_dir(config)
     info = json.load(open(os.path.join(best, "best.json")))
     assert info["fid"] == min(r["fid"] for r in evals)
     assert info["num_samples"] == 6 and info["config"]["model"] == "sagan"
     assert os.path.exists(os.path.join(best, "saved_model", "saved_model.pb"))
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
-    assert export.read_info(train_lib.final_model_dir(config))["step"] == 5
+    assert export.read_info(loop.final_model_dir(config))["step"] == 5
 
 
 def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(
@@ -63,16 +65,16 @@ def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_
     def no_download(*args, weights=None, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(fid.keras.applications, "InceptionV3", no_download)
+    monkeypatch.setattr(inception.keras.applications, "InceptionV3", no_download)
     config = _config(cifar_like_dir, tmp_path, None, steps=2, model="dcgan")
-    train_lib.train(config)
+    loop.train(config)
     out = capsys.readouterr().out
     notices = [line for line in out.splitlines() if line.startswith("FID evaluation is off")]
     assert len(notices) == 1 and "--inception_weights" in notices[0]
-    assert train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).records("eval") == []
-    final = train_lib.final_model_dir(config)
+    assert loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).records("eval") == []
+    final = loop.final_model_dir(config)
     assert "finished 2 steps" in out and f"final generator exported to {final}" in out
-    assert not os.path.exists(train_lib.best_model_dir(config))
+    assert not os.path.exists(loop.best_model_dir(config))
     info = export.read_info(final)
     assert info["step"] == 2 and info["final"] and "fid" not in info
     assert info["workdir"] == os.path.abspath(config.workdir)
@@ -84,7 +86,7 @@ def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_
     labels = np.zeros(4, np.int32)
     sample, _ = export.load_sampler(final)
     np.testing.assert_allclose(sample(z, labels), trainer.generate(z, labels), atol=1e-5)
-    outputs = evaluate_lib.run(evaluate_lib.EvaluateOptions(
+    outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="dcgan", save_dir=config.save_dir, output_dir=str(tmp_path / "eval"), fid=False))
     assert outputs["saved_model"] == final
     assert "using the final generator" in capsys.readouterr().out

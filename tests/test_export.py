@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfgan_cifar import export
 from tfgan_cifar.config import TrainConfig
-from tfgan_cifar.models import build_models
+from tfgan_cifar.nn import build_models
 
 
 def _generator(model, conditional=True, seed=0):

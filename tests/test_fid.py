@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from tfgan_cifar import fid
+from tfgan_cifar.metrics import fid, inception, reference
 
 
 def _stats(features):
@@ -187,7 +187,7 @@ def test_stats_need_two_rows_for_a_covariance():
 
 @pytest.fixture(scope="module")
 def extractor(inception_weights_file):
-    return fid.FeatureExtractor(inception_weights_file, batch_size=2)
+    return inception.FeatureExtractor(inception_weights_file, batch_size=2)
 
 
 def test_features_from_a_local_weights_file(extractor, inception_weights_file):
@@ -220,7 +220,7 @@ def test_images_outside_minus_one_one_are_refused(extractor):
 
 def test_missing_weights_file_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--inception_weights=.*is not a file") as info:
-        fid.FeatureExtractor(str(tmp_path / "missing.h5"))
+        inception.FeatureExtractor(str(tmp_path / "missing.h5"))
     assert "\n" not in str(info.value)
 
 
@@ -228,7 +228,7 @@ def test_an_unloadable_weights_file_is_one_clear_error(tmp_path):
     path = tmp_path / "inception.weights.h5"
     path.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="--inception_weights=.*not loadable") as info:
-        fid.FeatureExtractor(str(path))
+        inception.FeatureExtractor(str(path))
     assert "\n" not in str(info.value)
 
 
@@ -237,9 +237,9 @@ def test_a_failed_download_names_the_flag_on_one_line(monkeypatch):
         assert kwargs["weights"] == "imagenet"
         raise OSError("URL fetch failure:\n[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(fid.keras.applications, "InceptionV3", offline)
-    with pytest.raises(fid.InceptionWeightsUnavailable) as info:
-        fid.FeatureExtractor()
+    monkeypatch.setattr(inception.keras.applications, "InceptionV3", offline)
+    with pytest.raises(inception.InceptionWeightsUnavailable) as info:
+        inception.FeatureExtractor()
     message = str(info.value)
     assert "\n" not in message and "--inception_weights=PATH" in message
     assert "evaluation needs" in message and "name resolution" in message
@@ -273,7 +273,7 @@ def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path)
         return images
 
     extractor = FakeExtractor()
-    first = fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
+    first = reference.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
     mu, sigma = _stats(extractor(images[:30]))
     np.testing.assert_allclose(first.mu, mu, atol=1e-12)
     np.testing.assert_allclose(first.sigma, sigma, atol=1e-12)
@@ -281,17 +281,17 @@ def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path)
     assert first.key["source"] == {"source": "x"} and first.key["num_samples"] == 30
     calls = extractor.calls
 
-    again = fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
+    again = reference.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
     assert len(loads) == 1 and extractor.calls == calls  # read from disk
     np.testing.assert_array_equal(first.mu, again.mu)
     np.testing.assert_array_equal(first.sigma, again.sigma)
     np.testing.assert_array_equal(first.kid_features, again.kid_features)
     assert again.num_samples == 30 and again.key == first.key
 
-    assert fid.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path,
+    assert reference.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path,
                                     40).num_samples == 40
-    fid.reference_statistics(images_fn, {"source": "y"}, extractor, tmp_path, 30)
-    fid.reference_statistics(images_fn, {"source": "x"}, FakeExtractor("b"), tmp_path, 30)
+    reference.reference_statistics(images_fn, {"source": "y"}, extractor, tmp_path, 30)
+    reference.reference_statistics(images_fn, {"source": "x"}, FakeExtractor("b"), tmp_path, 30)
     assert len(loads) == 4
     assert len(list(tmp_path.glob("fid_ref_*.npz"))) == 4
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in tmp_path.glob("fid_ref_*.npz"))
@@ -299,15 +299,15 @@ def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path)
 
 def test_corrupt_cache_is_recomputed_with_a_warning(tmp_path, caplog):
     extractor = FakeExtractor()
-    first = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
+    first = reference.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
     (path,) = (tmp_path / "c").glob("*.npz")
     path.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING):
-        result = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor,
+        result = reference.reference_statistics(lambda: _images(8), {"s": 1}, extractor,
                                           tmp_path / "c", 8)
     assert extractor.calls == 2 and "recomputing" in caplog.text
     np.testing.assert_array_equal(result.sigma, first.sigma)
-    again = fid.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
+    again = reference.reference_statistics(lambda: _images(8), {"s": 1}, extractor, tmp_path / "c", 8)
     assert extractor.calls == 2 and again.num_samples == 8  # the rewritten file is readable
 
 
@@ -320,16 +320,16 @@ def test_reference_cache_with_the_real_extractor(extractor, tmp_path):
         return extractor(batch)
 
     counting.cache_key = extractor.cache_key
-    first = fid.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
+    first = reference.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
     assert calls == [4] and first.mu.shape == (2048,) and first.sigma.shape == (2048, 2048)
     np.testing.assert_allclose(first.mu, extractor(images).mean(axis=0), rtol=1e-6, atol=1e-9)
-    again = fid.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
+    again = reference.reference_statistics(lambda: images, {"s": "real"}, counting, tmp_path, 4)
     assert calls == [4]
     np.testing.assert_array_equal(again.sigma, first.sigma)
 
 
 def test_compute_metrics_streams_samples_in_chunks(tmp_path):
-    reference = fid.reference_statistics(lambda: _images(60), {"s": 2}, FakeExtractor(),
+    stats = reference.reference_statistics(lambda: _images(60), {"s": 2}, FakeExtractor(),
                                          tmp_path, 60)
     generated = _images(23, seed=11, offset=0.3)
     requested = []
@@ -339,16 +339,16 @@ def test_compute_metrics_streams_samples_in_chunks(tmp_path):
         requested.append(n)
         return generated[start:start + n]
 
-    result = fid.compute_metrics(sample, 23, FakeExtractor(), reference, batch_size=10)
+    result = fid.compute_metrics(sample, 23, FakeExtractor(), stats, batch_size=10)
     assert requested == [10, 10, 3]
     assert set(result) == {"fid", "kid", "kid_std", "num_samples"} and result["num_samples"] == 23
     mu, sigma = _stats(FakeExtractor()(generated))
     assert result["fid"] == pytest.approx(
-        fid.frechet_distance(mu, sigma, reference.mu, reference.sigma), rel=1e-9)
+        fid.frechet_distance(mu, sigma, stats.mu, stats.sigma), rel=1e-9)
     assert result["fid"] > 0.01 and result["kid"] > 0 and result["kid_std"] > 0
     assert all(isinstance(result[k], float) for k in ("fid", "kid", "kid_std"))
 
-    same = fid.compute_metrics(lambda n: _images(60)[:n], 60, FakeExtractor(), reference)
+    same = fid.compute_metrics(lambda n: _images(60)[:n], 60, FakeExtractor(), stats)
     assert abs(same["fid"]) < 1e-9  # the reference images themselves
 
 
@@ -361,7 +361,9 @@ class NoTF(importlib.abc.MetaPathFinder):
             raise ImportError("blocked")
 sys.meta_path.insert(0, NoTF())
 import numpy as np, keras
-from tfgan_cifar import fid
+from tfgan_cifar.metrics import fid
+from tfgan_cifar.metrics import inception
+from tfgan_cifar.metrics import reference
 assert keras.backend.backend() == "jax"
 rng = np.random.default_rng(0)
 a, b = rng.standard_normal((50, 4)), rng.standard_normal((50, 4)) + 1

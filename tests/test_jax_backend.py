@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from tfgan_cifar import data, gan_step
+from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig
-from tfgan_cifar.trainer_tf import TFTrainer
+from tfgan_cifar.training import objective
+from tfgan_cifar.training.tf_backend import TFTrainer
 
 pytest.importorskip("jax")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,7 +38,7 @@ def tensorflow_first_step(config, path):
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     rng = np.random.default_rng(0)
     n, b = config.n_critic, config.batch_size
-    draws = gan_step.numpy_draws(config, rng)
+    draws = objective.numpy_draws(config, rng)
     inputs = {
         "images": rng.uniform(-1, 1, (n, b, 32, 32, 3)).astype(np.float32),
         "labels": rng.integers(0, 3, (n, b)).astype(np.int32),

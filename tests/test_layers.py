@@ -5,14 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgan_cifar.layers import (
-    ConditionalBatchNorm,
-    SelfAttention,
-    SNConv2D,
-    SNConv2DTranspose,
-    SNDense,
-    SNEmbedding,
-)
+from tfgan_cifar.nn.layers import (ConditionalBatchNorm, SelfAttention, SNConv2D, SNConv2DTranspose,
+                                   SNDense, SNEmbedding)
 
 SN_LAYERS = {
     "dense": (lambda: SNDense(6), lambda: np.random.randn(4, 5).astype("float32")),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tfgan_cifar.losses import LOSSES, discriminator_accuracy
+from tfgan_cifar.training.losses import LOSSES, discriminator_accuracy
 
 REAL = np.array([2.0, -1.0], np.float32)
 FAKE = np.array([0.5, -3.0], np.float32)

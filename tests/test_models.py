@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tfgan_cifar.config import TrainConfig
-from tfgan_cifar.layers import ConditionalBatchNorm, SelfAttention
-from tfgan_cifar.models import build_models
+from tfgan_cifar.nn import build_models
+from tfgan_cifar.nn.layers import ConditionalBatchNorm, SelfAttention
 
 CASES = [
     ("dcgan", False, (16,)),

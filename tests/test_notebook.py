@@ -38,7 +38,7 @@ def test_notebook_is_committed_clean_and_trains_nothing_by_default():
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
     assert re.search(r"^TRAIN = False\b", code[0].source, re.M)
     assert "parameters" in code[0].metadata.get("tags", [])
-    assert "train_lib.train(" in "".join(cell.source for cell in code)
+    assert "loop.train(" in "".join(cell.source for cell in code)
     assert "export.load_sampler" in code[-1].source
 
 
@@ -50,7 +50,7 @@ def saved_dcgan(tmp_path_factory):
 
     from tfgan_cifar import export
     from tfgan_cifar.config import TrainConfig
-    from tfgan_cifar.models import build_models
+    from tfgan_cifar.nn import build_models
     from tfgan_cifar.run_log import MetricsLog
 
     tmp = tmp_path_factory.mktemp("notebook")
@@ -105,7 +105,7 @@ def test_notebook_shows_and_scores_the_saved_generators(saved_dcgan, cifar_like_
     assert len(grids) == 2
     for output in grids:
         grid = Image.open(io.BytesIO(base64.b64decode(output.data["image/png"])))
-        side = 8 * (32 + 2) + 2  # viz.image_grid: 8x8 tiles of 32 pixels, 2-pixel padding
+        side = 8 * (32 + 2) + 2  # grids.image_grid: 8x8 tiles of 32 pixels, 2-pixel padding
         assert grid.size[0] == grid.size[1] and grid.size[0] % side == 0
     assert "6 generated images vs 6 CIFAR-10 test images" in text
     row = re.search(r"^dcgan\s+(\S+)\s+(\S+)\s+(\S+)\s+6\s+200\s+321\.50", text, re.M)

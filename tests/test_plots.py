@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import plots
+from tfgan_cifar import run_log
 from tfgan_cifar.run_log import MetricsLog
+from tfgan_cifar.viz import canvas, curves, internals
 
 
 def _records():
@@ -46,12 +47,12 @@ def test_read_metrics_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, ca
     with open(path, "a") as f:
         f.write('{"kind": "eval", "step": 30, "fi')  # truncated last line, no newline
     with caplog.at_level(logging.WARNING):
-        records = plots.read_metrics(str(path))
+        records = run_log.read_metrics(str(path))
     assert [(r["kind"], r["step"]) for r in records] == [("train", 10), ("train", 20),
                                                          ("eval", 20)]
     assert records[1]["g_loss"] == 3.0  # the last record for (train, 20) wins
     assert sum("unreadable line" in m for m in caplog.messages) == 2
-    assert plots.read_metrics(str(tmp_path / "missing.jsonl")) == []
+    assert run_log.read_metrics(str(tmp_path / "missing.jsonl")) == []
 
 
 def test_read_metrics_reads_what_metrics_log_writes(tmp_path):
@@ -60,25 +61,25 @@ def test_read_metrics_reads_what_metrics_log_writes(tmp_path):
     with open(log.path, "a") as f:
         f.write('{"kind": "train", "st')  # a kill mid-write
     log.append("train", 2, {"g_loss": 0.25})
-    records = plots.read_metrics(log.path)
+    records = run_log.read_metrics(log.path)
     assert [r["step"] for r in records] == [1, 2] == [r["step"] for r in log.records()]
     assert records[0]["d_loss"] is None and records[0]["g_loss"] == 0.5
 
 
 def test_best_eval_is_the_lowest_fid_after_deduplication():
     records = _records()
-    assert plots.best_eval(records)["step"] == 100
+    assert run_log.best_eval(records)["step"] == 100
     # a resumed run re-evaluated step 100 worse: that last record counts
     records.append({"kind": "eval", "step": 100, "fid": 75.0, "num_samples": 100})
-    assert plots.best_eval(records)["step"] == 150
-    assert plots.best_eval(records, key="kid")["kind"] == "eval"
-    assert plots.best_eval([r for r in records if r["kind"] == "train"]) is None
+    assert run_log.best_eval(records)["step"] == 150
+    assert run_log.best_eval(records, key="kid")["kind"] == "eval"
+    assert run_log.best_eval([r for r in records if r["kind"] == "train"]) is None
 
 
 @pytest.mark.parametrize("plot, name", [
-    (plots.plot_fid, "fid.png"), (plots.plot_losses, "losses.png"),
-    (plots.plot_classifier, "classifier.png"),
-    (lambda records, path: plots.plot_fid_curves({"a": records, "b": records[::2]}, path),
+    (curves.plot_fid, "fid.png"), (curves.plot_losses, "losses.png"),
+    (curves.plot_classifier, "classifier.png"),
+    (lambda records, path: curves.plot_fid_curves({"a": records, "b": records[::2]}, path),
      "runs.png"),
 ])
 def test_curves_are_written_atomically(tmp_path, plot, name):
@@ -90,24 +91,24 @@ def test_curves_are_written_atomically(tmp_path, plot, name):
 
 def test_no_records_means_no_plot(tmp_path):
     train_only = [r for r in _records() if r["kind"] == "train"]
-    assert plots.plot_fid(train_only, tmp_path / "fid.png") is False
-    assert plots.plot_fid_curves({"a": train_only}, tmp_path / "runs.png") is False
-    assert plots.plot_classifier(train_only, tmp_path / "cls.png") is False
-    assert plots.plot_losses([], tmp_path / "losses.png") is False
+    assert curves.plot_fid(train_only, tmp_path / "fid.png") is False
+    assert curves.plot_fid_curves({"a": train_only}, tmp_path / "runs.png") is False
+    assert curves.plot_classifier(train_only, tmp_path / "cls.png") is False
+    assert curves.plot_losses([], tmp_path / "losses.png") is False
     assert list(tmp_path.iterdir()) == []
 
 
 def test_fid_axis_label_names_the_sample_count(tmp_path):
     evals = [r for r in _records() if r["kind"] == "eval"]
-    assert plots._fid_label(evals) == "FID (Keras InceptionV3, 100 samples vs CIFAR-10 test)"
+    assert curves._fid_label(evals) == "FID (Keras InceptionV3, 100 samples vs CIFAR-10 test)"
 
 
 def test_save_figure_removes_its_temporary_file_when_writing_fails(tmp_path):
-    fig = plots._figure((2, 2))
+    fig = canvas.new_figure((2, 2))
     fig.add_subplot().plot([0, 1])
     fig.savefig = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("disk full"))
     with pytest.raises(OSError):
-        plots.save_figure(fig, tmp_path / "x.png")
+        canvas.save_figure(fig, tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -117,14 +118,14 @@ def test_attention_figure(tmp_path):
     attention /= attention.sum(axis=1, keepdims=True)
     image = rng.uniform(-1, 1, (32, 32, 3))
     queries = [(4, 4), (4, 12), (12, 4), (12, 12)]
-    path = plots.plot_attention(image, attention, queries, str(tmp_path / "a.png"))
+    path = internals.plot_attention(image, attention, queries, str(tmp_path / "a.png"))
     width, height = _size(path)
     assert width > 100 and height > 100 and width > 3 * height
-    array = plots.attention_figure_array(image, attention, queries)
+    array = internals.attention_figure_array(image, attention, queries)
     assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
     assert min(array.shape[:2]) > 100 and array.std() > 0
     with pytest.raises(ValueError):
-        plots.attention_figure_array(image, attention[0], queries)
+        internals.attention_figure_array(image, attention[0], queries)
 
 
 def test_weight_figures_for_conv_first_and_dense_first_models(tmp_path):
@@ -134,7 +135,7 @@ def test_weight_figures_for_conv_first_and_dense_first_models(tmp_path):
                                     keras.layers.Reshape((2, 2, 4)),
                                     keras.layers.Conv2DTranspose(5, 3, strides=2)])
     for name, model in (("conv", conv_first), ("dense", dense_first)):
-        written = plots.plot_weights(model, str(tmp_path / name))
+        written = internals.plot_weights(model, str(tmp_path / name))
         assert [p.rsplit("/", 1)[1] for p in written] == [f"{name}_filters.png",
                                                           f"{name}_histograms.png"]
         assert all(min(_size(p)) > 100 for p in written)
@@ -144,16 +145,16 @@ def test_weight_figures_for_conv_first_and_dense_first_models(tmp_path):
 
 def test_first_layer_filters_orientation():
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3)])
-    path, shape, filters = plots.first_layer_filters(conv)
+    path, shape, filters = internals.first_layer_filters(conv)
     assert shape == (3, 3, 3, 8) and filters.shape == (8, 3, 3, 3) and path.endswith("kernel")
     kernel = keras.ops.convert_to_numpy(conv.weights[0])
     np.testing.assert_allclose(filters[2], kernel[..., 2])
     deconv = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16),
                                keras.layers.Reshape((2, 2, 4)),
                                keras.layers.Conv2DTranspose(5, 3, strides=2)])
-    _, shape, filters = plots.first_layer_filters(deconv)  # the Dense kernel is 2-D: skipped
+    _, shape, filters = internals.first_layer_filters(deconv)  # the Dense kernel is 2-D: skipped
     assert shape == (3, 3, 5, 4) and filters.shape == (5, 3, 3, 1)
     kernel = keras.ops.convert_to_numpy(deconv.layers[-1].kernel)
     np.testing.assert_allclose(filters[1, ..., 0], kernel[:, :, 1, :].mean(axis=-1), rtol=1e-6)
-    assert plots.first_layer_filters(keras.Sequential([keras.Input((4,)),
+    assert internals.first_layer_filters(keras.Sequential([keras.Input((4,)),
                                                        keras.layers.Dense(2)])) is None

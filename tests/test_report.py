@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import report, train_lib
+from tfgan_cifar import report
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.run_log import MetricsLog
+from tfgan_cifar.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +66,7 @@ REAL_RUNS = ("dcgan", "sagan")
 def real_report(cifar_like_dir, inception_weights_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report_runs")
     for model in REAL_RUNS:
-        train_lib.train(TrainConfig(
+        loop.train(TrainConfig(
             model=model, workdir=str(tmp / "logs" / model), image_dir=str(cifar_like_dir / "train"),
             save_dir=str(tmp / "saved"), fid_cache_dir=str(tmp / "cache"),
             inception_weights=inception_weights_file, width=4, z_dim=8, batch_size=4,

@@ -9,11 +9,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_lib, export, gan_step, replay, train_lib
+from tfgan_cifar import data, evaluate_model, export
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.evaluation import Evaluator, classifier_metrics
-from tfgan_cifar.trainer_tf import TFTrainer
+from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics
+from tfgan_cifar.training import loop, objective, replay
+from tfgan_cifar.training.tf_backend import TFTrainer
 
 # Six classes, so that an untrained head is all but never right on every one of them by chance.
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230),
@@ -54,7 +55,7 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
     untrained = TFTrainer(config, data.load_image_folder(config.image_dir))
     loss_before, accuracy_before = classifier_metrics(untrained.class_logits, test_set.images,
                                                       test_set.labels)
-    train_lib.train(config)
+    loop.train(config)
 
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -72,11 +73,11 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
 
 def test_head_adds_weighted_cross_entropy_to_d_loss():
     config = TrainConfig(model="dcgan", aux_classifier=True, aux_weight=0.5).resolved()
-    from tfgan_cifar.losses import LOSSES
+    from tfgan_cifar.training.losses import LOSSES
 
     real, fake = tf.constant([1.0, -2.0]), tf.constant([0.5, -1.0])
     class_logits, labels = tf.constant([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]]), tf.constant([0, 1])
-    total, metrics = gan_step.discriminator_objective(config, LOSSES["bce"], real, fake,
+    total, metrics = objective.discriminator_objective(config, LOSSES["bce"], real, fake,
                                                       class_logits, labels)
     log_p = tf.nn.log_softmax(class_logits).numpy()
     cross_entropy = -(log_p[0, 0] + log_p[1, 1]) / 2
@@ -92,13 +93,13 @@ def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, caps
     info = {"step": 0, "workdir": config.workdir, "config": json.loads(config.to_json())}
     path = export.export_model(trainer.export_generator(), str(tmp_path / "best"), info,
                                discriminator=trainer.export_discriminator())
-    probabilities = evaluate_lib.load_classifier(path)
+    probabilities = evaluate_model.load_classifier(path)
     images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     expected = tf.nn.softmax(trainer.class_logits(images)).numpy()
     np.testing.assert_allclose(probabilities(images), expected, rtol=1e-5, atol=1e-6)
-    assert evaluate_lib.load_classifier(str(tmp_path)) is None  # no discriminator.keras
+    assert evaluate_model.load_classifier(str(tmp_path)) is None  # no discriminator.keras
 
-    outputs = evaluate_lib.run(evaluate_lib.EvaluateOptions(
+    outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="dcgan", saved_model=path, output_dir=str(tmp_path / "out"), fid=False))
     assert "sorted by the discriminator's classifier head" in capsys.readouterr().out
     with Image.open(outputs["class_grid"]) as grid:  # a labelled row of 34-pixel cells per class
@@ -116,13 +117,13 @@ def test_class_rows_pick_the_most_confident_samples_of_each_class():
         scores = np.stack([-value, -np.abs(value) + 0.2, value], axis=1) * 10
         return np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
 
-    images, names = evaluate_lib.class_rows(sample, config.z_dim, config,
+    images, names = evaluate_model.class_rows(sample, config.z_dim, config,
                                             np.random.default_rng(0), classifier, per_class=4)
     assert images.shape == (12, 32, 32, 3) and names == ["0", "1", "2"]
     brightness = images[:, 0, 0, 0].reshape(3, 4)
     assert (brightness[0] < -0.5).all() and (np.abs(brightness[1]) < 0.1).all()
     assert (brightness[2] > 0.5).all()
-    rows, labels = evaluate_lib.class_rows(sample, config.z_dim, config,
+    rows, labels = evaluate_model.class_rows(sample, config.z_dim, config,
                                            np.random.default_rng(0), None, per_class=4)
     assert rows.shape == (12, 32, 32, 3) and labels == ["unsorted"] * 3
 
@@ -228,10 +229,10 @@ def test_bad_study_flags_are_refused_with_one_line(overrides, message):
 
 def test_resuming_with_another_head_or_buffer_is_refused(separable_dir, tmp_path):
     config = tiny("dcgan", separable_dir / "train", tmp_path, aux_classifier=True, replay_size=8)
-    train_lib.prepare_workdir(config)
-    train_lib.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).append("train", 1, {})
+    loop.prepare_workdir(config)
+    loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).append("train", 1, {})
     for change in (dict(aux_classifier=False), dict(replay_size=16)):
         other = tiny("dcgan", separable_dir / "train", tmp_path,
                      **{**dict(aux_classifier=True, replay_size=8), **change})
         with pytest.raises(UserError, match=f"holds a run with {next(iter(change))}="):
-            train_lib.prepare_workdir(other)
+            loop.prepare_workdir(other)

@@ -13,11 +13,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfgan_cifar import data, train_lib
+from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.optimizers import make_optimizers
-from tfgan_cifar.trainer_tf import TFTrainer
+from tfgan_cifar.training import loop
+from tfgan_cifar.training.optimizers import make_optimizers
+from tfgan_cifar.training.tf_backend import TFTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,10 +98,10 @@ def test_checkpoint_restores_every_variable(image_dir, tmp_path, model):
 @pytest.mark.parametrize("model", ["dcgan"])  # SAGAN's state: test_checkpoint_restores_...
 def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
     straight = tiny_config(model, image_dir, tmp_path / "straight", steps=4)
-    train_lib.train(straight)
+    loop.train(straight)
     resumed = tiny_config(model, image_dir, tmp_path / "resumed", steps=2)
-    train_lib.train(resumed)
-    train_lib.train(dataclasses.replace(resumed, steps=4))
+    loop.train(resumed)
+    loop.train(dataclasses.replace(resumed, steps=4))
 
     def final_weights(workdir):
         config = tiny_config(model, image_dir, workdir, steps=4)
@@ -112,7 +113,7 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
     np.testing.assert_array_equal(rng1, rng2)
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    steps = [r["step"] for r in train_lib.MetricsLog(
+    steps = [r["step"] for r in loop.MetricsLog(
         os.path.join(resumed.workdir, "metrics.jsonl")).records("train")]
     assert steps == [1, 2, 3, 4]
 
@@ -121,8 +122,8 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
     for path in glob.glob(os.path.join(ckpt_dir, "ckpt-4*")):
         os.remove(path)
     tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-2"))
-    train_lib.train(dataclasses.replace(straight, steps=6))
-    steps = [r["step"] for r in train_lib.MetricsLog(
+    loop.train(dataclasses.replace(straight, steps=6))
+    steps = [r["step"] for r in loop.MetricsLog(
         os.path.join(straight.workdir, "metrics.jsonl")).records("train")]
     assert steps == [1, 2, 3, 4, 5, 6]
 
@@ -130,20 +131,20 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
 def test_workdir_of_another_model_is_refused(image_dir, tmp_path):
     dcgan = tiny_config("dcgan", image_dir, tmp_path)
     sagan = tiny_config("sagan", image_dir, tmp_path)
-    train_lib.prepare_workdir(dcgan)
+    loop.prepare_workdir(dcgan)
     # Only config.json: a start that failed before training (no data, say) binds nothing.
-    train_lib.prepare_workdir(sagan)
+    loop.prepare_workdir(sagan)
     assert json.load(open(os.path.join(sagan.workdir, "config.json")))["model"] == "sagan"
 
-    train_lib.MetricsLog(os.path.join(sagan.workdir, "metrics.jsonl")).append("train", 1, {})
+    loop.MetricsLog(os.path.join(sagan.workdir, "metrics.jsonl")).append("train", 1, {})
     with pytest.raises(UserError, match="holds a run with model=sagan"):
-        train_lib.prepare_workdir(dcgan)
+        loop.prepare_workdir(dcgan)
     os.remove(os.path.join(sagan.workdir, "metrics.jsonl"))
     os.makedirs(os.path.join(sagan.workdir, "checkpoints"))
-    train_lib.prepare_workdir(dcgan)  # an empty checkpoints folder holds nothing to resume
+    loop.prepare_workdir(dcgan)  # an empty checkpoints folder holds nothing to resume
     open(os.path.join(dcgan.workdir, "checkpoints", "ckpt-2.npz"), "w").close()
     with pytest.raises(UserError, match="holds a run with model=dcgan"):
-        train_lib.prepare_workdir(sagan)
+        loop.prepare_workdir(sagan)
 
 
 def _run_train(args, **kwargs):

@@ -7,7 +7,7 @@ from absl import flags
 
 from tfgan_cifar.config import MODEL_DEFAULTS, TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.losses import LOSSES
+from tfgan_cifar.training.losses import LOSSES
 
 FLAGS = flags.FLAGS
 

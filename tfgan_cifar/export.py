@@ -173,7 +173,7 @@ def _convert(keras_file, saved_model_dir):
     """`python -m tfgan_cifar.export MODEL.keras OUT_DIR`: SavedModel from a .keras generator."""
     import keras
 
-    import tfgan_cifar.models  # noqa: F401  (registers the model classes)
+    import tfgan_cifar.nn  # noqa: F401  (registers the model classes)
 
     _write_saved_model(keras.saving.load_model(keras_file), saved_model_dir)
 

@@ -36,10 +36,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from tfgan_cifar import plots, viz  # noqa: E402
+from tfgan_cifar import run_log
 from tfgan_cifar.atomic import replacing, write_text  # noqa: E402
 from tfgan_cifar.config import MODEL_DEFAULTS, TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.metrics import fid
+from tfgan_cifar.viz import grids  # noqa: E402
+from tfgan_cifar.viz import curves
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -108,9 +111,9 @@ def read_run(path):
     except (UserError, TypeError, ValueError):
         pass  # an older or edited config: show its values as they are
     values = {**raw, **dataclasses.asdict(config)}
-    records = plots.read_metrics(os.path.join(path, METRICS_FILE))
+    records = run_log.read_metrics(os.path.join(path, METRICS_FILE))
     return Run(name=os.path.basename(os.path.normpath(path)), path=path, config=config,
-               values=values, records=records, best=plots.best_eval(records))
+               values=values, records=records, best=run_log.best_eval(records))
 
 
 def unique_names(paths):
@@ -212,8 +215,8 @@ def _find_exported(run, save_dir, kind):
 
 
 def format_fid(value, sign=False):
-    """FID as the report writes it (see `plots.format_fid`), n/a when missing."""
-    return NOT_AVAILABLE if value is None else plots.format_fid(value, sign)
+    """FID as the report writes it (see `fid.format_fid`), n/a when missing."""
+    return NOT_AVAILABLE if value is None else fid.format_fid(value, sign)
 
 
 def format_kid(value, std=None):
@@ -474,29 +477,29 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
     """The 8x8 grid and the per-class rows from the run's best generator, as PNGs.
 
     Labels of the grid cycle through the classes. The per-class rows come from
-    `evaluate_lib.class_rows`: one row per label for conditional models, sorted by the
-    classifier head (`evaluate_lib.load_classifier`) for unconditional ones that have it,
+    `evaluate_model.class_rows`: one row per label for conditional models, sorted by the
+    classifier head (`evaluate_model.load_classifier`) for unconditional ones that have it,
     unsorted samples otherwise.
 
     Returns:
       {"grid": (path, caption), "classes": (path, caption)}.
     """
-    from tfgan_cifar import evaluate_lib, export
+    from tfgan_cifar import evaluate_model, export
 
     sample, z_dim = export.load_sampler(run.best_dir)
     config = _model_config(run)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((64, z_dim)).astype(np.float32)
     labels = (np.arange(64) % config.num_classes).astype(np.int32)
-    grid = viz.image_grid(sample(z, labels), 8, 8)
-    figures = {"grid": (viz.save_png(grid, os.path.join(images_dir, f"{run.slug}-grid.png"),
+    grid = grids.image_grid(sample(z, labels), 8, 8)
+    figures = {"grid": (grids.save_png(grid, os.path.join(images_dir, f"{run.slug}-grid.png"),
                                      scale=2), _describe_best(run))}
     try:
-        classifier = evaluate_lib.load_classifier(run.best_dir)
-        images, row_labels = evaluate_lib.class_rows(
+        classifier = evaluate_model.load_classifier(run.best_dir)
+        images, row_labels = evaluate_model.class_rows(
             sample, z_dim, config, np.random.default_rng(seed), classifier=classifier,
             per_class=per_class)
-        picture = viz.labelled_rows(images, config.num_classes, per_class, row_labels)
+        picture = grids.labelled_rows(images, config.num_classes, per_class, row_labels)
     except Exception as error:  # keep the grid when only the per-class rows fail
         _warn(f"could not draw the per-class rows of {run.name}", error)
         figures["classes"] = (None, "the per-class rows could not be drawn")
@@ -505,7 +508,7 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
            "rows sorted by the classifier head" if classifier is not None else
            "unconditional without a classifier head: unsorted samples")
     figures["classes"] = (
-        viz.save_png(picture, os.path.join(images_dir, f"{run.slug}-classes.png")), how)
+        grids.save_png(picture, os.path.join(images_dir, f"{run.slug}-classes.png")), how)
     return figures
 
 
@@ -705,7 +708,7 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     # 2. FID curves.
     doc.section("FID during training")
     path = os.path.join(images_dir, "fid-curves.png")
-    if plots.plot_fid_curves({run.name: run.records for run in runs}, path):
+    if curves.plot_fid_curves({run.name: run.records for run in runs}, path):
         doc.images([("all runs", _rel(path, out), "FID against training step; dots mark each "
                      "run's best")], per_row=1)
     else:
@@ -716,7 +719,7 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     items = []
     for run in runs:
         path = os.path.join(images_dir, f"{run.slug}-losses.png")
-        written = plots.plot_losses(run.records, path)
+        written = curves.plot_losses(run.records, path)
         items.append((run.name, _rel(path, out) if written else None,
                       "G and D loss, D accuracy on real and fake" if written
                       else "no training records"))
@@ -756,7 +759,7 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     items = []
     for run in runs:
         path = os.path.join(images_dir, f"{run.slug}-classifier.png")
-        if plots.plot_classifier(run.records, path):
+        if curves.plot_classifier(run.records, path):
             items.append((run.name, _rel(path, out), "loss and accuracy on training images "
                           "and the test split"))
     if items:

@@ -4,6 +4,8 @@ import json
 import math
 import os
 
+from absl import logging
+
 
 def checkpoint_dir(workdir):
     """Where a run keeps its checkpoints (either backend's format)."""
@@ -57,3 +59,47 @@ class MetricsLog:
             f.flush()
             os.fsync(f.fileno())
         return record
+
+
+def latest_records(records):
+    """The last record per (kind, step), ordered by step (stable for equal steps)."""
+    latest = {}
+    for r in records:
+        if isinstance(r.get("step"), int):
+            latest[(r.get("kind"), r["step"])] = r
+    return sorted(latest.values(), key=lambda r: r["step"])
+
+
+def read_metrics(path):
+    """Reads `metrics.jsonl`: skips invalid lines (a kill mid-write), keeps the last per step.
+
+    Args:
+      path: the metrics.jsonl file.
+
+    Returns:
+      The records (dicts with at least "kind" and "step"), one per (kind, step), sorted by step;
+      [] when the file does not exist.
+    """
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                    raise ValueError("not a record with an integer step")
+            except ValueError as error:
+                logging.warning("%s:%d: skipped an unreadable line (%s): %.80r", path, number,
+                                error, line)
+                continue
+            records.append(record)
+    return latest_records(records)
+
+
+def best_eval(records, key="fid"):
+    """The eval record with the lowest `key` (after de-duplication by step), or None."""
+    evals = [r for r in latest_records(records) if r.get("kind") == "eval" and r.get(key) is not None]
+    return min(evals, key=lambda r: r[key]) if evals else None

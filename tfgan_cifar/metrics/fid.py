@@ -1,102 +1,12 @@
-"""FID and KID from the 2048-d pool features of Keras's InceptionV3 (ImageNet weights).
+"""FID and KID from feature vectors: streaming statistics, the Fréchet distance and the
+kernel (MMD) distance, and the scoring of generated images against reference statistics.
 
 Numbers from here are "FID (Keras InceptionV3)": not comparable with the TTUR / pytorch-fid
-numbers of papers, which use the 2015 Inception graph. Backend-neutral (keras, keras.ops,
-NumPy, SciPy). Reference statistics are cached on disk under a hash of what they depend on.
+numbers of papers, which use the 2015 Inception graph. NumPy and SciPy only.
 """
 
-import dataclasses
-import hashlib
-import json
-import os
-
-import keras
 import numpy as np
 from absl import logging
-
-from tfgan_cifar import atomic
-
-INPUT_SIZE = 299
-FEATURES = 2048
-CACHE_FORMAT = 1
-
-
-class InceptionWeightsUnavailable(Exception):
-    """The ImageNet weights could not be downloaded and no local file was given."""
-
-
-def _one_line(error, limit=160):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class FeatureExtractor:
-    """InceptionV3 (no top, average pooling) as a function: images in [-1, 1] -> features."""
-
-    def __init__(self, weights_path=None, batch_size=50, resize_method="bilinear"):
-        """Builds the network.
-
-        Args:
-            weights_path: a local InceptionV3 notop weights file (`*.h5` for the Keras 2 /
-                ImageNet release, `*.weights.h5` for Keras 3 `save_weights`), or None to use
-                the ImageNet weights from the Keras cache, downloading them if needed.
-            batch_size: images per forward pass.
-            resize_method: `keras.ops.image.resize` interpolation used to reach 299x299.
-
-        Raises:
-            InceptionWeightsUnavailable: weights_path is None and the download failed.
-            ValueError: weights_path is not a file, or not loadable InceptionV3 notop weights.
-        """
-        if weights_path is not None:
-            weights_path = os.path.expanduser(str(weights_path))
-            if not os.path.isfile(weights_path):
-                raise ValueError(f"--inception_weights={weights_path} is not a file")
-        try:
-            self.model = keras.applications.InceptionV3(
-                include_top=False, weights=weights_path or "imagenet", pooling="avg",
-                input_shape=(INPUT_SIZE, INPUT_SIZE, 3))
-        except Exception as error:  # downloads and loaders raise many kinds of errors
-            if weights_path is None:
-                raise InceptionWeightsUnavailable(
-                    f"could not download the InceptionV3 ImageNet weights ({_one_line(error)}); "
-                    "FID/KID evaluation needs them: pass --inception_weights=PATH, a local "
-                    "InceptionV3 notop .h5 / .weights.h5 file") from error
-            raise ValueError(
-                f"--inception_weights={weights_path} is not loadable InceptionV3 notop weights "
-                f"(Keras reads *.h5 as Keras 2 files, *.weights.h5 as Keras 3 files): "
-                f"{_one_line(error)}") from error
-        self.batch_size = int(batch_size)
-        self.resize_method = resize_method
-        if weights_path is None:
-            weights = "imagenet"
-        else:
-            stat = os.stat(weights_path)
-            weights = {"path": os.path.abspath(weights_path), "bytes": stat.st_size,
-                       "mtime": int(stat.st_mtime)}
-        self.cache_key = {"weights": weights, "resize": resize_method, "size": INPUT_SIZE}
-
-    def __call__(self, images):
-        """Features of a batch of images.
-
-        Args:
-            images: array (N, H, W, 3) of floats in [-1, 1], any H and W.
-
-        Returns:
-            float64 array (N, 2048).
-        """
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected images of shape (N, H, W, 3), got {images.shape}")
-        if images.size and (images.min() < -1.001 or images.max() > 1.001):
-            raise ValueError(f"expected images in [-1, 1], got values in [{images.min():.3g}, "
-                             f"{images.max():.3g}] (map [0, 255] with x / 127.5 - 1)")
-        features = [np.zeros((0, FEATURES))]
-        for start in range(0, len(images), self.batch_size):
-            x = keras.ops.image.resize(images[start:start + self.batch_size],
-                                       (INPUT_SIZE, INPUT_SIZE), interpolation=self.resize_method)
-            x = keras.ops.clip(x, -1.0, 1.0)  # bicubic and lanczos overshoot
-            features.append(np.asarray(self.model.predict_on_batch(x), np.float64))
-        return np.concatenate(features)
 
 
 class FeatureStats:
@@ -233,69 +143,6 @@ def kernel_inception_distance(features1, features2, num_subsets=100, subset_size
     return float(estimates.mean()), float(std / np.sqrt(num_subsets))
 
 
-@dataclasses.dataclass
-class ReferenceStats:
-    """Mean, covariance and KID features of the reference images, with their cache key."""
-
-    mu: np.ndarray
-    sigma: np.ndarray
-    kid_features: np.ndarray
-    num_samples: int
-    key: dict
-
-
-def _canonical(key):
-    return json.dumps(key, sort_keys=True, separators=(",", ":"))
-
-
-def reference_statistics(images_fn, source_key, extractor, cache_dir, num_samples):
-    """Statistics of the first `num_samples` images of `images_fn()`, cached on disk.
-
-    Args:
-        images_fn: returns the real images, float in [-1, 1], NHWC; only called on a miss.
-        source_key: JSON-able description of the data (source and split).
-        extractor: a FeatureExtractor (or anything with `cache_key` and `__call__`).
-        cache_dir: folder of the `.npz` cache files, created if needed.
-        num_samples: how many images to use.
-
-    Returns:
-        ReferenceStats. The cache file is named by a sha256 of the key (source_key,
-        num_samples, extractor.cache_key), holds the key, and is written atomically; an
-        unreadable or mismatched file is recomputed with a warning.
-    """
-    key = {"format": CACHE_FORMAT, "source": source_key, "num_samples": int(num_samples),
-           "extractor": extractor.cache_key}
-    text = _canonical(key)
-    cache_dir = os.path.expanduser(str(cache_dir))
-    path = os.path.join(cache_dir, f"fid_ref_{hashlib.sha256(text.encode()).hexdigest()[:24]}.npz")
-    if os.path.exists(path):
-        try:
-            with np.load(path) as cached:
-                if str(cached["key"]) != text:
-                    raise ValueError("its key does not match")
-                return ReferenceStats(cached["mu"], cached["sigma"], cached["kid_features"],
-                                      int(cached["num_samples"]), json.loads(text))
-        except Exception as error:  # a corrupt cache is only a lost shortcut
-            logging.warning("FID: recomputing the reference cache %s (%s)", path, _one_line(error))
-    images = images_fn()[:num_samples]
-    if len(images) < num_samples:
-        logging.warning("FID: the reference has %d images, fewer than the %d asked for",
-                        len(images), num_samples)
-    stats = FeatureStats()
-    for start in range(0, len(images), 500):
-        stats.update(extractor(images[start:start + 500]))
-    result = ReferenceStats(stats.mean(), stats.covariance(), stats.kid_features(),
-                            stats.count, json.loads(text))
-    try:
-        with atomic.replacing(path, "wb") as f:
-            np.savez(f, mu=result.mu, sigma=result.sigma, kid_features=result.kid_features,
-                     num_samples=result.num_samples, key=text)
-    except OSError as error:
-        logging.warning("FID: could not cache the reference statistics in %s (%s)",
-                        cache_dir, _one_line(error))
-    return result
-
-
 def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500):
     """FID and KID of generated images against reference statistics.
 
@@ -320,3 +167,9 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
     fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma)
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
     return {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
+
+
+def format_fid(value, sign=False):
+    """FID for people: two decimals, three significant digits below 1 (so 2.1e-05, not 0.00)."""
+    plus = "+" if sign else ""
+    return f"{value:{plus}.2f}" if abs(value) >= 1 or value == 0 else f"{value:{plus}.3g}"

@@ -7,9 +7,9 @@ The trainers differ only in how they differentiate, compile and keep state.
 import keras
 import numpy as np
 
-from tfgan_cifar.losses import classification_accuracy, classification_loss
-from tfgan_cifar.models import build_models
-from tfgan_cifar.optimizers import make_optimizers
+from tfgan_cifar.nn import build_models
+from tfgan_cifar.training.losses import classification_accuracy, classification_loss
+from tfgan_cifar.training.optimizers import make_optimizers
 
 BASE_METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 

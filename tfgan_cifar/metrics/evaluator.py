@@ -10,8 +10,8 @@ import os
 import numpy as np
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar import fid
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.metrics import fid, inception, reference
 
 
 def reference_source(config):
@@ -51,8 +51,8 @@ class Evaluator:
         if config.inception_weights and not os.path.isfile(config.inception_weights):
             raise UserError(f"--inception_weights={config.inception_weights} is not a file")
         try:
-            extractor = fid.FeatureExtractor(config.inception_weights)
-        except fid.InceptionWeightsUnavailable as error:
+            extractor = inception.FeatureExtractor(config.inception_weights)
+        except inception.InceptionWeightsUnavailable as error:
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
@@ -67,7 +67,7 @@ class Evaluator:
                 loaded["set"] = self._load()
                 return _as_float(loaded["set"].images[: self.config.fid_samples])
 
-            self._reference = fid.reference_statistics(
+            self._reference = reference.reference_statistics(
                 images,
                 {"source": self.reference_description, "split": "test"},
                 self.extractor,

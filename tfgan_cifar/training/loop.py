@@ -15,14 +15,15 @@ import time
 import keras
 import numpy as np
 
-from tfgan_cifar import data as data_lib
-from tfgan_cifar import export, plots, viz
+from tfgan_cifar import data as data_lib, export
+from tfgan_cifar.atomic import write_text
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.evaluation import Evaluator, classifier_metrics, reference_source
-from tfgan_cifar.atomic import write_text
+from tfgan_cifar.metrics import fid
+from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics, reference_source
 from tfgan_cifar.run_log import MetricsLog, checkpoint_dir
-from tfgan_cifar.summaries import Summaries
+from tfgan_cifar.training.summaries import Summaries
+from tfgan_cifar.viz import curves, grids, internals
 
 GRID_SIDE = 8
 CONFIG_FILE = "config.json"
@@ -36,11 +37,11 @@ def make_trainer(config, data):
     """The trainer of the active Keras backend."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        from tfgan_cifar.trainer_tf import TFTrainer
+        from tfgan_cifar.training.tf_backend import TFTrainer
 
         return TFTrainer(config, data)
     if backend == "jax":
-        from tfgan_cifar.trainer_jax import JaxTrainer
+        from tfgan_cifar.training.jax_backend import JaxTrainer
 
         return JaxTrainer(config, data)
     raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow or jax")
@@ -150,15 +151,15 @@ def save_sample_grid(trainer, config, step, summaries, z, labels):
 
     For SAGAN also sends attention maps of a few query pixels of the first image to TensorBoard.
     """
-    grid = viz.image_grid(trainer.generate(z, labels), GRID_SIDE, GRID_SIDE)
-    path = viz.save_png(grid, os.path.join(config.workdir, "samples", f"step_{step:06d}.png"),
+    grid = grids.image_grid(trainer.generate(z, labels), GRID_SIDE, GRID_SIDE)
+    path = grids.save_png(grid, os.path.join(config.workdir, "samples", f"step_{step:06d}.png"),
                         scale=2)
     summaries.image("samples/fixed_noise", step, grid)
     if summaries.enabled and config.model == "sagan":
         image, maps = trainer.generate_with_attention(z[:1], labels[:1])
         for resolution, attention in maps.items():
             summaries.image(f"attention/{resolution}x{resolution}", step,
-                            plots.attention_figure_array(
+                            internals.attention_figure_array(
                                 image[0], attention[0], default_query_points(resolution)))
     return path
 
@@ -242,18 +243,18 @@ class _EvaluationCadence:
                                       if name in EVAL_SUMMARIES})
         records = self.log.records()
         if config.aux_classifier:
-            plots.plot_classifier(records, os.path.join(config.workdir, "classifier.png"))
+            curves.plot_classifier(records, os.path.join(config.workdir, "classifier.png"))
         if "fid" in result:
-            plots.plot_fid(records, os.path.join(config.workdir, "fid.png"))
+            curves.plot_fid(records, os.path.join(config.workdir, "fid.png"))
             parts.insert(0, self._fid_line(trainer, step, result))
-        plots.plot_losses(records, os.path.join(config.workdir, "losses.png"))
+        curves.plot_losses(records, os.path.join(config.workdir, "losses.png"))
         print(f"eval step {step}: " + "; ".join(parts) + f" ({result['seconds']:.0f}s)",
               flush=True)
         return result
 
     def _fid_line(self, trainer, step, result):
         config = self.config
-        line = (f"FID (Keras InceptionV3) {plots.format_fid(result['fid'])}, "
+        line = (f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
                 f"KID {result['kid']:.4f} ± {result['kid_std']:.4f} "
                 f"({result['num_samples']} samples vs "
                 f"{result['reference']})")
@@ -321,7 +322,7 @@ def train(config):
                 return last
     path = trainer.save()
     summaries.flush()
-    plots.plot_losses(log.records(), os.path.join(config.workdir, "losses.png"))
+    curves.plot_losses(log.records(), os.path.join(config.workdir, "losses.png"))
     final = export_final(trainer, config, config.steps)
     print(f"finished {config.steps} steps; checkpoint {path}; final generator exported to "
           f"{final}", flush=True)

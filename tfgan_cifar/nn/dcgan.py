@@ -9,8 +9,8 @@ Generative Adversarial Networks" (arXiv:1511.06434). Unconditional by default; w
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.layers import ClassifierHead
-from tfgan_cifar.models.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.layers import ClassifierHead
 
 _INIT = keras.initializers.RandomNormal(stddev=0.02)
 

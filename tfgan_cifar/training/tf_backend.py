@@ -5,16 +5,16 @@ all inside one compiled function (`jit_compile=True` hands it to XLA). Metrics a
 device and read only when the loop logs.
 """
 
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar import gan_step, replay
-from tfgan_cifar.layers import SelfAttention
-from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
+from tfgan_cifar.nn.layers import SelfAttention
 from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.training import objective, replay
+from tfgan_cifar.training.losses import (LOSSES, discriminator_accuracy, gradient_penalty,
+                                         interpolate)
 
 
 def by_position(variables):
@@ -32,8 +32,8 @@ class TFTrainer:
         self.data = data
         self.loss = LOSSES[config.loss]
         (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-         self.ema_generator) = gan_step.build_networks(config)
-        self.metric_names = gan_step.metric_names(config)
+         self.ema_generator) = objective.build_networks(config)
+        self.metric_names = objective.metric_names(config)
         self.replay_state = self._replay_variables() if config.replay_size else {}
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = tf.random.Generator.from_seed(config.seed)
@@ -110,7 +110,7 @@ class TFTrainer:
 
     def _draws(self):
         draws = {}
-        for name, (shape, distribution, high) in gan_step.draw_specs(self.config).items():
+        for name, (shape, distribution, high) in objective.draw_specs(self.config).items():
             if distribution == "normal":
                 draws[name] = self.rng.normal(shape)
             elif distribution == "uniform":
@@ -141,7 +141,7 @@ class TFTrainer:
     def update(self, images, labels, draws):
         """One G step after n_critic D steps, on given batches and random draws.
 
-        images/labels: [n_critic, B, ...]; draws: see `gan_step.draw_specs`.
+        images/labels: [n_critic, B, ...]; draws: see `objective.draw_specs`.
         Returns {metric: value}.
         """
         config, G, D, loss = self.config, self.generator, self.discriminator, self.loss
@@ -165,7 +165,7 @@ class TFTrainer:
                 penalty = (self.gradient_penalty(images[i], shown, labels[i],
                                                  draws["gp_epsilon"][i])
                            if config.gp_weight else None)
-                d_total, d_metrics = gan_step.discriminator_objective(
+                d_total, d_metrics = objective.discriminator_objective(
                     config, loss, real_logits, fake_logits, class_logits, labels[i], penalty)
             grads = tape.gradient(d_total, D.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))

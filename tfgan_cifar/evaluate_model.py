@@ -7,13 +7,14 @@ from typing import Optional
 
 import numpy as np
 
-from tfgan_cifar import data as data_lib
-from tfgan_cifar import export, plots, viz
+from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.evaluation import Evaluator, evaluate_real_images
+from tfgan_cifar.metrics import fid
+from tfgan_cifar.metrics.evaluator import Evaluator, evaluate_real_images
 from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.viz import grids, internals
 
 SORT_POOL_FACTOR = 20  # unconditional rows pick from this many samples per shown image
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -58,7 +59,7 @@ def _train_config(options, info):
 def _load_keras_generator(path):
     import keras
 
-    import tfgan_cifar.models  # noqa: F401  (registers the classes for deserialisation)
+    import tfgan_cifar.nn  # noqa: F401  (registers the classes for deserialisation)
 
     keras_file = os.path.join(path, export.KERAS_FILE)
     if not os.path.exists(keras_file):
@@ -85,7 +86,7 @@ def _default_model(options):
 
 def _export_description(info):
     if "fid" in info:
-        return f", exported at step {info['step']} with FID {plots.format_fid(info['fid'])}"
+        return f", exported at step {info['step']} with FID {fid.format_fid(info['fid'])}"
     if info.get("final"):
         return f", the final generator of step {info['step']}"
     return ""
@@ -114,20 +115,20 @@ def run(options):
         return sample(z, labels), labels
 
     images, _ = draw(64)
-    outputs["grid"] = viz.save_png(viz.image_grid(images, 8, 8),
+    outputs["grid"] = grids.save_png(grids.image_grid(images, 8, 8),
                                    os.path.join(out_dir, "grid_8x8.png"), scale=2)
     classifier = load_classifier(path)
     if config.conditional or classifier is not None:
         images, row_labels = class_rows(sample, z_dim, config, rng, classifier)
-        outputs["class_grid"] = viz.save_png(
-            viz.labelled_rows(images, config.num_classes, 10, row_labels),
+        outputs["class_grid"] = grids.save_png(
+            grids.labelled_rows(images, config.num_classes, 10, row_labels),
             os.path.join(out_dir, "classes_10x10.png"))
         if not config.conditional:
             print("class rows: unconditional samples sorted by the discriminator's classifier "
                   "head", flush=True)
     images, labels = draw(10)
     outputs["samples"] = [
-        viz.save_png(viz.to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
+        grids.save_png(grids.to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
         for i, image in enumerate(images)]
 
     if options.samples_npz:
@@ -138,7 +139,7 @@ def run(options):
             raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH")
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)
-            print(f"FID (Keras InceptionV3) {plots.format_fid(result['fid'])}, "
+            print(f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
                   f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
                   f"{result['num_samples']} generated images vs "
                   f"{result['reference_samples']} images of {result['reference']}", flush=True)
@@ -146,7 +147,7 @@ def run(options):
         if options.real_baseline:
             real = data_lib.load_training_data(config)
             result = evaluate_real_images(evaluator, real.images, options.fid_samples)
-            print(f"real baseline: FID {plots.format_fid(result['fid'])}, "
+            print(f"real baseline: FID {fid.format_fid(result['fid'])}, "
                   f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
                   f"{result['num_samples']} training images vs "
                   f"{result['reference']}", flush=True)
@@ -173,7 +174,7 @@ def load_classifier(path):
         return None
     import keras
 
-    import tfgan_cifar.models  # noqa: F401  (registers the classes for deserialisation)
+    import tfgan_cifar.nn  # noqa: F401  (registers the classes for deserialisation)
 
     discriminator = keras.saving.load_model(keras_file)
 
@@ -235,7 +236,7 @@ def write_samples_npz(path, count, draw, chunk=500):
     xs, ys = [], []
     for start in range(0, count, chunk):
         images, labels = draw(min(chunk, count - start))
-        xs.append(viz.to_uint8(images))
+        xs.append(grids.to_uint8(images))
         ys.append(np.asarray(labels, np.int32))
     with replacing(path, "wb") as f:
         np.savez(f, x=np.concatenate(xs), y=np.concatenate(ys))
@@ -246,7 +247,7 @@ def attention_maps(path, config, out_dir, draw):
     """For SAGAN: attention over all positions for a few query pixels, per attention block."""
     if config.model != "sagan":
         raise UserError("--attention_maps needs a SAGAN generator")
-    from tfgan_cifar.train_lib import default_query_points
+    from tfgan_cifar.training.loop import default_query_points
 
     generator = _load_keras_generator(path)
     z = np.random.default_rng(config.seed).standard_normal((1, generator.z_dim)).astype("float32")
@@ -254,7 +255,7 @@ def attention_maps(path, config, out_dir, draw):
     written = []
     for resolution, attention in maps.items():
         target = os.path.join(out_dir, f"attention_{resolution}x{resolution}.png")
-        plots.plot_attention(np.asarray(images)[0], np.asarray(attention)[0],
+        internals.plot_attention(np.asarray(images)[0], np.asarray(attention)[0],
                              default_query_points(resolution), target)
         written.append(target)
     return written
@@ -263,10 +264,10 @@ def attention_maps(path, config, out_dir, draw):
 def weight_figures(path, config, out_dir):
     """First-layer filters and weight histograms of G (the .keras copy) and D (checkpoint)."""
     generator = _load_keras_generator(path)
-    written = plots.plot_weights(generator, os.path.join(out_dir, "weights_generator"))
+    written = internals.plot_weights(generator, os.path.join(out_dir, "weights_generator"))
     discriminator = _restore_discriminator(config)
     if discriminator is not None:
-        written += plots.plot_weights(discriminator, os.path.join(out_dir, "weights_discriminator"))
+        written += internals.plot_weights(discriminator, os.path.join(out_dir, "weights_discriminator"))
     return written
 
 
@@ -274,8 +275,8 @@ def _restore_discriminator(config):
     """D from the latest checkpoint of the run directory, or None (with a notice) if absent."""
     import tensorflow as tf
 
-    from tfgan_cifar.models import build_models
-    from tfgan_cifar.trainer_tf import by_position
+    from tfgan_cifar.nn import build_models
+    from tfgan_cifar.training.tf_backend import by_position
 
     latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
     if latest is None:

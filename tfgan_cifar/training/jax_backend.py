@@ -15,12 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tfgan_cifar import gan_step, replay
 from tfgan_cifar.atomic import replacing
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.layers import SelfAttention
-from tfgan_cifar.losses import LOSSES, discriminator_accuracy, gradient_penalty, interpolate
+from tfgan_cifar.nn.layers import SelfAttention
 from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.training import objective, replay
+from tfgan_cifar.training.losses import (LOSSES, discriminator_accuracy, gradient_penalty,
+                                         interpolate)
 
 _CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz$")
 
@@ -46,8 +47,8 @@ class JaxTrainer:
         self.loss = LOSSES[config.loss]
         # The EMA generator lives in the state, as arrays; its Keras copy is not needed.
         (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-         _) = gan_step.build_networks(config)
-        self.metric_names = gan_step.metric_names(config)
+         _) = objective.build_networks(config)
+        self.metric_names = objective.metric_names(config)
         self.images = jnp.asarray(data.images)
         self.labels = jnp.asarray(data.labels, jnp.int32)
         if len(data) < config.batch_size:
@@ -165,7 +166,7 @@ class JaxTrainer:
 
     def _draws(self, key):
         draws = {}
-        specs = gan_step.draw_specs(self.config)
+        specs = objective.draw_specs(self.config)
         for (name, (shape, distribution, high)), k in zip(
                 specs.items(), jax.random.split(key, len(specs))):
             if distribution == "normal":
@@ -179,7 +180,7 @@ class JaxTrainer:
     def update(self, state, images, labels, draws):
         """One G step after n_critic D steps, on given batches and random draws (pure).
 
-        images/labels: [n_critic, B, ...]; draws: see `gan_step.draw_specs`.
+        images/labels: [n_critic, B, ...]; draws: see `objective.draw_specs`.
         Returns (new state, {metric: value}).
         """
         config, G, D, loss = self.config, self.generator, self.discriminator, self.loss
@@ -210,7 +211,7 @@ class JaxTrainer:
                 x_hat = interpolate(x, shown, draws["gp_epsilon"][i])
                 gradients, d_nt = jax.grad(critic_sum, has_aux=True)(x_hat, d_nt)
                 penalty = gradient_penalty(gradients)
-            total, metrics = gan_step.discriminator_objective(
+            total, metrics = objective.discriminator_objective(
                 config, loss, real_logits, fake_logits, class_logits, y, penalty)
             if replayed is not None:
                 metrics["replayed"] = jnp.mean(replayed)

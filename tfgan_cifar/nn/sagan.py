@@ -11,16 +11,9 @@ the DCGAN-style SN-GAN network for CIFAR-10, with attention at the resolutions g
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.layers import (
-    ClassifierHead,
-    ConditionalBatchNorm,
-    SelfAttention,
-    SNConv2D,
-    SNConv2DTranspose,
-    SNDense,
-    SNEmbedding,
-)
-from tfgan_cifar.models.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.layers import (ClassifierHead, ConditionalBatchNorm, SelfAttention, SNConv2D,
+                                   SNConv2DTranspose, SNDense, SNEmbedding)
 
 ATTENTION_RESOLUTIONS = (16, 32)
 

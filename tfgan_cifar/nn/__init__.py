@@ -1,7 +1,7 @@
 """Model registry: build a (generator, discriminator) pair by name."""
 
-from tfgan_cifar.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from tfgan_cifar.models.sagan import SAGANDiscriminator, SAGANGenerator
+from tfgan_cifar.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from tfgan_cifar.nn.sagan import SAGANDiscriminator, SAGANGenerator
 
 MODELS = ("dcgan", "sagan")
 

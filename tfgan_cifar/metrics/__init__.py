@@ -1,0 +1,1 @@
+"""Quality metrics: Inception features, FID/KID, cached reference statistics, evaluators."""

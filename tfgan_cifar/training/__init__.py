@@ -1,0 +1,1 @@
+"""Training: the GAN objective, the TensorFlow and JAX backends that run it, and the loop."""

@@ -1,0 +1,1 @@
+"""Figures: image grids, training curves, attention maps and weight images."""
