@@ -15,6 +15,9 @@ from PIL import Image
 from tfgan_cifar import report
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.report import document, figures, sections, tables
+from tfgan_cifar.report.__main__ import main
+from tfgan_cifar.report.runs import find_best_model, read_run, unique_names
 from tfgan_cifar.run_log import MetricsLog
 from tfgan_cifar.training import loop
 
@@ -73,8 +76,8 @@ def real_report(cifar_like_dir, inception_weights_file, tmp_path_factory):
             num_classes=3, steps=2, log_every=1, sample_every=1, checkpoint_every=0,
             eval_every=2, fid_samples=4).resolved())
     out = tmp / "report"
-    with mock.patch.object(report.shutil, "which", return_value=None):
-        code = report.main([str(tmp / "logs" / model) for model in REAL_RUNS] + [f"--out={out}"])
+    with mock.patch.object(document.shutil, "which", return_value=None):
+        code = main([str(tmp / "logs" / model) for model in REAL_RUNS] + [f"--out={out}"])
     assert code == 0
     return tmp, out
 
@@ -93,9 +96,9 @@ def test_results_table_has_each_runs_best_fid_and_step(real_report, inception_we
         evals = MetricsLog(str(tmp / "logs" / name / "metrics.jsonl")).records("eval")
         best = min(evals, key=lambda r: r["fid"])
         row = dict(zip(header, _table_row(markdown, name)))
-        assert row["best FID (Keras InceptionV3)"] == report.format_fid(best["fid"])
+        assert row["best FID (Keras InceptionV3)"] == tables.format_fid(best["fid"])
         assert row["at step"] == str(best["step"]) == "2"
-        assert row["KID ± std at that step"] == report.format_kid(best["kid"], best["kid_std"])
+        assert row["KID ± std at that step"] == tables.format_kid(best["kid"], best["kid_std"])
         assert row["FID samples"] == "4" and row["model"] == name
         assert row["attention_res"] == {"dcgan": "–", "sagan": "16"}[name]
     assert "FID (Keras InceptionV3)" in markdown.split("## ")[0]  # named in the introduction
@@ -161,7 +164,7 @@ def _fake_run(root, name, evals=(), cls=False, sample_steps=(), **values):
 
 
 def _build(run_dirs, out, **kwargs):
-    with mock.patch.object(report.shutil, "which", return_value=None):
+    with mock.patch.object(document.shutil, "which", return_value=None):
         report.build_report(run_dirs, str(out), **kwargs)
     return (out / "report.md").read_text()
 
@@ -213,34 +216,34 @@ def test_without_evaluations_the_sections_say_so(tmp_path):
 
 
 def test_the_inception_weights_named_are_those_of_the_runs_with_fid(tmp_path):
-    scored = report.read_run(_fake_run(tmp_path, "a", [(10, 5.0)], model="dcgan",
-                                       inception_weights="/w/inception.weights.h5"))
-    unscored = report.read_run(_fake_run(tmp_path, "b", model="dcgan"))
-    assert report._weights_text([scored, unscored]) == (
+    scored = read_run(_fake_run(tmp_path, "a", [(10, 5.0)], model="dcgan",
+                                inception_weights="/w/inception.weights.h5"))
+    unscored = read_run(_fake_run(tmp_path, "b", model="dcgan"))
+    assert sections._weights_text([scored, unscored]) == (
         "InceptionV3 weights: /w/inception.weights.h5.")
-    imagenet = report.read_run(_fake_run(tmp_path, "c", [(10, 6.0)], model="dcgan"))
-    assert report._weights_text([scored, imagenet]).endswith(
+    imagenet = read_run(_fake_run(tmp_path, "c", [(10, 6.0)], model="dcgan"))
+    assert sections._weights_text([scored, imagenet]).endswith(
         "(and the Keras ImageNet download for the other runs).")
 
 
 def test_runs_of_the_same_name_are_told_apart(tmp_path):
     runs = [_fake_run(tmp_path / "x", "run", [(10, 50.0)], model="dcgan"),
             _fake_run(tmp_path / "y", "run", [(10, 60.0)], model="dcgan", seed=1)]
-    assert report.unique_names(runs) == ["x/run", "y/run"]
-    assert report.unique_names(runs + [runs[0] + "/"]) == ["x/run #1", "y/run", "x/run #2"]
+    assert unique_names(runs) == ["x/run", "y/run"]
+    assert unique_names(runs + [runs[0] + "/"]) == ["x/run #1", "y/run", "x/run #2"]
     markdown = _build(runs, tmp_path / "out")
     assert _table_row(markdown, "x/run")[2] == "50.00"
     assert _table_row(markdown, "y/run")[2] == "60.00"
     header = _table_row(markdown, "run")
     assert header[6:] == ["seed"]  # the differing workdir is a path: left out
-    twins = [report.read_run(_fake_run(tmp_path / "z", name, model="dcgan")) for name in "ab"]
-    header, _ = report.results_table(twins)
+    twins = [read_run(_fake_run(tmp_path / "z", name, model="dcgan")) for name in "ab"]
+    header, _ = tables.results_table(twins)
     assert header[6:] == ["workdir"]  # unless it is all that differs
 
 
 def test_best_model_is_found_by_its_recorded_workdir(tmp_path, monkeypatch):
-    run = report.read_run(_fake_run(tmp_path / "project" / "logs", "sagan", [(20, 9.0)],
-                                    model="sagan"))
+    run = read_run(_fake_run(tmp_path / "project" / "logs", "sagan", [(20, 9.0)],
+                             model="sagan"))
     # training ran in project/ with --workdir=logs/sagan and the default --save_dir
     values = json.loads(open(os.path.join(run.path, "config.json")).read())
     values["workdir"] = "logs/sagan"
@@ -252,26 +255,26 @@ def test_best_model_is_found_by_its_recorded_workdir(tmp_path, monkeypatch):
         (models / name / "best.json").write_text(json.dumps({"step": 20, "fid": 9.0,
                                                              "workdir": workdir}))
     monkeypatch.chdir(tmp_path)
-    found, info = report.find_best_model(run)
+    found, info = find_best_model(run)
     assert found == str(models / "best_from_sagan_step20") and info["step"] == 20
-    assert report.find_best_model(run, save_dir=str(tmp_path / "none")) == (None, None)
+    assert find_best_model(run, save_dir=str(tmp_path / "none")) == (None, None)
 
 
 def test_a_run_trained_without_fid_is_sampled_from_its_final_generator(tmp_path):
-    run = report.read_run(_fake_run(tmp_path / "logs", "dcgan", [], model="dcgan"))
+    run = read_run(_fake_run(tmp_path / "logs", "dcgan", [], model="dcgan"))
     models = tmp_path / "saved" / "dcgan"
     for name, workdir in (("final", run.path), ("final_from_other_step5", "/elsewhere/other")):
         os.makedirs(models / name)
         (models / name / "best.json").write_text(json.dumps({"step": 5, "final": True,
                                                              "workdir": workdir}))
-    found, info = report.find_best_model(run, save_dir=str(tmp_path / "saved"))
+    found, info = find_best_model(run, save_dir=str(tmp_path / "saved"))
     assert found == str(models / "final") and info["final"]
     run.best_dir, run.best_info = found, info
-    assert report._describe_best(run).startswith("final generator ")
+    assert figures._describe_best(run).startswith("final generator ")
     os.makedirs(models / "best")  # a best model of the run wins over its final one
     (models / "best" / "best.json").write_text(json.dumps({"step": 3, "fid": 9.0,
                                                           "workdir": run.path}))
-    assert report.find_best_model(run, save_dir=str(tmp_path / "saved"))[0] == str(models / "best")
+    assert find_best_model(run, save_dir=str(tmp_path / "saved"))[0] == str(models / "best")
 
 
 def test_a_best_model_that_does_not_load_falls_back_to_the_training_grid(tmp_path, capsys):
@@ -286,13 +289,13 @@ def test_a_best_model_that_does_not_load_falls_back_to_the_training_grid(tmp_pat
 
 
 def test_escaping():
-    assert report.latex_escape("a_b & 50% #1 {x} ~ ^ \\ $ ±") == (
+    assert document.latex_escape("a_b & 50% #1 {x} ~ ^ \\ $ ±") == (
         r"a\_b \& 50\% \#1 \{x\} \textasciitilde{} \textasciicircum{} \textbackslash{} \$ $\pm$")
-    assert report.latex_escape("--flag – x") == "-{}-flag -- x"
-    assert report.latex_escape("/a/b") == r"/\allowbreak{}a/\allowbreak{}b"
-    assert report.markdown_escape("a|b") == "a\\|b"
-    assert report.format_value((16, 32)) == "16,32" and report.format_value(2e-4) == "0.0002"
-    assert report.format_fid(None) == "n/a" and report.format_fid(12.345) == "12.35"
+    assert document.latex_escape("--flag – x") == "-{}-flag -- x"
+    assert document.latex_escape("/a/b") == r"/\allowbreak{}a/\allowbreak{}b"
+    assert document.markdown_escape("a|b") == "a\\|b"
+    assert tables.format_value((16, 32)) == "16,32" and tables.format_value(2e-4) == "0.0002"
+    assert tables.format_fid(None) == "n/a" and tables.format_fid(12.345) == "12.35"
 
 
 def test_a_folder_that_is_not_a_run_gives_one_error_line_and_exit_code_2(tmp_path):
@@ -309,7 +312,7 @@ def test_a_folder_that_is_not_a_run_gives_one_error_line_and_exit_code_2(tmp_pat
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
     assert not (tmp_path / "o").exists()
     with pytest.raises(UserError, match="not a run directory"):
-        report.read_run(str(tmp_path))
+        read_run(str(tmp_path))
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
@@ -323,7 +326,7 @@ def test_pdflatex_compiles_the_report(tmp_path):
 
 def test_latex_rows_of_images_are_separate_figures_that_fit_a_page():
     items = [(f"run{i}", f"images/run{i}.png", "caption") for i in range(3)]
-    latex = "\n".join(report._tex_images(items, per_row=2))
+    latex = "\n".join(document._tex_images(items, per_row=2))
     figures = latex.split(r"\begin{figure}")[1:]
     assert [f.count(r"\includegraphics") for f in figures] == [2, 1]  # a row may start a page
     assert latex.count("height=0.4\\textheight,keepaspectratio") == 3  # a tall plot is shrunk

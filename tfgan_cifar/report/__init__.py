@@ -1,0 +1,73 @@
+"""A comparison report of training runs, as Markdown and LaTeX (and a PDF when pdflatex exists).
+
+  python -m tfgan_cifar.report logs/dcgan logs/sagan [...] --out=report [--save_dir=DIR]
+
+Writes `<out>/report.md`, `<out>/report.tex` (compiled to `<out>/report.pdf` by `pdflatex` when
+it is installed) and the figures they show under `<out>/images/`:
+
+1. results: per run its best FID (Keras InceptionV3) with the step, KID at that step, the FID
+   sample count and the configuration values that differ between the runs;
+2. the FID curves of all runs in one figure;
+3. the loss curves of each run;
+4. an 8x8 grid per run, from the run's best generator (its final one when it was trained
+   without FID), else from its newest training grid;
+5. one row of samples per class per run, side by side;
+6. mean best FID of SAGAN with attention at 32x32 against 16x16, over runs differing only there;
+7. the classifier-head curves of the runs that log them.
+
+A run directory is what `train.py --workdir` writes (`config.json`, `metrics.jsonl`,
+`samples/`). Its best generator is found under `<save_dir>/<model>/` (`best` or
+`best_from_<run>_step<N>`, else `final` or `final_from_<run>_step<N>`) by the run directory
+recorded in `best.json`.
+
+Modules: `runs` (reading run directories, finding their exported models), `tables`, `figures`,
+`document` (the Markdown/LaTeX writer), `sections` (one function per section) and `__main__`
+(the command line).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.report import figures, sections  # noqa: E402
+from tfgan_cifar.report.document import Document, compile_pdf  # noqa: E402
+from tfgan_cifar.report.runs import read_runs  # noqa: E402
+
+IMAGES = "images"
+
+
+def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
+    """Writes `<out>/report.md`, `<out>/report.tex` and `<out>/images/`; returns their paths.
+
+    Args:
+      run_dirs: run directories (train.py --workdir).
+      out: the output folder (created).
+      save_dir: where to look for the exported best models instead of each run's save_dir.
+      seed: seed of the noise of the sample figures.
+      per_class: samples per row in the per-class figure.
+
+    Returns:
+      {"markdown": path, "latex": path, "pdf": path or None}.
+
+    Raises:
+      UserError: a folder is not a run directory, or `out` cannot be a folder.
+    """
+    runs = read_runs(run_dirs, save_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out={out} exists and is not a folder")
+    images_dir = os.path.join(out, IMAGES)
+    os.makedirs(images_dir, exist_ok=True)
+    doc = Document(out)
+    sections.introduction(doc, runs)
+    sections.results(doc, runs)
+    sections.fid_curves(doc, runs, images_dir)
+    sections.losses(doc, runs, images_dir)
+    samples = {run.name: figures.sample_figures(run, images_dir, seed=seed, per_class=per_class)
+               for run in runs}
+    sections.sample_grids(doc, runs, samples)
+    sections.class_rows(doc, runs, samples, per_class)
+    sections.attention(doc, runs)
+    sections.classifier_curves(doc, runs, images_dir)
+    markdown, latex = doc.write(sections.title(runs))
+    return {"markdown": markdown, "latex": latex, "pdf": compile_pdf(latex)}

@@ -1,0 +1,142 @@
+"""The sections of the report, in its order, each added to a `document.Document`."""
+
+from tfgan_cifar.report import figures
+from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups,
+                                       attention_table, format_value, model_default_fields,
+                                       results_table, shared_fields)
+
+
+def title(runs):
+    """The report's title: the models and the number of runs."""
+    models = sorted({run.config.model for run in runs})
+    return f"{' and '.join(m.upper() for m in models)} on CIFAR-10: {len(runs)} runs compared"
+
+
+def introduction(doc, runs):
+    """What is compared and what the scores mean, and the run directories."""
+    doc.paragraph(
+        f"This report compares {len(runs)} training run{'s' * (len(runs) > 1)}: "
+        f"{', '.join(run.name for run in runs)}. Scores are {FID_NAME} and KID against "
+        f"{_reference_text(runs)}, lower is better; each is computed on the number of "
+        "generated images given in the table. They are not comparable with the FIDs of "
+        "papers, which use the 2015 TF Inception graph and usually 50k samples against the "
+        f"training set. {_weights_text(runs)}")
+    doc.bullets([f"{run.name}: {run.path}" for run in runs])
+
+
+def _reference_text(runs):
+    refs = {r.get("reference") for run in runs for r in run.records
+            if r.get("kind") == "eval" and r.get("reference")}
+    if not refs:
+        return "the CIFAR-10 test split"
+    texts = []
+    for ref in sorted(refs):
+        kind, _, where = ref.partition(":")
+        texts.append("the CIFAR-10 test split (tensorflow-datasets)" if kind == "tfds"
+                     else f"the image folder {where}" if kind == "folder" else ref)
+    return " and ".join(texts)
+
+
+def _weights_text(runs):
+    """Which InceptionV3 weights the scores come from: they decide what an FID means."""
+    runs = [run for run in runs if run.best is not None]  # a run without FID used none
+    if not runs:
+        return "No run has an FID evaluation."
+    files = sorted({run.config.inception_weights for run in runs if run.config.inception_weights})
+    sentence = ("InceptionV3 weights: the ImageNet release downloaded by Keras"
+                if not files else "InceptionV3 weights: " + ", ".join(files))
+    if files and any(run.config.inception_weights is None for run in runs):
+        sentence += " (and the Keras ImageNet download for the other runs)"
+    return sentence + "."
+
+
+def results(doc, runs):
+    """The results table, with notes on what it leaves out."""
+    doc.section("Results")
+    header, rows = results_table(runs)
+    doc.table(header, rows, align="ll" + "r" * 4 + "l" * (len(header) - 6))
+    notes = [f"best FID: the lowest {FID_NAME} of the run's evaluations; KID is the one "
+             "measured at that step"]
+    if any(run.best is None for run in runs):
+        notes.append(f"{NOT_AVAILABLE}: the run has no FID evaluation in its metrics.jsonl")
+    by_model = model_default_fields(runs)
+    if by_model:
+        notes.append("each model's default recipe (so not in the table): " + "; ".join(
+            f"{model}: " + ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
+            for model, values in by_model.items()))
+    shared = shared_fields(runs)
+    if shared:
+        notes.append("settings shared by all runs: " + ", ".join(
+            f"{k}={format_value(v)}" for k, v in shared.items()))
+    doc.bullets(notes)
+
+
+def fid_curves(doc, runs, images_dir):
+    """The FID curves of all runs in one figure."""
+    doc.section("FID during training")
+    path = figures.fid_curves(runs, images_dir)
+    if path:
+        doc.images([("all runs", path, "FID against training step; dots mark each run's best")],
+                   per_row=1)
+    else:
+        doc.paragraph("No run has an FID evaluation (train with --eval_every > 0).")
+
+
+def losses(doc, runs, images_dir):
+    """The loss curves of each run."""
+    doc.section("Losses")
+    items = []
+    for run in runs:
+        path = figures.loss_curves(run, images_dir)
+        items.append((run.name, path, "G and D loss, D accuracy on real and fake" if path
+                      else "no training records"))
+    doc.images(items, per_row=2)
+
+
+def sample_grids(doc, runs, samples):
+    """An 8x8 grid per run; `samples` maps run names to their `figures.sample_figures`."""
+    doc.section("Samples")
+    doc.paragraph("An 8×8 grid per run: from its best generator (the final one for a run "
+                  "trained without FID; labels cycling through the classes) when it was found, "
+                  "else the newest grid written during training.")
+    doc.images([(run.name, *samples[run.name]["grid"]) for run in runs], per_row=3)
+
+
+def class_rows(doc, runs, samples, per_class):
+    """The per-class rows of each run; `samples` as in `sample_grids`."""
+    doc.section("Samples per class")
+    doc.paragraph(f"{per_class} samples per row from each run's best (or final) generator. "
+                  "Conditional models get one row per label; unconditional ones are sorted "
+                  "into rows by their classifier head when they have one, else the rows are "
+                  "plain samples.")
+    doc.images([(run.name, *samples[run.name]["classes"]) for run in runs], per_row=3)
+
+
+def attention(doc, runs):
+    """Mean best FID of SAGAN with attention at 32x32 against 16x16, where runs allow it."""
+    doc.section("Attention at 32×32 against 16×16")
+    groups = attention_groups(runs)
+    if groups:
+        doc.paragraph("Mean best FID of SAGAN runs that differ only in attention_res (and "
+                      "seed); n is the number of runs averaged.")
+        header, rows = attention_table(groups)
+        doc.table(header, rows, align="lrrrl")
+    else:
+        doc.paragraph("No SAGAN runs with an FID evaluation differ only in attention_res "
+                      "(16 against 32), so attention positions cannot be compared here.")
+
+
+def classifier_curves(doc, runs, images_dir):
+    """The classifier-head curves of the runs that log them; no section when none does."""
+    items = []
+    for run in runs:
+        path = figures.classifier_curves(run, images_dir)
+        if path:
+            items.append((run.name, path, "loss and accuracy on training images and the "
+                          "test split"))
+    if items:
+        doc.section("Classifier head")
+        doc.paragraph("Loss and accuracy of the discriminator's class head (--aux_classifier) "
+                      "at each evaluation, on training images and on the test split (both "
+                      "scored in inference mode), for the runs that have one.")
+        doc.images(items, per_row=2)
