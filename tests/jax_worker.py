@@ -52,7 +52,8 @@ def losses(inputs):
     for part in ("g", "g_nt", "d", "d_nt"):
         state[part] = [saved[f"{part}_{i:04d}"] for i in range(len(state[part]))]
     draws = {name[len("draw_"):]: saved[name] for name in saved.files if name.startswith("draw_")}
-    _, metrics = jax.jit(trainer.update)(state, saved["images"], saved["labels"], draws)
+    _, metrics = jax.jit(trainer.objective.update)(state, saved["images"], saved["labels"],
+                                                  draws)
     return {k: float(v) for k, v in metrics.items()}
 
 

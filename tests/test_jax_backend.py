@@ -33,12 +33,19 @@ def tiny(model, cifar_like_dir, workdir, **overrides):
     return TrainConfig(**values).resolved()
 
 
+def numpy_draws(config, rng):
+    """The draws of one step from a NumPy generator, shared by both backends' first step."""
+    return objective.draw(config, lambda shape: rng.standard_normal(shape).astype(np.float32),
+                          lambda shape: rng.uniform(0, 1, shape).astype(np.float32),
+                          lambda shape, high: rng.integers(0, high, shape).astype(np.int32))
+
+
 def tensorflow_first_step(config, path):
     """Saves TF's initial weights, a batch and noise to `path`; returns TF's first-step metrics."""
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     rng = np.random.default_rng(0)
     n, b = config.n_critic, config.batch_size
-    draws = objective.numpy_draws(config, rng)
+    draws = numpy_draws(config, rng)
     inputs = {
         "images": rng.uniform(-1, 1, (n, b, 32, 32, 3)).astype(np.float32),
         "labels": rng.integers(0, 3, (n, b)).astype(np.int32),
@@ -52,8 +59,9 @@ def tensorflow_first_step(config, path):
         for i, v in enumerate(variables):
             inputs[f"{part}_{i:04d}"] = v.numpy()
     np.savez(path, **inputs)
-    return {k: float(v) for k, v in trainer.update(
-        inputs["images"], inputs["labels"], draws).items()}
+    _, metrics = trainer.objective.update(trainer.read_all(), inputs["images"], inputs["labels"],
+                                          draws)
+    return {k: float(v) for k, v in metrics.items()}
 
 
 @pytest.fixture(scope="module")

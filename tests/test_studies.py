@@ -77,8 +77,8 @@ def test_head_adds_weighted_cross_entropy_to_d_loss():
 
     real, fake = tf.constant([1.0, -2.0]), tf.constant([0.5, -1.0])
     class_logits, labels = tf.constant([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]]), tf.constant([0, 1])
-    total, metrics = objective.discriminator_objective(config, LOSSES["bce"], real, fake,
-                                                      class_logits, labels)
+    total, metrics = objective.discriminator_total(config, LOSSES["bce"], real, fake,
+                                                   class_logits, labels)
     log_p = tf.nn.log_softmax(class_logits).numpy()
     cross_entropy = -(log_p[0, 0] + log_p[1, 1]) / 2
     assert float(metrics["cls_loss"]) == pytest.approx(cross_entropy, rel=1e-6)
@@ -158,9 +158,9 @@ def test_replay_draws_the_configured_fraction_from_the_buffer(separable_dir, tmp
     for _ in range(3):
         trainer.train_step()
         seen.append(trainer.pop_metrics()["replayed"])
-        buffers.append(trainer.replay_state["images"].numpy().copy())
+        buffers.append(trainer.read("replay")["images"].numpy().copy())
     assert seen == [0.0, expected / 4, expected / 4]  # nothing to replay before the first write
-    state = trainer.replay_state
+    state = trainer.read("replay")
     assert int(state["filled"].numpy()) == 8 and int(state["position"].numpy()) == 4
     assert np.abs(buffers[0][:4]).sum() > 0 and not buffers[0][4:].any()
     np.testing.assert_array_equal(buffers[2][4:], buffers[1][4:])  # step 3 overwrote rows 0-3
@@ -175,8 +175,8 @@ def test_replay_buffer_is_checkpointed(separable_dir, tmp_path):
     trainer.save()
     resumed = TFTrainer(config, data.load_image_folder(config.image_dir))
     assert resumed.restore() == 1
-    for name, variable in trainer.replay_state.items():
-        np.testing.assert_array_equal(resumed.replay_state[name].numpy(), variable.numpy())
+    for name, value in trainer.read("replay").items():
+        np.testing.assert_array_equal(resumed.read("replay")[name].numpy(), value.numpy())
 
 
 # Gradient penalty.
@@ -190,7 +190,8 @@ def test_gradient_penalty_matches_finite_differences(separable_dir, tmp_path):
     rng = np.random.default_rng(0)
     real, fake = (rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32) for _ in range(2))
     labels, epsilon = np.array([0, 2], np.int32), np.array([0.3, 0.8], np.float32)
-    penalty = float(trainer.gradient_penalty(real, fake, labels, epsilon, training=False))
+    penalty = float(trainer.objective.gradient_penalty(
+        trainer.read("d"), trainer.read("d_nt"), real, fake, labels, epsilon, training=False)[0])
 
     x_hat = epsilon[:, None, None, None] * real + (1 - epsilon[:, None, None, None]) * fake
     h, norms = 1e-2, []

@@ -248,10 +248,10 @@ def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir
     assert not np.allclose(ema[0], history[-1][0])
     z = np.random.default_rng(0).standard_normal((2, config.z_dim)).astype(np.float32)
     labels = np.zeros(2, np.int32)
+    assert trainer.export_generator() is trainer.ema_generator
     np.testing.assert_allclose(trainer.generate(z, labels),
                                trainer.ema_generator(z, labels, training=False).numpy(),
                                atol=1e-6)
-    assert trainer.export_generator() is trainer.ema_generator
     trainer.save()
     restored = TFTrainer(config, data.load_image_folder(image_dir))
     restored.restore()

@@ -1,17 +1,45 @@
-"""What the TensorFlow and JAX trainers share: the networks, the random draws of a step, the
-metrics it reports and the discriminator's objective (GAN loss + classifier head + penalty).
+"""The GAN training step, written once for every Keras backend.
 
-The trainers differ only in how they differentiate, compile and keep state.
+A step is a pure function of the training state, a pytree of arrays:
+
+    {"g", "g_nt", "d", "d_nt"}   trainable and non-trainable values of G and D
+    {"g_opt", "d_opt"}           optimizer variables (slots, iterations, learning rate)
+    "ema"                        EMA of G's trainable values ([] without --ema_decay)
+    "replay"                     the replay buffer ({} without --replay_size)
+    "sums", "count"              per-step metrics summed on the device until the loop reads them
+    "step"                       generator steps taken
+
+The networks run through `stateless_call`, so the same code serves TensorFlow and JAX. A backend
+supplies only differentiation and the optimizer update (a `BackendOps`), compilation, the random
+draws' samplers and where the state lives between steps.
 """
 
+from typing import Callable, NamedTuple
+
 import keras
-import numpy as np
+from keras import ops
 
 from tfgan_cifar.nn import build_models
-from tfgan_cifar.training.losses import classification_accuracy, classification_loss
+from tfgan_cifar.training import replay
+from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classification_loss,
+                                         discriminator_accuracy, gradient_penalty, interpolate)
 from tfgan_cifar.training.optimizers import make_optimizers
 
 BASE_METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
+
+
+class BackendOps(NamedTuple):
+    """What the step needs from a backend, for `fn(x, *args) -> (scalar, aux)`:
+
+    value_and_grad(fn)(x, *args) -> ((scalar, aux), d scalar / d x)
+    grad(fn)(x, *args) -> (d scalar / d x, aux), itself differentiable (the gradient penalty)
+    apply(part, optimizer, grads, params, optimizer_values) -> (params, optimizer_values):
+        one optimizer update of the network whose state part is `part` ("g" or "d")
+    """
+
+    value_and_grad: Callable
+    grad: Callable
+    apply: Callable
 
 
 def build_networks(config):
@@ -60,21 +88,22 @@ def draw_specs(config):
     return specs
 
 
-def numpy_draws(config, rng):
-    """The draws of one step from a NumPy generator (for tests and cross-backend checks)."""
+def draw(config, normal, uniform, integers):
+    """The draws of one step from a backend's samplers: normal(shape), uniform(shape) in
+    [0, 1), integers(shape, high) in [0, high)."""
     draws = {}
     for name, (shape, distribution, high) in draw_specs(config).items():
         if distribution == "normal":
-            draws[name] = rng.standard_normal(shape).astype(np.float32)
+            draws[name] = normal(shape)
         elif distribution == "uniform":
-            draws[name] = rng.uniform(0, 1, shape).astype(np.float32)
+            draws[name] = uniform(shape)
         else:
-            draws[name] = rng.integers(0, high, shape).astype(np.int32)
+            draws[name] = integers(shape, high)
     return draws
 
 
-def discriminator_objective(config, loss, real_logits, fake_logits, class_logits=None,
-                            labels=None, penalty=None):
+def discriminator_total(config, loss, real_logits, fake_logits, class_logits=None, labels=None,
+                        penalty=None):
     """D's total loss J_D + aux_weight * J_C + gp_weight * GP, and its parts as metrics.
 
     `d_loss` in the metrics is the GAN part J_D alone, comparable across studies.
@@ -89,3 +118,152 @@ def discriminator_objective(config, loss, real_logits, fake_logits, class_logits
         total = total + config.gp_weight * penalty
         metrics["gp"] = penalty
     return total, metrics
+
+
+def values(variables):
+    """The current values of a list of Keras variables."""
+    return [v.value for v in variables]
+
+
+class GANObjective:
+    """D's and G's objectives and the whole training step, over the values of the state."""
+
+    def __init__(self, config, generator, discriminator, g_optimizer, d_optimizer,
+                 backend_ops):
+        self.config = config
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.ops = backend_ops
+        self.loss = LOSSES[config.loss]
+        self.metric_names = metric_names(config)
+
+    def initial_state(self, ema_generator=None):
+        """The state of an untrained run, from the networks' and optimizers' variables."""
+        config, G, D = self.config, self.generator, self.discriminator
+        size = config.replay_size
+        return {
+            "g": values(G.trainable_variables), "g_nt": values(G.non_trainable_variables),
+            "d": values(D.trainable_variables), "d_nt": values(D.non_trainable_variables),
+            "g_opt": values(self.g_optimizer.variables),
+            "d_opt": values(self.d_optimizer.variables),
+            # Copies: a JAX step donates the state, which must not hold one buffer twice.
+            "ema": [ops.copy(v) for v in values(ema_generator.trainable_variables)]
+            if ema_generator else [],
+            "replay": {"images": ops.zeros((size, 32, 32, 3)),
+                       "labels": ops.zeros((size,), "int32"),
+                       "position": ops.zeros((), "int32"),
+                       "filled": ops.zeros((), "int32")} if size else {},
+            "sums": {name: ops.zeros((), "float32") for name in self.metric_names},
+            "count": ops.zeros((), "float32"),
+            "step": ops.zeros((), "int32"),
+        }
+
+    # ---- objectives ----------------------------------------------------------------------
+
+    def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon, training=True):
+        """(WGAN-GP of D at random interpolates of real and fake images, new d_nt)."""
+        def critic_sum(x_hat, d_nt):
+            critic, d_nt = self.discriminator.stateless_call(d, d_nt, x_hat, labels,
+                                                             training=training)
+            return ops.sum(critic), d_nt
+
+        gradients, d_nt = self.ops.grad(critic_sum)(interpolate(real, fake, epsilon), d_nt)
+        return gradient_penalty(gradients), d_nt
+
+    def discriminator_objective(self, d, d_nt, g, g_nt, images, labels, z, fake_labels,
+                                buffer, step_draws):
+        """D's total loss for one D step (see `discriminator_total`).
+
+        Returns (total, (d_nt, g_nt, fake, real_logits, fake_logits, metrics)).
+        """
+        config, D = self.config, self.discriminator
+        fake, g_nt = self.generator.stateless_call(g, g_nt, z, fake_labels, training=True)
+        shown, shown_labels = fake, fake_labels
+        metrics = {}
+        if config.replay_size:
+            shown, shown_labels, replayed = replay.mix(
+                fake, fake_labels, buffer["images"], buffer["labels"], buffer["filled"],
+                step_draws["replay_index"], replay.replay_count(config))
+            metrics["replayed"] = ops.mean(replayed)
+        if config.aux_classifier:
+            (real_logits, class_logits), d_nt = D.stateless_call(
+                d, d_nt, images, labels, training=True, return_class_logits=True)
+        else:
+            real_logits, d_nt = D.stateless_call(d, d_nt, images, labels, training=True)
+            class_logits = None
+        fake_logits, d_nt = D.stateless_call(d, d_nt, shown, shown_labels, training=True)
+        penalty = None
+        if config.gp_weight:
+            penalty, d_nt = self.gradient_penalty(d, d_nt, images, shown, labels,
+                                                  step_draws["gp_epsilon"])
+        total, d_metrics = discriminator_total(config, self.loss, real_logits, fake_logits,
+                                               class_logits, labels, penalty)
+        return total, (d_nt, g_nt, fake, real_logits, fake_logits, {**metrics, **d_metrics})
+
+    def generator_objective(self, g, g_nt, d, d_nt, z, fake_labels):
+        """G's loss on one batch: (loss, (g_nt, d_nt))."""
+        fake, g_nt = self.generator.stateless_call(g, g_nt, z, fake_labels, training=True)
+        fake_logits, d_nt = self.discriminator.stateless_call(d, d_nt, fake, fake_labels,
+                                                              training=True)
+        return self.loss.g_loss(fake_logits), (g_nt, d_nt)
+
+    # ---- the step ------------------------------------------------------------------------
+
+    def update(self, state, images, labels, draws):
+        """One G step after n_critic D steps, on given batches and random draws.
+
+        images/labels: [n_critic, B, ...]; draws: see `draw_specs`.
+        Returns (new state, {metric: value}).
+        """
+        config = self.config
+        state = dict(state)
+        z, fake_labels = draws["z"], draws["fake_labels"]
+        d_objective = self.ops.value_and_grad(self.discriminator_objective)
+        for i in range(config.n_critic):
+            step_draws = {name: draws[name][i] for name in ("replay_index", "gp_epsilon")
+                          if name in draws}
+            (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits, d_metrics)), \
+                grads = d_objective(state["d"], state["d_nt"], state["g"], state["g_nt"],
+                                    images[i], labels[i], z[i], fake_labels[i],
+                                    state["replay"], step_draws)
+            state["d"], state["d_opt"] = self.ops.apply("d", self.d_optimizer, grads,
+                                                        state["d"], state["d_opt"])
+            if config.replay_size:
+                state["replay"] = replay.write(state["replay"], fake, fake_labels[i],
+                                               config.replay_size)
+        (g_loss, (state["g_nt"], state["d_nt"])), grads = self.ops.value_and_grad(
+            self.generator_objective)(state["g"], state["g_nt"], state["d"], state["d_nt"],
+                                      z[-1], fake_labels[-1])
+        state["g"], state["g_opt"] = self.ops.apply("g", self.g_optimizer, grads, state["g"],
+                                                    state["g_opt"])
+        real_acc, fake_acc = discriminator_accuracy(self.loss, real_logits, fake_logits)
+        return state, {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc,
+                       "d_fake_acc": fake_acc}
+
+    def step(self, state, images, labels, draws):
+        """`update`, then the EMA of G, the metric sums and the step counter: the new state."""
+        state, metrics = self.update(state, images, labels, draws)
+        if self.config.ema_decay:
+            decay = self.config.ema_decay
+            state["ema"] = [decay * e + (1.0 - decay) * w
+                            for e, w in zip(state["ema"], state["g"])]
+        state["sums"] = {name: state["sums"][name] + ops.cast(metrics[name], "float32")
+                         for name in self.metric_names}
+        state["count"] = state["count"] + 1.0
+        state["step"] = state["step"] + 1
+        return state
+
+    def sampling_weights(self, state):
+        """(trainable, non-trainable) values of the G that samples and is exported: the EMA
+        weights with --ema_decay, with G's batch-norm statistics and spectral-norm vectors."""
+        return (state["ema"] if self.config.ema_decay else state["g"]), state["g_nt"]
+
+    def generate(self, g, g_nt, z, labels):
+        """Images in [-1, 1] from G in inference mode (pure)."""
+        return self.generator.stateless_call(g, g_nt, z, labels, training=False)[0]
+
+    def class_logits(self, d, d_nt, images):
+        """The classifier head's logits for images in [-1, 1] (pure)."""
+        labels = ops.zeros((ops.shape(images)[0],), "int32")
+        return self.discriminator.stateless_call(d, d_nt, images, labels, training=False,
+                                                 return_class_logits=True)[0][1]

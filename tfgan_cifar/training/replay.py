@@ -5,8 +5,8 @@ uniformly from the buffer's filled rows (none while it is empty), then the whole
 is written into the buffer, overwriting its oldest rows. Labels travel with the images, so a
 conditional D sees each replayed image with the label it was generated for.
 
-Reading is backend-neutral (`keras.ops`); writing is left to the trainers, which do it in place
-(`scatter_nd_update` on a TF variable, `.at[].set` on a donated JAX buffer).
+The buffer is part of the training state: {"images", "labels", "position", "filled"}, read and
+written with `keras.ops`, so one implementation serves every backend.
 """
 
 from keras import ops
@@ -49,3 +49,13 @@ def advance(position, filled, batch, size):
     """(next write position, rows filled) after writing one batch."""
     position = ops.mod(ops.cast(position, "int32") + batch, size)
     return position, ops.minimum(ops.cast(filled, "int32") + batch, size)
+
+
+def write(buffer, fresh, fresh_labels, size):
+    """The buffer after writing a generated batch (no gradient) over its oldest rows."""
+    rows = write_rows(buffer["position"], fresh.shape[0], size)[:, None]
+    position, filled = advance(buffer["position"], buffer["filled"], fresh.shape[0], size)
+    return {"images": ops.scatter_update(buffer["images"], rows, ops.stop_gradient(fresh)),
+            "labels": ops.scatter_update(buffer["labels"], rows,
+                                         ops.cast(fresh_labels, buffer["labels"].dtype)),
+            "position": position, "filled": filled}

@@ -1,0 +1,147 @@
+"""The trainer the loop drives, and everything of it that does not depend on the backend.
+
+A backend subclass (`tf_backend.TFTrainer`, `jax_backend.JaxTrainer`) says how a pure function
+is compiled, where the training state lives and how it is read, how batches and random draws
+reach the step, and how checkpoints are written. Everything else, the step itself
+(`objective.GANObjective`) and the read side below, is written once.
+"""
+
+import abc
+
+import keras
+import numpy as np
+
+from tfgan_cifar.nn.layers import SelfAttention
+from tfgan_cifar.training.objective import GANObjective, build_networks
+
+CHUNK = 500  # images per compiled call when sampling or classifying
+
+
+def assign(variables, new_values):
+    """Copies arrays into Keras variables."""
+    for variable, value in zip(variables, new_values):
+        variable.assign(value)
+
+
+class Trainer(abc.ABC):
+    """G, D, their optimizers and the training state of one run.
+
+    The loop calls: restore(), start(), train_step(), pop_metrics(), save(), and for
+    evaluation generate(), class_logits(), export_generator(), export_discriminator().
+    """
+
+    backend = None  # "tensorflow" or "jax"
+
+    def __init__(self, config, backend_ops):
+        self.config = config
+        (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+         self.ema_generator) = build_networks(config)
+        self.objective = GANObjective(config, self.generator, self.discriminator,
+                                      self.g_optimizer, self.d_optimizer, backend_ops)
+        self.metric_names = self.objective.metric_names
+        self._generate = self.compile(self.objective.generate)
+        self._class_logits = self.compile(self.objective.class_logits)
+
+    # ---- what a backend provides -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def compile(self, function):
+        """`function` (pure, of arrays) compiled for this backend."""
+
+    @abc.abstractmethod
+    def read(self, part):
+        """The current value of one part of the state ("g", "sums", ...; see objective)."""
+
+    @abc.abstractmethod
+    def reset_metrics(self):
+        """Zeroes the metric sums and their count."""
+
+    @property
+    @abc.abstractmethod
+    def device(self):
+        """The device the step runs on, in words."""
+
+    @abc.abstractmethod
+    def restore(self):
+        """Restores the newest checkpoint of the run directory, if any; returns its step."""
+
+    @abc.abstractmethod
+    def save(self):
+        """Writes a checkpoint numbered by the current step; returns its path."""
+
+    @abc.abstractmethod
+    def start(self):
+        """Prepares the input from the batch the restored step had reached."""
+
+    @abc.abstractmethod
+    def train_step(self):
+        """Runs one generator step (and its n_critic discriminator steps)."""
+
+    # ---- shared read side ------------------------------------------------------------------
+
+    @property
+    def step(self):
+        return int(self.read("step"))
+
+    def pop_metrics(self):
+        """Means of the step metrics since the last call, then resets them."""
+        count = max(float(self.read("count")), 1.0)
+        means = {name: float(value) / count for name, value in self.read("sums").items()}
+        self.reset_metrics()
+        return means
+
+    def learning_rates(self):
+        return {"lr_g": float(self.config.lr_g), "lr_d": float(self.config.lr_d)}
+
+    def attention_gains(self):
+        """{"gamma/generator/attention16": value, ...} for every self-attention layer."""
+        gains = {}
+        for model, part in ((self.generator, "g"), (self.discriminator, "d")):
+            weights = self.read(part)
+            positions = {id(v): i for i, v in enumerate(model.trainable_variables)}
+            for layer in model._flatten_layers():
+                if isinstance(layer, SelfAttention):
+                    gains[f"gamma/{model.name}/{layer.name}"] = float(
+                        weights[positions[id(layer.gamma)]])
+        return gains
+
+    def _sampling_weights(self):
+        return self.objective.sampling_weights({part: self.read(part)
+                                                for part in ("g", "g_nt", "ema")})
+
+    def generate(self, z, labels, batch_size=CHUNK):
+        """Images in [-1, 1] (numpy) from the sampling G in inference mode, in chunks."""
+        g, g_nt = self._sampling_weights()
+        return np.concatenate([
+            keras.ops.convert_to_numpy(self._generate(g, g_nt, z[i:i + batch_size],
+                                                      labels[i:i + batch_size]))
+            for i in range(0, len(z), batch_size)])
+
+    def class_logits(self, images, batch_size=CHUNK):
+        """The classifier head's logits (numpy [N, num_classes]) for images in [-1, 1]."""
+        d, d_nt = self.read("d"), self.read("d_nt")
+        return np.concatenate([
+            keras.ops.convert_to_numpy(self._class_logits(d, d_nt, images[i:i + batch_size]))
+            for i in range(0, len(images), batch_size)])
+
+    def export_generator(self):
+        """The Keras generator holding the sampling weights (the EMA ones with --ema_decay)."""
+        model = self.ema_generator or self.generator
+        g, g_nt = self._sampling_weights()
+        assign(model.trainable_variables, g)
+        assign(model.non_trainable_variables, g_nt)
+        return model
+
+    def export_discriminator(self):
+        """D, exported beside the generator when it has a classifier head; else None."""
+        if not self.config.aux_classifier:
+            return None
+        assign(self.discriminator.trainable_variables, self.read("d"))
+        assign(self.discriminator.non_trainable_variables, self.read("d_nt"))
+        return self.discriminator
+
+    def generate_with_attention(self, z, labels):
+        """(images, {resolution: attention [N, positions, positions]}) from a SAGAN generator."""
+        images, maps = self.export_generator()(z, labels, training=False, return_attention=True)
+        return (keras.ops.convert_to_numpy(images),
+                {r: keras.ops.convert_to_numpy(m) for r, m in maps.items()})
