@@ -10,21 +10,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, logging  # noqa: E402
-
 from tfgan_cifar import cli  # noqa: E402
+from tfgan_cifar.config import TrainConfig  # noqa: E402
 from tfgan_cifar.training import loop  # noqa: E402
 
-cli.define_train_flags()
+cli.define_flags(TrainConfig)
 
 
 def main(argv):
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config = cli.run_or_exit(cli.config_from_flags)
-    cli.run_or_exit(loop.train, config)
+    """Trains with the configuration the flags describe."""
+    loop.train(cli.config_from_flags(TrainConfig))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,4 +1,5 @@
-"""The sweep expands its grid exactly and passes every other flag through."""
+"""The sweep expands its grid exactly, checks every run before the first, and passes every
+other flag through."""
 
 import os
 import subprocess
@@ -45,6 +46,38 @@ def test_bad_grids_are_refused(argv):
         sweep.parse_arguments(argv)
 
 
+@pytest.mark.parametrize("spec,message", [
+    ("batchsize=64", "--grid batchsize: train.py has no --batchsize; did you mean --batch_size?"),
+    ("workdir=a,b", "the sweep names the run directories itself"),
+    ("batch_size=64,big", "--grid batch_size=big: "),
+    ("loss=hinge,l1", "--grid loss=l1: value should be one of"),
+    ("attention_res=16,64", "--grid attention_res=64: takes 16, 32"),
+    ("flip=true,maybe", "--grid flip=maybe: "),
+])
+def test_grid_names_and_values_are_checked_by_the_flags_of_train_py(spec, message):
+    with pytest.raises(sweep.SweepError) as error:
+        sweep.parse_arguments(["--grid", spec, "--dry_run"])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_every_run_is_checked_before_the_first_starts():
+    grid, _, rest = sweep.parse_arguments(["--model=sagan", "--gp_weight=10", "--grid",
+                                           "loss=wasserstein,hinge"])
+    with pytest.raises(sweep.SweepError, match=r"^run 2 \(--loss=hinge\): --gp_weight is the "):
+        sweep.expand(grid, rest)
+    grid, _, rest = sweep.parse_arguments(["--grid", "seed=0,-1"])
+    with pytest.raises(sweep.SweepError, match="--seed must be >= 0"):
+        sweep.expand(grid, rest)
+
+
+def test_own_flags_are_split_from_train_py_arguments_in_order():
+    own, rest = sweep.split_arguments(["--flagfile=x.cfg", "--grid", "seed=1,2", "--dry-run",
+                                       "--steps=3", "--grid=loss=bce", "--helpfull", "--nofid"])
+    assert own == ["--grid", "seed=1,2", "--dry_run", "--grid=loss=bce", "--helpfull"]
+    assert rest == ["--flagfile=x.cfg", "--steps=3", "--nofid"]
+    assert sweep.parse_arguments(["--grid=seed=1", "--dry-run"])[1] is True
+
+
 def test_dry_run_from_the_command_line_prints_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "tfgan_cifar.sweep", "--model=dcgan", "--grid", "seed=1,2,3",
@@ -53,3 +86,14 @@ def test_dry_run_from_the_command_line_prints_every_command():
     lines = result.stdout.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"]
     assert all("train.py --model=dcgan --seed=" in line for line in lines)
+
+
+@pytest.mark.parametrize("grid,message", [("bogus=1,2", "--grid bogus: train.py has no --bogus"),
+                                          ("batch_size=64,x", "--grid batch_size=x: ")])
+def test_bad_grids_on_the_command_line_give_one_error_line_and_exit_code_2(grid, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "tfgan_cifar.sweep", "--model=dcgan", "--grid", grid, "--dry_run"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-2000:]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]

@@ -1,9 +1,19 @@
-"""The training configuration: one frozen dataclass, resolved against per-model defaults."""
+"""The training configuration: one frozen dataclass, resolved against per-model defaults.
+
+Every setting is declared once, as a dataclass field made by `setting`: its default, help text,
+help group and (for names picked from a registry) its choices. `tfgan_cifar.cli` turns the
+declarations into absl flags, and `EvaluateOptions` reuses the ones it shares with training.
+This module does not import TensorFlow or Keras: registries are imported only when their
+choices are needed.
+"""
 
 import dataclasses
+import importlib
 import json
+import math
 import os
-from typing import Optional
+import typing
+from typing import Optional, Tuple
 
 from tfgan_cifar.errors import UserError
 
@@ -19,54 +29,207 @@ MODEL_DEFAULTS = {
     ),
 }
 
+# Help groups, in the order `--helpfull` lists them.
+GROUPS = ("run", "paths", "data", "architecture", "objective", "studies", "cadence",
+          "evaluation", "outputs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Registry:
+    """A registry of names (`module.attribute`: a tuple, or a dict keyed by name), imported
+    only when its names are asked for, since the registries import Keras."""
+
+    module: str
+    attribute: str
+
+    def names(self):
+        """The registered names, in the registry's order."""
+        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+
+
+MODELS = Registry("tfgan_cifar.nn", "MODELS")
+LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
+OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
+ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
+
+
+def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
+            requires=None, repeatable=False):
+    """Declares one setting as a dataclass field; its flag is generated from the declaration.
+
+    Args:
+        default: the default value (`None`: unset; for the keys of MODEL_DEFAULTS, the model's).
+        help: one or two sentences for `--helpfull`.
+        group: one of GROUPS.
+        choices: a `Registry` (or a tuple) of the allowed values (of each item, for tuples).
+        minimum: the smallest allowed value of an integer setting.
+        off_at_zero: 0 turns the feature off (said in the error for values below `minimum`).
+        requires: the name of the setting without which this one has no effect.
+        repeatable: a tuple setting given by repeating its flag instead of a comma list.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"unknown settings group {group!r}; add it to GROUPS")
+    metadata = dict(help=help, group=group, choices=choices, minimum=minimum,
+                    off_at_zero=off_at_zero, requires=requires, repeatable=repeatable)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def same_as(config_class, name):
+    """The declaration of `config_class`'s setting `name`, for a class that shares it."""
+    declared = {field.name: field for field in dataclasses.fields(config_class)}[name]
+    return dataclasses.field(default=declared.default, metadata=declared.metadata)
+
+
+def settings(config_class):
+    """The fields of `config_class` declared with `setting`, in declaration order."""
+    return [field for field in dataclasses.fields(config_class) if "group" in field.metadata]
+
+
+def value_type(field):
+    """(type, item type) of a setting: `Optional[X]` gives X; tuples give their item type."""
+    kind = field.type
+    if typing.get_origin(kind) is typing.Union:
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    if typing.get_origin(kind) is tuple:
+        return tuple, typing.get_args(kind)[0]
+    return kind, None
+
+
+def choices_of(field):
+    """The values a setting allows (importing its registry), or None if any value goes."""
+    choices = field.metadata.get("choices")
+    return choices.names() if isinstance(choices, Registry) else choices
+
+
+def _format(value):
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def help_text(field):
+    """The help of a setting; a model-dependent one also lists each model's default."""
+    text = field.metadata["help"]
+    per_model = [f"{model}: {_format(values[field.name])}"
+                 for model, values in MODEL_DEFAULTS.items() if field.name in values]
+    if per_model:
+        text = f"{text.rstrip('.')} (default per model: {', '.join(per_model)})."
+    return text
+
+
+def check_settings(config):
+    """Raises UserError, one line naming the flag, for a value outside its declaration: a
+    non-finite float, an integer below its minimum or a name outside its registry."""
+    for field in settings(type(config)):
+        value, flag = getattr(config, field.name), f"--{field.name}"
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{flag} must be a finite number, got {value}")
+        minimum = field.metadata["minimum"]
+        if minimum is not None and value < minimum:
+            if minimum > 0:
+                raise UserError(f"{flag} must be at least {minimum}, got {value}")
+            off = " (0 turns it off)" if field.metadata["off_at_zero"] else ""
+            raise UserError(f"{flag} must be >= {minimum}{off}, got {value}")
+        allowed = choices_of(field)
+        if allowed is not None:
+            bad = [v for v in (value if isinstance(value, tuple) else (value,))
+                   if v not in allowed]
+            if bad:
+                raise UserError(f"{flag} takes {', '.join(map(str, allowed))}, got "
+                                f"{','.join(map(str, bad))}")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on. `None` means "the model's default"."""
 
-    model: str = "dcgan"
-    workdir: Optional[str] = None
-    steps: int = 20000
-    batch_size: Optional[int] = None
-    seed: int = 0
+    model: str = setting("dcgan", "Which GAN to train.", "run", choices=MODELS)
+    steps: int = setting(20000, "Total generator steps.", "run", minimum=1)
+    batch_size: Optional[int] = setting(None, "Batch size.", "run", minimum=1)
+    seed: int = setting(0, "Seed of every random choice: the weights, noise and data order of "
+                        "training, the noise and labels of evaluate.py.", "run", minimum=0)
+    jit_compile: bool = setting(False, "Compile the training step with XLA (TensorFlow "
+                                "backend; JAX always compiles it).", "run")
+    workdir: Optional[str] = setting(
+        None, "Run directory (checkpoints, TensorBoard events, metrics.jsonl, samples, "
+        "config.json). Default logs/<model>; rerunning with the same workdir resumes.", "paths")
+    save_dir: str = setting("saved_models", "Where generators are exported: the best one to "
+                            "<save_dir>/<model>/best, the final one to <save_dir>/<model>/final "
+                            "(evaluate.py loads them from there).", "paths")
     # Data.
-    image_dir: Optional[str] = None
-    data_dir: Optional[str] = None
-    flip: bool = True
-    num_classes: int = 10
+    image_dir: Optional[str] = setting(
+        None, "Use an image folder with one subfolder per class (jpg/png), e.g. cifar10/train, "
+        "as the training data. Its sibling 'test' folder is the FID reference when present.",
+        "data")
+    data_dir: Optional[str] = setting(
+        None, "Read a prepared tensorflow-datasets copy of cifar10 from this directory instead "
+        "of downloading it.", "data")
+    flip: bool = setting(True, "Random horizontal flips of training images.", "data")
+    num_classes: int = setting(10, "Number of classes (labels 0..n-1).", "data", minimum=1)
     # Architecture.
-    conditional: Optional[bool] = None
-    z_dim: Optional[int] = None
-    width: Optional[int] = None
-    attention_res: tuple = (16,)
+    conditional: Optional[bool] = setting(None, "Class-conditional G and D.", "architecture")
+    z_dim: Optional[int] = setting(None, "Noise dimension.", "architecture", minimum=1)
+    width: Optional[int] = setting(
+        None, "Channel width w of both networks; DCGAN's G starts at 4x4x(4w), SAGAN's at "
+        "4x4x(8w).", "architecture", minimum=1)
+    attention_res: Tuple[int, ...] = setting(
+        (16,), "SAGAN: feature-map resolution(s) of the self-attention blocks in G and D: 16, "
+        "32 or 16,32.", "architecture", choices=ATTENTION_RESOLUTIONS)
     # Objective and optimisation.
-    loss: Optional[str] = None
-    optimizer: str = "adam"
-    n_critic: Optional[int] = None
-    lr_g: Optional[float] = None
-    lr_d: Optional[float] = None
-    beta1: Optional[float] = None
-    beta2: Optional[float] = None
-    jit_compile: bool = False
-    ema_decay: float = 0.0
+    loss: Optional[str] = setting(None, "GAN loss.", "objective", choices=LOSSES)
+    optimizer: str = setting("adam", "Optimizer of both networks, each with its own learning "
+                             "rate (SGD uses --beta1 as momentum).", "objective",
+                             choices=OPTIMIZERS)
+    n_critic: Optional[int] = setting(None, "Discriminator steps per generator step.",
+                                      "objective", minimum=1)
+    lr_g: Optional[float] = setting(None, "Generator learning rate.", "objective")
+    lr_d: Optional[float] = setting(None, "Discriminator learning rate.", "objective")
+    beta1: Optional[float] = setting(None, "Adam beta1.", "objective")
+    beta2: Optional[float] = setting(None, "Adam beta2.", "objective")
+    ema_decay: float = setting(0.0, "Keep an exponential moving average of G's weights with "
+                               "this decay (e.g. 0.999) and use it for samples, FID and export; "
+                               "0 turns it off.", "objective")
     # Studies: multi-task D, experience replay, gradient penalty.
-    aux_classifier: bool = False
-    aux_weight: float = 1.0
-    replay_size: int = 0
-    replay_fraction: float = 0.5
-    gp_weight: float = 0.0
+    aux_classifier: bool = setting(
+        False, "Multi-task discriminator: a two-layer head on D's third convolution block "
+        "predicts the class of real images; D minimises its GAN loss + --aux_weight x "
+        "cross-entropy.", "studies")
+    aux_weight: float = setting(1.0, "Weight of the classifier head's loss.", "studies",
+                                requires="aux_classifier")
+    replay_size: int = setting(0, "Experience replay: keep the last N generated images in a "
+                               "buffer (0: off; at least --batch_size).", "studies", minimum=0,
+                               off_at_zero=True)
+    replay_fraction: float = setting(0.5, "Fraction of each fake batch shown to D that is drawn "
+                                     "from the replay buffer.", "studies",
+                                     requires="replay_size")
+    gp_weight: float = setting(0.0, "WGAN-GP gradient penalty weight (e.g. 10; needs "
+                               "--loss=wasserstein; 0: off).", "studies")
     # Cadences, in generator steps.
-    log_every: int = 100
-    sample_every: int = 1000
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    # Evaluation (FID and KID against the CIFAR-10 test split) and the best model.
-    eval_every: int = 1000
-    fid_samples: int = 10000
-    fid_reference_dir: Optional[str] = None
-    inception_weights: Optional[str] = None
-    fid_cache_dir: str = os.path.join("~", ".cache", "tfgan_cifar")
-    save_dir: str = "saved_models"
+    log_every: int = setting(100, "Log losses and print progress every N steps.", "cadence",
+                             minimum=1)
+    sample_every: int = setting(1000, "Write the fixed-noise 8x8 sample grid every N steps "
+                                "(0: never).", "cadence", minimum=0, off_at_zero=True)
+    checkpoint_every: int = setting(1000, "Checkpoint every N steps (also on Ctrl-C and at the "
+                                    "end; 0: only then).", "cadence", minimum=0,
+                                    off_at_zero=True)
+    keep_checkpoints: int = setting(3, "Checkpoints kept on disk.", "cadence", minimum=1)
+    eval_every: int = setting(1000, "Compute FID and KID every N steps and at the last one, "
+                              "and export the generator when FID improves (0: never).",
+                              "cadence", minimum=0, off_at_zero=True)
+    # Evaluation (FID and KID against the CIFAR-10 test split).
+    fid_samples: int = setting(
+        10000, "Generated images per FID/KID evaluation (conditional models draw labels "
+        "uniformly); the reference uses as many test images, at most the whole split.",
+        "evaluation", minimum=2)
+    fid_reference_dir: Optional[str] = setting(
+        None, "Image folder of FID reference images. Default: the 'test' folder beside "
+        "--image_dir, else the tfds test split.", "evaluation")
+    inception_weights: Optional[str] = setting(
+        None, "Local InceptionV3 ImageNet weights file (include_top=False, e.g. "
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5). Default: downloaded by "
+        "Keras on first use.", "evaluation")
+    fid_cache_dir: str = setting(os.path.join("~", ".cache", "tfgan_cifar"),
+                                 "Where reference statistics are cached.", "evaluation")
 
     def resolved(self):
         """Returns a copy with every `None` replaced by the model default, validated."""
@@ -83,16 +246,7 @@ class TrainConfig:
 
     def validate(self):
         """Raises UserError with one line naming the flag when a value cannot work."""
-        positive = ("steps", "batch_size", "n_critic", "z_dim", "width", "log_every",
-                    "num_classes", "keep_checkpoints")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.fid_samples < 2:
-            raise UserError(f"--fid_samples must be at least 2, got {self.fid_samples}")
-        for name in ("sample_every", "checkpoint_every", "eval_every"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
+        check_settings(self)
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
@@ -101,13 +255,8 @@ class TrainConfig:
                 raise UserError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"--ema_decay must be in [0, 1) (0 turns it off), got {self.ema_decay}")
-        if self.optimizer not in ("adam", "rmsprop", "sgd"):
-            raise UserError(f"--optimizer must be adam, rmsprop or sgd, got {self.optimizer}")
         if self.aux_weight < 0:
             raise UserError(f"--aux_weight must be >= 0, got {self.aux_weight}")
-        if self.replay_size < 0:
-            raise UserError(f"--replay_size must be >= 0 (0 turns replay off), got "
-                            f"{self.replay_size}")
         if self.replay_size and self.replay_size < self.batch_size:
             raise UserError(f"--replay_size={self.replay_size} must hold at least one batch "
                             f"(--batch_size={self.batch_size})")
@@ -118,9 +267,6 @@ class TrainConfig:
         if self.gp_weight and self.loss != "wasserstein":
             raise UserError(f"--gp_weight is the WGAN-GP penalty: it needs --loss=wasserstein, "
                             f"not --loss={self.loss}")
-        bad = [r for r in self.attention_res if r not in (16, 32)]
-        if bad:
-            raise UserError(f"--attention_res takes 16, 32 or both (16,32), got {bad}")
         if self.image_dir and self.data_dir:
             raise UserError("pass either --image_dir or --data_dir, not both")
 
@@ -132,8 +278,9 @@ class TrainConfig:
     def from_json(cls, text):
         """Reads what `to_json` wrote, ignoring keys this version does not know."""
         values = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in names}
-        if "attention_res" in values:
-            values["attention_res"] = tuple(values["attention_res"])
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in fields}
+        for name, value in values.items():
+            if value_type(fields[name])[0] is tuple and isinstance(value, list):
+                values[name] = tuple(value)
         return cls(**values)

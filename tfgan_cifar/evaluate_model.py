@@ -9,7 +9,7 @@ import numpy as np
 
 from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.atomic import replacing, write_text
-from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics.evaluator import Evaluator, evaluate_real_images
@@ -23,25 +23,39 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateOptions:
-    """What to load, what to compute and where to write it."""
+    """What to load, what to compute and where to write it: the settings of evaluate.py."""
 
-    model: str = "sagan"
-    saved_model: Optional[str] = None
-    save_dir: str = "saved_models"
-    output_dir: str = "."
-    fid: bool = True
-    fid_samples: int = 10000
-    samples_npz: Optional[str] = None
-    num_samples: int = 10000
-    attention_maps: bool = False
-    real_baseline: bool = False
-    weights: bool = False
-    seed: int = 0
-    image_dir: Optional[str] = None
-    data_dir: Optional[str] = None
-    fid_reference_dir: Optional[str] = None
-    inception_weights: Optional[str] = None
-    fid_cache_dir: str = TrainConfig.fid_cache_dir
+    model: str = setting("sagan", "Which model's generator to load from <save_dir>/<model>/best, "
+                         "else <save_dir>/<model>/final (and the output folder's name).", "run",
+                         choices=MODELS)
+    seed: int = same_as(TrainConfig, "seed")
+    saved_model: Optional[str] = setting(None, "Load this best-model directory or SavedModel "
+                                         "instead.", "paths")
+    save_dir: str = same_as(TrainConfig, "save_dir")
+    output_dir: str = setting(".", "Outputs go to <output_dir>/DCGAN or <output_dir>/SAGAN.",
+                              "paths")
+    image_dir: Optional[str] = same_as(TrainConfig, "image_dir")
+    data_dir: Optional[str] = same_as(TrainConfig, "data_dir")
+    fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 test split.",
+                        "evaluation")
+    real_baseline: bool = setting(False, "Also score --fid_samples real training images against "
+                                  "the test split: the floor at that sample count.", "evaluation")
+    fid_samples: int = same_as(TrainConfig, "fid_samples")
+    fid_reference_dir: Optional[str] = same_as(TrainConfig, "fid_reference_dir")
+    inception_weights: Optional[str] = same_as(TrainConfig, "inception_weights")
+    fid_cache_dir: str = same_as(TrainConfig, "fid_cache_dir")
+    samples_npz: Optional[str] = setting(None, "Write --num_samples generated images to this "
+                                         ".npz (uint8 x: N x 32 x 32 x 3, int32 labels y) for "
+                                         "other FID tools.", "outputs")
+    num_samples: int = setting(10000, "Images in --samples_npz.", "outputs", minimum=1)
+    attention_maps: bool = setting(False, "SAGAN: draw the attention of a few query pixels over "
+                                   "a generated image.", "outputs")
+    weights: bool = setting(False, "Draw first-layer filters of G and D and histograms of every "
+                            "layer's weights.", "outputs")
+
+    def validate(self):
+        """Raises UserError with one line naming the flag when a value cannot work."""
+        check_settings(self)
 
 
 def _train_config(options, info):
@@ -94,6 +108,7 @@ def _export_description(info):
 
 def run(options):
     """Runs every requested evaluation; returns {output name: path or value}."""
+    options.validate()
     path = options.saved_model or _default_model(options)
     if not os.path.exists(path) and not os.path.exists(path + export.PREVIOUS_SUFFIX):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "

@@ -1,0 +1,178 @@
+"""Flags generated from the settings' declarations, flags -> config, and one-line errors."""
+
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from tfgan_cifar import cli, config as config_lib
+from tfgan_cifar.config import MODEL_DEFAULTS, TrainConfig
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.evaluate_model import EvaluateOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOATS = ("lr_g", "lr_d", "beta1", "beta2", "ema_decay", "aux_weight", "replay_fraction",
+          "gp_weight")
+
+
+def _flags(config_class=TrainConfig, argv=()):
+    flag_values = flags.FlagValues()
+    cli.define_flags(config_class, flag_values)
+    flag_values(["prog", *argv])
+    return flag_values
+
+
+def _argv(config):
+    """The command line that sets every setting of `config` (None: left unset)."""
+    args = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, bool):
+            args.append(f"--{'' if value else 'no'}{field.name}")
+        elif isinstance(value, tuple):
+            args.append(f"--{field.name}={','.join(map(str, value))}")
+        elif value is not None:
+            args.append(f"--{field.name}={value}")
+    return args
+
+
+def test_every_setting_has_a_flag_of_its_type_and_default():
+    flag_values = _flags()
+    parsers = {int: flags.IntegerParser, float: flags.FloatParser, str: flags.ArgumentParser}
+    for field in dataclasses.fields(TrainConfig):
+        flag = flag_values[field.name]
+        kind, _ = config_lib.value_type(field)
+        default = list(field.default) if isinstance(field.default, tuple) else field.default
+        assert flag.default == default, field.name
+        choices = config_lib.choices_of(field)
+        if kind is bool:
+            assert isinstance(flag, flags.BooleanFlag), field.name
+        elif kind is tuple:
+            assert isinstance(flag.parser, flags.ListParser)
+            assert flag.parser.parse("16,32") == [16, 32] and flag.value == [16]
+        elif choices is not None:
+            assert isinstance(flag, flags.EnumFlag) and flag.parser.enum_values == list(choices)
+        else:
+            assert type(flag.parser) is parsers[kind], field.name
+        assert field.metadata["help"].rstrip(".") in flag.help, field.name
+    assert set(flag_values) >= {f.name for f in dataclasses.fields(TrainConfig)}
+    assert "log_dir" not in {f.name for f in dataclasses.fields(TrainConfig)}  # absl's
+
+
+def test_choices_come_from_the_registries_and_model_defaults_stay_unset():
+    from tfgan_cifar import nn
+    from tfgan_cifar.nn.sagan import ATTENTION_RESOLUTIONS
+    from tfgan_cifar.training.losses import LOSSES
+    from tfgan_cifar.training.optimizers import OPTIMIZERS
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert config_lib.choices_of(fields["model"]) == nn.MODELS == tuple(MODEL_DEFAULTS)
+    assert config_lib.choices_of(fields["loss"]) == tuple(LOSSES)
+    assert config_lib.choices_of(fields["optimizer"]) == OPTIMIZERS
+    assert config_lib.choices_of(fields["attention_res"]) == ATTENTION_RESOLUTIONS
+    for name in MODEL_DEFAULTS["dcgan"]:
+        assert fields[name].default is None
+        help_text = config_lib.help_text(fields[name])
+        for model, values in MODEL_DEFAULTS.items():
+            assert f"{model}: {str(values[name]).lower()}" in help_text.lower()
+
+
+def test_config_from_flags_round_trips():
+    assert cli.config_from_flags(TrainConfig, _flags()) == TrainConfig().resolved()
+    config = TrainConfig(
+        model="sagan", workdir="runs/x", steps=7, batch_size=8, seed=3, flip=False, z_dim=16,
+        attention_res=(16, 32), loss="wasserstein", optimizer="rmsprop", n_critic=5,
+        lr_g=1e-3, gp_weight=10.0, replay_size=64, replay_fraction=0.25, eval_every=0,
+        fid_cache_dir="cache", inception_weights="w.h5", conditional=False).resolved()
+    assert cli.config_from_flags(TrainConfig, _flags(argv=_argv(config))) == config
+    options = EvaluateOptions(model="dcgan", fid=False, num_samples=5, seed=2, image_dir="x")
+    assert cli.config_from_flags(EvaluateOptions, _flags(EvaluateOptions, _argv(options))) == options
+
+
+def test_evaluate_options_reuse_the_training_declarations():
+    train = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    shared = [f for f in dataclasses.fields(EvaluateOptions) if f.name in train]
+    assert {f.name for f in shared} >= {"image_dir", "data_dir", "fid_samples", "seed",
+                                        "inception_weights", "fid_cache_dir", "save_dir"}
+    for field in shared:
+        if field.name != "model":  # evaluate.py picks which saved model, default sagan
+            assert dict(field.metadata) == dict(train[field.name].metadata), field.name
+            assert field.default == train[field.name].default, field.name
+    assert all("help" in f.metadata for f in dataclasses.fields(EvaluateOptions))
+
+
+@pytest.mark.parametrize("name", FLOATS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_are_refused_naming_the_flag(name, value):
+    with pytest.raises(UserError, match=f"^--{name} must be a finite number"):
+        TrainConfig(**{name: value}).resolved()
+
+
+@pytest.mark.parametrize("values,message", [
+    (dict(seed=-1), "--seed must be >= 0, got -1"),
+    (dict(sample_every=-1), "--sample_every must be >= 0 (0 turns it off)"),
+    (dict(steps=0), "--steps must be at least 1, got 0"),
+    (dict(fid_samples=1), "--fid_samples must be at least 2"),
+    (dict(optimizer="adamw"), "--optimizer takes adam, rmsprop, sgd, got adamw"),
+    (dict(loss="l1"), "--loss takes"),
+    (dict(attention_res=(16, 64)), "--attention_res takes 16, 32, got 64"),
+])
+def test_out_of_range_settings_give_one_line(values, message):
+    with pytest.raises(UserError) as error:
+        TrainConfig(**values).resolved()
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_flags_without_effect_warn_once(capsys, monkeypatch):
+    cli.config_from_flags(TrainConfig, _flags(argv=["--replay_fraction=0.3", "--aux_weight=2"]))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["warning: --aux_weight has no effect without --aux_classifier",
+                     "warning: --replay_fraction has no effect without --replay_size"]
+    cli.config_from_flags(TrainConfig, _flags(argv=["--replay_size=256"]))
+    assert capsys.readouterr().err == ""
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    cli.config_from_flags(TrainConfig, _flags(argv=["--jit_compile"]))
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --jit_compile has no effect with KERAS_BACKEND=jax: JAX always compiles the "
+        "training step"]
+
+
+def test_bad_flag_values_fail_at_parse_time_with_one_line():
+    for argv in (["--model=biggan"], ["--attention_res=8"], ["--loss=l2"], ["--steps=x"]):
+        with pytest.raises(UserError) as error:
+            cli.parse_flags(["prog", *argv], _flags())
+        assert "\n" not in str(error.value) and argv[0].split("=")[0] in str(error.value)
+
+
+def _train_py(*args, env=None):
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--lr_g=nan"], "--lr_g must be a finite number, got nan"),
+    (["--seed=-1"], "--seed must be >= 0, got -1"),
+    (["--model=biggan"], "--model=biggan: value should be one of <dcgan|sagan>"),
+    (["--steps=10", "extra"], "unexpected arguments: extra"),
+])
+def test_train_py_gives_one_error_line_and_exit_code_2(argv, message):
+    result = _train_py(*argv)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_jit_compile_under_jax_says_it_has_no_effect(tmp_path):
+    result = _train_py("--jit_compile", f"--image_dir={tmp_path / 'missing'}",
+                       f"--workdir={tmp_path / 'run'}", env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    notes = [line for line in result.stderr.splitlines() if "--jit_compile" in line]
+    assert len(notes) == 1 and "no effect" in notes[0] and "jax" in notes[0].lower()
