@@ -1,44 +1,61 @@
 """A comparison report of training runs, as Markdown and LaTeX (and a PDF when pdflatex exists).
 
-The command line of `build_report`:
   python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report [--save_dir=DIR]
+
+Each RUN_DIR is a train.py --workdir. Writes <out>/report.md, <out>/report.tex (and
+report.pdf) and the figures under <out>/images/.
 """
 
-import argparse
+import dataclasses
 import sys
+from typing import Optional
 
+from tfgan_cifar import cli
+from tfgan_cifar.config import check_settings, setting
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.report import build_report
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr, flush=True)
-        sys.exit(2)
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """The report's settings; the run directories are its positional arguments."""
+
+    out: str = setting("report", "Output folder.", "paths")
+    save_dir: Optional[str] = setting(None, "Where the best models were exported. Default: "
+                                      "each run's --save_dir, relative to where it was "
+                                      "trained.", "paths")
+    seed: int = setting(0, "Seed of the sample figures' noise.", "run", minimum=0)
+    per_class: int = setting(10, "Samples per row of the per-class figure.", "outputs",
+                             minimum=1)
+
+    def validate(self):
+        """Raises UserError with one line naming the flag when a value cannot work."""
+        check_settings(self)
+
+
+cli.define_flags(ReportOptions)
+
+
+def report(argv):
+    """Writes the report of the run directories argv[1:] as the flags say."""
+    options = cli.config_from_flags(ReportOptions)
+    if len(argv) < 2:
+        raise UserError("name at least one RUN_DIR (a train.py --workdir)")
+    written = build_report(argv[1:], options.out, options.save_dir, options.seed,
+                           options.per_class)
+    print("wrote " + ", ".join(p for p in written.values() if p), flush=True)
+    return 0
 
 
 def main(argv=None):
-    """Command line: `python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report`."""
-    parser = _Parser(prog="python -m tfgan_cifar.report", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="run directories (train.py --workdir)")
-    parser.add_argument("--out", default="report", help="output folder (default: report)")
-    parser.add_argument("--save_dir", default=None, help="where the best models were exported "
-                        "(default: each run's --save_dir, relative to where it was trained)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample figures' noise")
-    parser.add_argument("--per_class", type=int, default=10,
-                        help="samples per row of the per-class figure")
-    args = parser.parse_args(argv)
-    if args.per_class < 1:
-        parser.error(f"--per_class must be at least 1, got {args.per_class}")
-    # As cli.run_or_exit, without importing Keras just to report a bad argument.
-    try:
-        written = build_report(args.run_dirs, args.out, args.save_dir, args.seed, args.per_class)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
-    print("wrote " + ", ".join(p for p in written.values() if p), flush=True)
-    return 0
+    """Command line: `python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report`.
+
+    `argv` holds the arguments without the program name (default: the command line). Returns
+    the exit code; bad input exits with code 2 after one `error: ...` line.
+    """
+    if argv is not None:
+        argv = ["python -m tfgan_cifar.report", *argv]
+    return cli.run(report, argv, positional=True)
 
 
 if __name__ == "__main__":
