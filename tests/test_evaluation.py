@@ -14,6 +14,7 @@ from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import inception
 from tfgan_cifar.metrics.evaluator import reference_source
+from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.training import loop
 from tfgan_cifar.training.tf_backend import TFTrainer
 
@@ -39,7 +40,7 @@ def trained_run(cifar_like_dir, inception_weights_file, tmp_path_factory):
 
 def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     config = trained_run
-    log = loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl"))
+    log = RunDir(config.workdir).metrics
     evals = log.records("eval")
     assert [r["step"] for r in evals] == [2, 4, 5]  # every --eval_every steps and the last
     for record in evals:
@@ -50,14 +51,15 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     for name in ("fid.png", "losses.png"):
         with Image.open(os.path.join(config.workdir, name)) as image:
             assert min(image.size) > 100
-    best = loop.best_model_dir(config)
+    best = RunDir(config.workdir).export_dir("best")
+    assert export.read_info(published_best(config.save_dir, "sagan")) == export.read_info(best)
     info = json.load(open(os.path.join(best, "best.json")))
     assert info["fid"] == min(r["fid"] for r in evals)
     assert info["num_samples"] == 6 and info["config"]["model"] == "sagan"
     assert os.path.exists(os.path.join(best, "saved_model", "saved_model.pb"))
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
-    assert export.read_info(loop.final_model_dir(config))["step"] == 5
+    assert export.read_info(RunDir(config.workdir).export_dir("final"))["step"] == 5
 
 
 def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(
@@ -71,10 +73,11 @@ def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_
     out = capsys.readouterr().out
     notices = [line for line in out.splitlines() if line.startswith("FID evaluation is off")]
     assert len(notices) == 1 and "--inception_weights" in notices[0]
-    assert loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).records("eval") == []
-    final = loop.final_model_dir(config)
+    assert RunDir(config.workdir).metrics.records("eval") == []
+    final = RunDir(config.workdir).export_dir("final")
     assert "finished 2 steps" in out and f"final generator exported to {final}" in out
-    assert not os.path.exists(loop.best_model_dir(config))
+    assert not os.path.exists(RunDir(config.workdir).export_dir("best"))
+    assert not os.path.exists(published_best(config.save_dir, "dcgan"))
     info = export.read_info(final)
     assert info["step"] == 2 and info["final"] and "fid" not in info
     assert info["workdir"] == os.path.abspath(config.workdir)
@@ -87,7 +90,8 @@ def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_
     sample, _ = export.load_sampler(final)
     np.testing.assert_allclose(sample(z, labels), trainer.generate(z, labels), atol=1e-5)
     outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
-        model="dcgan", save_dir=config.save_dir, output_dir=str(tmp_path / "eval"), fid=False))
+        model="dcgan", save_dir=config.save_dir, run_dir=config.workdir,
+        output_dir=str(tmp_path / "eval"), fid=False))
     assert outputs["saved_model"] == final
     assert "using the final generator" in capsys.readouterr().out
     assert Image.open(outputs["grid"]).size == (2 * (8 * 34 + 2),) * 2
@@ -144,7 +148,8 @@ def test_evaluate_py_without_a_model_says_what_to_do(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "evaluate.py"), "--model=dcgan",
-         f"--save_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+         f"--save_dir={tmp_path}", f"--run_dir={tmp_path / 'no_run'}"], cwd=ROOT, env=env,
+        capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -1,6 +1,5 @@
 """The best-model export: SavedModel signature, round trips and atomic replacement."""
 
-import json
 import os
 
 import keras
@@ -9,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfgan_cifar import export
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.nn import build_models
 
@@ -79,23 +79,25 @@ def test_interrupted_export_leaves_the_previous_best_loadable(tmp_path, monkeypa
     assert os.path.isdir(path)
 
 
-def test_new_best_replaces_old_and_other_runs_are_kept(tmp_path):
-    path = str(tmp_path / "best")
-    export.export_model(_generator("dcgan", seed=1), path, {"step": 1, "workdir": "/runs/a"})
-    export.export_model(_generator("dcgan", seed=2), path, {"step": 5, "workdir": "/runs/a"})
+def test_new_best_replaces_old_and_publishing_copies_it_whole(tmp_path):
+    path = str(tmp_path / "run" / "export" / "best")
+    export.export_model(_generator("dcgan", seed=1), path, {"step": 1})
+    export.export_model(_generator("dcgan", seed=2), path, {"step": 5})
     assert export.read_info(path)["step"] == 5
-    assert sorted(os.listdir(tmp_path)) == ["best"]
-    export.export_model(_generator("dcgan", seed=3), path, {"step": 2, "workdir": "/runs/b"})
-    assert export.read_info(path)["workdir"] == "/runs/b"
-    kept = [d for d in os.listdir(tmp_path) if d != "best"]
-    assert kept == ["best_from_a_step5"]
-    assert json.load(open(tmp_path / kept[0] / export.INFO_FILE))["step"] == 5
+    assert sorted(os.listdir(tmp_path / "run" / "export")) == ["best"]
+    published = export.publish(path, str(tmp_path / "saved_models" / "dcgan" / "best"))
+    assert export.read_info(published)["step"] == 5
+    assert sorted(os.listdir(published)) == sorted(os.listdir(path))
+    export.export_model(_generator("dcgan", seed=3), path, {"step": 7})
+    export.publish(path, published)  # replaces the published copy, leaves nothing beside it
+    assert export.read_info(published)["step"] == 7
+    assert sorted(os.listdir(tmp_path / "saved_models" / "dcgan")) == ["best"]
 
 
 def test_the_model_to_evaluate_is_the_best_one_else_the_final_one(tmp_path):
-    models = tmp_path / "dcgan"
-    assert export.model_to_evaluate(str(tmp_path), "dcgan") is None
-    os.makedirs(models / "final")
-    assert export.model_to_evaluate(str(tmp_path), "dcgan") == str(models / "final")
-    os.makedirs(models / ("best" + export.PREVIOUS_SUFFIX))  # a best model mid-export counts
-    assert export.model_to_evaluate(str(tmp_path), "dcgan") == str(models / "best")
+    run = RunDir(str(tmp_path))
+    assert run.model_to_evaluate() is None
+    os.makedirs(run.export_dir("final"))
+    assert run.model_to_evaluate() == run.export_dir("final")
+    os.makedirs(run.export_dir("best") + export.PREVIOUS_SUFFIX)  # a best mid-export counts
+    assert run.model_to_evaluate() == run.export_dir("best")

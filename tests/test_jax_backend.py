@@ -135,7 +135,7 @@ def test_jax_resume_matches_an_uninterrupted_run(jax_run):
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert sorted(os.listdir(tmp / "resumed" / "checkpoints")) == ["ckpt-2.npz", "ckpt-4.npz"]
     # Each finished run exported its final generator (.keras only: no TensorFlow to convert).
-    final = tmp / "resumed" / "saved_models" / "dcgan" / "final"
+    final = tmp / "resumed" / "export" / "final"
     info = json.load(open(final / "best.json"))
     assert info["step"] == 4 and info["final"] and sorted(os.listdir(final)) == [
         "best.json", "generator.keras"]
@@ -155,3 +155,19 @@ def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):
     assert out["ema_deviation"] < 1e-5
     assert out["export_max_diff"] < 1e-5  # the exported .keras model samples like generate()
     assert jax_run[2]["steps_sagan"]["ema_deviation"] is None
+
+
+def test_evaluate_draws_the_discriminator_of_a_jax_run_from_its_npz_checkpoint(jax_run,
+                                                                              tmp_path):
+    from tfgan_cifar import evaluate_model
+    from tfgan_cifar.run_dir import RunDir
+
+    run = RunDir(jax_run[0] / "straight")
+    config = TrainConfig.from_json(open(run.config_path).read()).resolved()
+    discriminator = evaluate_model._restore_discriminator(config)
+    with np.load(run.npz_checkpoints()[-1][1]) as saved:
+        for i, variable in enumerate(discriminator.trainable_variables):
+            np.testing.assert_array_equal(variable.numpy(), saved[f"d/{i}"])
+    written = evaluate_model.weight_figures(run.export_dir("final"), config, str(tmp_path))
+    assert any("weights_discriminator" in path for path in written)
+    assert all(os.path.getsize(path) > 0 for path in written)

@@ -44,14 +44,14 @@ def test_notebook_is_committed_clean_and_trains_nothing_by_default():
 
 @pytest.fixture(scope="module")
 def saved_dcgan(tmp_path_factory):
-    """<tmp>/saved_models/dcgan/best (a tiny DCGAN, as training exports it), <tmp>/saved_models/
-    sagan/final (a tiny SAGAN trained without FID: no best model) and a DCGAN run in <tmp>/logs."""
+    """<tmp>/saved_models/dcgan/best (a tiny DCGAN, as training publishes it), <tmp>/logs/sagan/
+    export/final (a tiny SAGAN trained without FID: no best model) and a DCGAN run in <tmp>/logs."""
     import keras
 
     from tfgan_cifar import export
     from tfgan_cifar.config import TrainConfig
     from tfgan_cifar.nn import build_models
-    from tfgan_cifar.run_log import MetricsLog
+    from tfgan_cifar.run_dir import MetricsLog, RunDir
 
     tmp = tmp_path_factory.mktemp("notebook")
     workdir = tmp / "logs" / "dcgan"
@@ -67,7 +67,7 @@ def saved_dcgan(tmp_path_factory):
                         workdir=str(tmp / "logs" / "sagan"), save_dir=str(tmp / "saved_models"),
                         eval_every=0).resolved()
     export.export_model(build_models(sagan)[0].build_weights(),
-                        str(tmp / "saved_models" / "sagan" / "final"),
+                        RunDir(sagan.workdir).export_dir("final"),
                         {"step": 50, "final": True, "workdir": sagan.workdir,
                          "config": json.loads(sagan.to_json())})
     os.makedirs(workdir)

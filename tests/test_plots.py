@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import run_log
-from tfgan_cifar.run_log import MetricsLog
+from tfgan_cifar import run_dir
+from tfgan_cifar.run_dir import MetricsLog
 from tfgan_cifar.viz import canvas, curves, internals
 
 
@@ -35,7 +35,7 @@ def _write_lines(path, lines):
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def test_read_metrics_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, caplog):
+def test_metrics_log_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, caplog):
     path = tmp_path / "metrics.jsonl"
     _write_lines(path, [
         json.dumps({"kind": "train", "step": 20, "g_loss": 2.0}),
@@ -47,33 +47,33 @@ def test_read_metrics_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, ca
     with open(path, "a") as f:
         f.write('{"kind": "eval", "step": 30, "fi')  # truncated last line, no newline
     with caplog.at_level(logging.WARNING):
-        records = run_log.read_metrics(str(path))
+        records = MetricsLog(str(path)).records()
     assert [(r["kind"], r["step"]) for r in records] == [("train", 10), ("train", 20),
                                                          ("eval", 20)]
     assert records[1]["g_loss"] == 3.0  # the last record for (train, 20) wins
     assert sum("unreadable line" in m for m in caplog.messages) == 2
-    assert run_log.read_metrics(str(tmp_path / "missing.jsonl")) == []
+    assert MetricsLog(str(tmp_path / "missing.jsonl")).records() == []
 
 
-def test_read_metrics_reads_what_metrics_log_writes(tmp_path):
+def test_metrics_log_reads_what_it_writes(tmp_path):
     log = MetricsLog(str(tmp_path / "metrics.jsonl"))
     log.append("train", 1, {"g_loss": np.float32(0.5), "d_loss": float("nan")})
     with open(log.path, "a") as f:
         f.write('{"kind": "train", "st')  # a kill mid-write
     log.append("train", 2, {"g_loss": 0.25})
-    records = run_log.read_metrics(log.path)
-    assert [r["step"] for r in records] == [1, 2] == [r["step"] for r in log.records()]
+    records = log.records()
+    assert [r["step"] for r in records] == [1, 2] == [r["step"] for r in log.records("train")]
     assert records[0]["d_loss"] is None and records[0]["g_loss"] == 0.5
 
 
 def test_best_eval_is_the_lowest_fid_after_deduplication():
     records = _records()
-    assert run_log.best_eval(records)["step"] == 100
+    assert run_dir.best_eval(records)["step"] == 100
     # a resumed run re-evaluated step 100 worse: that last record counts
     records.append({"kind": "eval", "step": 100, "fid": 75.0, "num_samples": 100})
-    assert run_log.best_eval(records)["step"] == 150
-    assert run_log.best_eval(records, key="kid")["kind"] == "eval"
-    assert run_log.best_eval([r for r in records if r["kind"] == "train"]) is None
+    assert run_dir.best_eval(records)["step"] == 150
+    assert run_dir.best_eval(records, key="kid")["kind"] == "eval"
+    assert run_dir.best_eval([r for r in records if r["kind"] == "train"]) is None
 
 
 @pytest.mark.parametrize("plot, name", [

@@ -18,7 +18,7 @@ from tfgan_cifar.errors import UserError
 from tfgan_cifar.report import document, figures, sections, tables
 from tfgan_cifar.report.__main__ import main
 from tfgan_cifar.report.runs import find_best_model, read_run, unique_names
-from tfgan_cifar.run_log import MetricsLog
+from tfgan_cifar.run_dir import MetricsLog, RunDir
 from tfgan_cifar.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,7 +120,8 @@ def test_every_image_exists_and_samples_come_from_the_best_models(real_report):
     markdown = (out / "report.md").read_text()
     samples = _section(markdown, "Samples")
     for model in REAL_RUNS:
-        assert f"best generator {tmp / 'saved' / model / 'best'}, step 2, FID" in samples
+        best = RunDir(str(tmp / "logs" / model)).export_dir("best")
+        assert f"best generator {best}, step 2, FID" in samples
     per_class = _section(markdown, "Samples per class")
     assert "| unconditional without a classifier head: unsorted samples | one row per label |" \
         in per_class
@@ -181,7 +182,7 @@ def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
         _fake_run(root, "dcgan_no_eval", model="dcgan"),
     ]
     out = tmp_path / "out"
-    markdown = _build(runs, out, save_dir=str(tmp_path / "no_models"))
+    markdown = _build(runs, out)
     header = _table_row(markdown, "run")
     assert "seed" in header and "lr_g" in header
     row = dict(zip(header, _table_row(markdown, "s32_seed1")))
@@ -241,48 +242,45 @@ def test_runs_of_the_same_name_are_told_apart(tmp_path):
     assert header[6:] == ["workdir"]  # unless it is all that differs
 
 
-def test_best_model_is_found_by_its_recorded_workdir(tmp_path, monkeypatch):
-    run = read_run(_fake_run(tmp_path / "project" / "logs", "sagan", [(20, 9.0)],
-                             model="sagan"))
-    # training ran in project/ with --workdir=logs/sagan and the default --save_dir
-    values = json.loads(open(os.path.join(run.path, "config.json")).read())
-    values["workdir"] = "logs/sagan"
-    run.config = TrainConfig.from_json(json.dumps(values)).resolved()
-    models = tmp_path / "project" / "saved_models" / "sagan"
-    for name, workdir in (("best", str(tmp_path / "elsewhere")),
-                          ("best_from_sagan_step20", run.path)):
-        os.makedirs(models / name)
-        (models / name / "best.json").write_text(json.dumps({"step": 20, "fid": 9.0,
-                                                             "workdir": workdir}))
-    monkeypatch.chdir(tmp_path)
+def test_best_model_is_the_runs_own_export_wherever_the_run_moved(tmp_path):
+    run = read_run(_fake_run(tmp_path / "logs", "sagan", [(20, 9.0)], model="sagan"))
+    best = RunDir(run.path).export_dir("best")
+    os.makedirs(best)
+    with open(os.path.join(best, "best.json"), "w") as f:
+        json.dump({"step": 20, "fid": 9.0, "workdir": run.path}, f)
     found, info = find_best_model(run)
-    assert found == str(models / "best_from_sagan_step20") and info["step"] == 20
-    assert find_best_model(run, save_dir=str(tmp_path / "none")) == (None, None)
+    assert found == best and info["step"] == 20
+    moved = tmp_path / "archive" / "sagan"
+    os.renames(run.path, moved)
+    found, info = find_best_model(read_run(str(moved)))
+    assert found == RunDir(str(moved)).export_dir("best") and info["fid"] == 9.0
+    assert find_best_model(read_run(_fake_run(tmp_path / "logs", "other", [(20, 9.0)],
+                                              model="sagan"))) == (None, None)
 
 
 def test_a_run_trained_without_fid_is_sampled_from_its_final_generator(tmp_path):
     run = read_run(_fake_run(tmp_path / "logs", "dcgan", [], model="dcgan"))
-    models = tmp_path / "saved" / "dcgan"
-    for name, workdir in (("final", run.path), ("final_from_other_step5", "/elsewhere/other")):
-        os.makedirs(models / name)
-        (models / name / "best.json").write_text(json.dumps({"step": 5, "final": True,
-                                                             "workdir": workdir}))
-    found, info = find_best_model(run, save_dir=str(tmp_path / "saved"))
-    assert found == str(models / "final") and info["final"]
+    exports = RunDir(run.path)
+    os.makedirs(exports.export_dir("final"))
+    with open(os.path.join(exports.export_dir("final"), "best.json"), "w") as f:
+        json.dump({"step": 5, "final": True, "workdir": run.path}, f)
+    found, info = find_best_model(run)
+    assert found == exports.export_dir("final") and info["final"]
     run.best_dir, run.best_info = found, info
     assert figures._describe_best(run).startswith("final generator ")
-    os.makedirs(models / "best")  # a best model of the run wins over its final one
-    (models / "best" / "best.json").write_text(json.dumps({"step": 3, "fid": 9.0,
-                                                          "workdir": run.path}))
-    assert find_best_model(run, save_dir=str(tmp_path / "saved"))[0] == str(models / "best")
+    os.makedirs(exports.export_dir("best"))  # a best model of the run wins over its final one
+    with open(os.path.join(exports.export_dir("best"), "best.json"), "w") as f:
+        json.dump({"step": 3, "fid": 9.0, "workdir": run.path}, f)
+    assert find_best_model(run)[0] == exports.export_dir("best")
 
 
 def test_a_best_model_that_does_not_load_falls_back_to_the_training_grid(tmp_path, capsys):
     run = _fake_run(tmp_path / "logs", "dcgan", [(10, 50.0)], model="dcgan", sample_steps=(10,))
-    best = tmp_path / "saved" / "dcgan" / "best"
+    best = RunDir(run).export_dir("best")
     os.makedirs(best)  # best.json without a SavedModel
-    (best / "best.json").write_text(json.dumps({"step": 10, "fid": 50.0, "workdir": run}))
-    markdown = _build([run], tmp_path / "out", save_dir=str(tmp_path / "saved"))
+    with open(os.path.join(best, "best.json"), "w") as f:
+        json.dump({"step": 10, "fid": 50.0, "workdir": run}, f)
+    markdown = _build([run], tmp_path / "out")
     assert "training grid of step 10 (the best model could not be sampled)" in markdown
     assert "could not sample the best model of dcgan" in capsys.readouterr().err
     _assert_images_exist(tmp_path / "out")

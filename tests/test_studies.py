@@ -13,6 +13,7 @@ from tfgan_cifar import data, evaluate_model, export
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective, replay
 from tfgan_cifar.training.tf_backend import TFTrainer
 
@@ -231,7 +232,7 @@ def test_bad_study_flags_are_refused_with_one_line(overrides, message):
 def test_resuming_with_another_head_or_buffer_is_refused(separable_dir, tmp_path):
     config = tiny("dcgan", separable_dir / "train", tmp_path, aux_classifier=True, replay_size=8)
     loop.prepare_workdir(config)
-    loop.MetricsLog(os.path.join(config.workdir, "metrics.jsonl")).append("train", 1, {})
+    RunDir(config.workdir).metrics.append("train", 1, {})
     for change in (dict(aux_classifier=False), dict(replay_size=16)):
         other = tiny("dcgan", separable_dir / "train", tmp_path,
                      **{**dict(aux_classifier=True, replay_size=8), **change})

@@ -16,11 +16,18 @@ from PIL import Image
 from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop
 from tfgan_cifar.training.optimizers import make_optimizers
 from tfgan_cifar.training.tf_backend import TFTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def logged_steps(workdir, kind):
+    """The steps of every `kind` line of metrics.jsonl, duplicates included."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [r["step"] for r in map(json.loads, f) if r["kind"] == kind]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +120,7 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
     np.testing.assert_array_equal(rng1, rng2)
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    steps = [r["step"] for r in loop.MetricsLog(
-        os.path.join(resumed.workdir, "metrics.jsonl")).records("train")]
+    steps = logged_steps(resumed.workdir, "train")
     assert steps == [1, 2, 3, 4]
 
     # A kill after step 4 was logged but before its checkpoint: only ckpt-2 is left.
@@ -123,8 +129,7 @@ def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
         os.remove(path)
     tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-2"))
     loop.train(dataclasses.replace(straight, steps=6))
-    steps = [r["step"] for r in loop.MetricsLog(
-        os.path.join(straight.workdir, "metrics.jsonl")).records("train")]
+    steps = logged_steps(straight.workdir, "train")
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
@@ -136,7 +141,7 @@ def test_workdir_of_another_model_is_refused(image_dir, tmp_path):
     loop.prepare_workdir(sagan)
     assert json.load(open(os.path.join(sagan.workdir, "config.json")))["model"] == "sagan"
 
-    loop.MetricsLog(os.path.join(sagan.workdir, "metrics.jsonl")).append("train", 1, {})
+    RunDir(sagan.workdir).metrics.append("train", 1, {})
     with pytest.raises(UserError, match="holds a run with model=sagan"):
         loop.prepare_workdir(dcgan)
     os.remove(os.path.join(sagan.workdir, "metrics.jsonl"))
@@ -181,9 +186,9 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
     assert tags["samples/fixed_noise"] == [3] and tags["attention/16x16"] == [3]
     grid = Image.open(workdir / "samples" / "step_000003.png")
     assert grid.size == (2 * (8 * 34 + 2),) * 2
-    final = tmp_path / "saved" / "sagan" / "final"
+    final = RunDir(str(tmp_path / "run")).export_dir("final")
     assert f"final generator exported to {final}" in output
-    assert (final / "saved_model" / "saved_model.pb").exists()
+    assert os.path.exists(os.path.join(final, "saved_model", "saved_model.pb"))
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_path):

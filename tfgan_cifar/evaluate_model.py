@@ -13,7 +13,7 @@ from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, set
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics.evaluator import Evaluator, evaluate_real_images
-from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids, internals
 
 SORT_POOL_FACTOR = 20  # unconditional rows pick from this many samples per shown image
@@ -25,13 +25,17 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 class EvaluateOptions:
     """What to load, what to compute and where to write it: the settings of evaluate.py."""
 
-    model: str = setting("sagan", "Which model's generator to load from <save_dir>/<model>/best, "
-                         "else <save_dir>/<model>/final (and the output folder's name).", "run",
-                         choices=MODELS)
+    model: str = setting("sagan", "Which model's generator to load: <save_dir>/<model>/best, "
+                         "else the best or final export of --run_dir (and the output folder's "
+                         "name).", "run", choices=MODELS)
     seed: int = same_as(TrainConfig, "seed")
     saved_model: Optional[str] = setting(None, "Load this best-model directory or SavedModel "
                                          "instead.", "paths")
     save_dir: str = same_as(TrainConfig, "save_dir")
+    run_dir: Optional[str] = setting(None, "The run directory (a train.py --workdir) whose "
+                                     "export/best, else export/final, is loaded when "
+                                     "<save_dir>/<model>/best does not exist. Default: "
+                                     "logs/<model>.", "paths")
     output_dir: str = setting(".", "Outputs go to <output_dir>/DCGAN or <output_dir>/SAGAN.",
                               "paths")
     image_dir: Optional[str] = same_as(TrainConfig, "image_dir")
@@ -88,13 +92,18 @@ def _class_names(config):
 
 
 def _default_model(options):
-    """The model evaluate.py reads without --saved_model: best, else final, else (to be
-    reported missing) best."""
-    best = os.path.join(options.save_dir, options.model, "best")
-    path = export.model_to_evaluate(options.save_dir, options.model) or best
-    if path != best:
-        print(f"no best model at {best} (trained without FID?): using the final generator "
-              f"{path}", flush=True)
+    """The model evaluate.py reads without --saved_model: the published best model of
+    --model, else the best or final export of the run directory --run_dir (default
+    logs/<model>); else, to be reported missing, the published best model's path."""
+    best = published_best(options.save_dir, options.model)
+    if export.exists(best):
+        return best
+    run = RunDir(options.run_dir or os.path.join("logs", options.model))
+    path = run.model_to_evaluate()
+    if path is None:
+        return best
+    kind = "final generator" if path == run.export_dir("final") else "best model"
+    print(f"no best model at {best}: using the {kind} of {run.path}, {path}", flush=True)
     return path
 
 
@@ -110,9 +119,10 @@ def run(options):
     """Runs every requested evaluation; returns {output name: path or value}."""
     options.validate()
     path = options.saved_model or _default_model(options)
-    if not os.path.exists(path) and not os.path.exists(path + export.PREVIOUS_SUFFIX):
+    if not export.exists(path):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
-                        "improves, and when training finishes) or pass --saved_model=PATH")
+                        "improves, and when training finishes), or pass --run_dir=RUN_DIR or "
+                        "--saved_model=PATH")
     info = export.read_info(path) if os.path.exists(os.path.join(path, export.INFO_FILE)) else {}
     config = _train_config(options, info)
     sample, z_dim = export.load_sampler(path)
@@ -262,7 +272,6 @@ def attention_maps(path, config, out_dir, draw):
     """For SAGAN: attention over all positions for a few query pixels, per attention block."""
     if config.model != "sagan":
         raise UserError("--attention_maps needs a SAGAN generator")
-    from tfgan_cifar.training.loop import default_query_points
 
     generator = _load_keras_generator(path)
     z = np.random.default_rng(config.seed).standard_normal((1, generator.z_dim)).astype("float32")
@@ -271,7 +280,7 @@ def attention_maps(path, config, out_dir, draw):
     for resolution, attention in maps.items():
         target = os.path.join(out_dir, f"attention_{resolution}x{resolution}.png")
         internals.plot_attention(np.asarray(images)[0], np.asarray(attention)[0],
-                             default_query_points(resolution), target)
+                             internals.default_query_points(resolution), target)
         written.append(target)
     return written
 
@@ -287,18 +296,29 @@ def weight_figures(path, config, out_dir):
 
 
 def _restore_discriminator(config):
-    """D from the latest checkpoint of the run directory, or None (with a notice) if absent."""
-    import tensorflow as tf
-
+    """D from the newest checkpoint of the run directory, written by either backend (a
+    `tf.train.Checkpoint`, or a JAX `.npz`), or None (with a notice) when there is none."""
     from tfgan_cifar.nn import build_models
-    from tfgan_cifar.training.tf_backend import by_position
 
-    latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
-    if latest is None:
-        print(f"no checkpoint in {config.workdir}/checkpoints: skipping D's weight figures")
-        return None
+    run = RunDir(config.workdir)
     _, discriminator = build_models(config)
     discriminator.build_weights()
+    npz = run.npz_checkpoints()
+    if npz:
+        with np.load(npz[-1][1]) as saved:  # JAX stores D's i-th value as "d/i" (jax_backend)
+            for part, variables in (("d", discriminator.trainable_variables),
+                                    ("d_nt", discriminator.non_trainable_variables)):
+                for i, variable in enumerate(variables):
+                    variable.assign(saved[f"{part}/{i}"])
+        return discriminator
+    import tensorflow as tf
+
+    from tfgan_cifar.training.tf_backend import by_position
+
+    latest = tf.train.latest_checkpoint(run.checkpoints)
+    if latest is None:
+        print(f"no checkpoint in {run.checkpoints}: skipping D's weight figures")
+        return None
     tf.train.Checkpoint(discriminator=by_position(discriminator.variables)).restore(
         latest).expect_partial()
     return discriminator

@@ -1,7 +1,8 @@
 """Exported generators on disk: SavedModel for sampling, a `.keras` copy and a JSON record.
 
-Training exports the best generator (by FID) to `<save_dir>/<model>/best` and the generator of
-a finished run to `<save_dir>/<model>/final`, both with `export_model`: it writes
+Training exports the best generator (by FID) to `<workdir>/export/best` and the generator of a
+finished run to `<workdir>/export/final` (see `run_dir.RunDir`), both with `export_model`, and
+publishes a copy of the best one to `<save_dir>/<model>/best` with `publish`. An export holds
 `<dir>/saved_model` (a SavedModel whose `serving_default` signature takes `z` float32
 [N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
 `<dir>/generator.keras`, `<dir>/best.json` (the record: step, FID when known, config) and, for
@@ -87,24 +88,30 @@ def tensorflow_available():
     return True
 
 
-def export_model(generator, path, info, discriminator=None):
-    """Atomically replaces the exported model at `path` with `generator` and `info` (a dict
-    with the run's "workdir"), and `discriminator` (a multi-task D of the same step) when given.
+def _swap_in(staging, path):
+    """Renames the finished directory `staging` onto `path`, keeping the old one aside until
+    the new one is in place (see `_recover`)."""
+    previous = path + PREVIOUS_SUFFIX
+    if os.path.exists(previous):
+        shutil.rmtree(previous)
+    if os.path.exists(path):
+        os.rename(path, previous)
+    os.rename(staging, path)
+    shutil.rmtree(previous, ignore_errors=True)
 
-    Returns the path. If `path` holds the model of another run directory, that model is kept
-    under a new name (`<path>_from_<run>_step<N>`) instead of being overwritten.
-    """
-    path = os.path.abspath(path)
+
+def _staging_dir(path):
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     _recover(path)
-    existing = read_info(path) if os.path.exists(path) else None
-    if existing and existing.get("workdir") != info.get("workdir"):
-        kept = f"{path}_from_{os.path.basename(str(existing.get('workdir')))}_step{existing.get('step')}"
-        os.rename(path, kept)
-        logging.warning("kept the model of another run as %s", kept)
+    return os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
 
-    staging = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
+
+def export_model(generator, path, info, discriminator=None):
+    """Atomically replaces the exported model at `path` with `generator`, its record `info`
+    and `discriminator` (a multi-task D of the same step) when given. Returns the path."""
+    path = os.path.abspath(path)
+    staging = _staging_dir(path)
     try:
         os.makedirs(staging)
         generator.save(os.path.join(staging, KERAS_FILE))
@@ -113,26 +120,27 @@ def export_model(generator, path, info, discriminator=None):
         _write_saved_model_any_backend(generator, staging)
         with open(os.path.join(staging, INFO_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
-        previous = path + PREVIOUS_SUFFIX
-        if os.path.exists(previous):
-            shutil.rmtree(previous)
-        if os.path.exists(path):
-            os.rename(path, previous)
-        os.rename(staging, path)
-        shutil.rmtree(previous, ignore_errors=True)
+        _swap_in(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
-def model_to_evaluate(save_dir, model):
-    """`<save_dir>/<model>/best`, else `<save_dir>/<model>/final` (a run trained without FID
-    has no best model); None when neither exists."""
-    for kind in ("best", "final"):
-        path = os.path.join(save_dir, model, kind)
-        if os.path.exists(path) or os.path.exists(path + PREVIOUS_SUFFIX):
-            return path
-    return None
+def publish(source, target):
+    """Atomically replaces the export at `target` with a copy of the export at `source`."""
+    target = os.path.abspath(target)
+    staging = _staging_dir(target)
+    try:
+        shutil.copytree(source, staging)
+        _swap_in(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def exists(path):
+    """Whether an export is at `path` (or left aside there by an interrupted export)."""
+    return os.path.exists(path) or os.path.exists(path + PREVIOUS_SUFFIX)
 
 
 def read_info(path):

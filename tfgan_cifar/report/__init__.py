@@ -1,6 +1,6 @@
 """A comparison report of training runs, as Markdown and LaTeX (and a PDF when pdflatex exists).
 
-  python -m tfgan_cifar.report logs/dcgan logs/sagan [...] --out=report [--save_dir=DIR]
+  python -m tfgan_cifar.report logs/dcgan logs/sagan [...] --out=report
 
 Writes `<out>/report.md`, `<out>/report.tex` (compiled to `<out>/report.pdf` by `pdflatex` when
 it is installed) and the figures they show under `<out>/images/`:
@@ -15,10 +15,8 @@ it is installed) and the figures they show under `<out>/images/`:
 6. mean best FID of SAGAN with attention at 32x32 against 16x16, over runs differing only there;
 7. the classifier-head curves of the runs that log them.
 
-A run directory is what `train.py --workdir` writes (`config.json`, `metrics.jsonl`,
-`samples/`). Its best generator is found under `<save_dir>/<model>/` (`best` or
-`best_from_<run>_step<N>`, else `final` or `final_from_<run>_step<N>`) by the run directory
-recorded in `best.json`.
+A run directory is what `train.py --workdir` writes (see `run_dir.RunDir`): `config.json`,
+`metrics.jsonl`, `samples/` and its exported generators `export/best` and `export/final`.
 
 Modules: `runs` (reading run directories, finding their exported models), `tables`, `figures`,
 `document` (the Markdown/LaTeX writer), `sections` (one function per section) and `__main__`
@@ -37,13 +35,12 @@ from tfgan_cifar.report.runs import read_runs  # noqa: E402
 IMAGES = "images"
 
 
-def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
+def build_report(run_dirs, out, seed=0, per_class=10):
     """Writes `<out>/report.md`, `<out>/report.tex` and `<out>/images/`; returns their paths.
 
     Args:
       run_dirs: run directories (train.py --workdir).
       out: the output folder (created).
-      save_dir: where to look for the exported best models instead of each run's save_dir.
       seed: seed of the noise of the sample figures.
       per_class: samples per row in the per-class figure.
 
@@ -53,7 +50,7 @@ def build_report(run_dirs, out, save_dir=None, seed=0, per_class=10):
     Raises:
       UserError: a folder is not a run directory, or `out` cannot be a folder.
     """
-    runs = read_runs(run_dirs, save_dir)
+    runs = read_runs(run_dirs)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out={out} exists and is not a folder")
     images_dir = os.path.join(out, IMAGES)

@@ -1,6 +1,6 @@
 """A comparison report of training runs, as Markdown and LaTeX (and a PDF when pdflatex exists).
 
-  python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report [--save_dir=DIR]
+  python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report
 
 Each RUN_DIR is a train.py --workdir. Writes <out>/report.md, <out>/report.tex (and
 report.pdf) and the figures under <out>/images/.
@@ -8,7 +8,6 @@ report.pdf) and the figures under <out>/images/.
 
 import dataclasses
 import sys
-from typing import Optional
 
 from tfgan_cifar import cli
 from tfgan_cifar.config import check_settings, setting
@@ -21,9 +20,6 @@ class ReportOptions:
     """The report's settings; the run directories are its positional arguments."""
 
     out: str = setting("report", "Output folder.", "paths")
-    save_dir: Optional[str] = setting(None, "Where the best models were exported. Default: "
-                                      "each run's --save_dir, relative to where it was "
-                                      "trained.", "paths")
     seed: int = setting(0, "Seed of the sample figures' noise.", "run", minimum=0)
     per_class: int = setting(10, "Samples per row of the per-class figure.", "outputs",
                              minimum=1)
@@ -41,8 +37,7 @@ def report(argv):
     options = cli.config_from_flags(ReportOptions)
     if len(argv) < 2:
         raise UserError("name at least one RUN_DIR (a train.py --workdir)")
-    written = build_report(argv[1:], options.out, options.save_dir, options.seed,
-                           options.per_class)
+    written = build_report(argv[1:], options.out, options.seed, options.per_class)
     print("wrote " + ", ".join(p for p in written.values() if p), flush=True)
     return 0
 

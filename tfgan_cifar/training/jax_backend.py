@@ -3,12 +3,11 @@
 The whole state (see `objective`), plus the random key, is one pytree threaded through
 `jax.jit` and donated to it. CIFAR-10 lives on the device as uint8; each step gathers its
 batches there, in an order fixed by (seed, epoch) like the TensorFlow pipeline, and flips them.
-Checkpoints are `.npz` files of the state's leaves, written atomically.
+Checkpoints are `.npz` files of the state's leaves named by their path in the state ("d/3" is
+D's fourth trainable value), written atomically.
 """
 
-import glob
 import os
-import re
 
 import jax
 import jax.numpy as jnp
@@ -16,16 +15,20 @@ import numpy as np
 
 from tfgan_cifar.atomic import replacing
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.trainer import Trainer
-
-_CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz$")
-
 
 def _apply(part, optimizer, grads, params, optimizer_values):
     params, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, params)
     return params, optimizer_values
+
+
+def _named_leaves(state):
+    """[("d/3", array), ("replay/images", array), ...]: the state's leaves by path, the names a
+    checkpoint stores them under (D's i-th trainable value is "d/i")."""
+    return [("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path), leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
 
 
 class JaxTrainer(Trainer):
@@ -45,7 +48,7 @@ class JaxTrainer(Trainer):
         self.state = {**self.objective.initial_state(self.ema_generator),
                       "key": jax.random.key_data(jax.random.key(config.seed))}
         self._train_step = jax.jit(self._step, donate_argnums=0)
-        self.checkpoint_dir = checkpoint_dir(config.workdir)
+        self.run = RunDir(config.workdir)
 
     def compile(self, function):
         return jax.jit(function)
@@ -64,38 +67,30 @@ class JaxTrainer(Trainer):
 
     # ---- checkpoints -----------------------------------------------------------------------
 
-    def _checkpoints(self):
-        found = []
-        for path in glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.npz")):
-            match = _CHECKPOINT.search(path)
-            if match:
-                found.append((int(match.group(1)), path))
-        return sorted(found)
-
     def save(self):
         """Writes checkpoints/ckpt-<step>.npz atomically and keeps the newest few."""
-        leaves = jax.tree_util.tree_leaves(self.state)
-        path = os.path.join(self.checkpoint_dir, f"ckpt-{self.step}.npz")
+        path = os.path.join(self.run.checkpoints, f"ckpt-{self.step}.npz")
         with replacing(path, "wb") as f:
-            np.savez(f, **{f"leaf{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        for _, old in self._checkpoints()[:-self.config.keep_checkpoints]:
+            np.savez(f, **{name: np.asarray(leaf) for name, leaf in _named_leaves(self.state)})
+        for _, old in self.run.npz_checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)
         return path
 
     def restore(self):
-        checkpoints = self._checkpoints()
+        checkpoints = self.run.npz_checkpoints()
         if not checkpoints:
             return 0
         _, path = checkpoints[-1]
-        leaves, treedef = jax.tree_util.tree_flatten(self.state)
+        named = _named_leaves(self.state)
         with np.load(path) as saved:
-            restored = [saved[f"leaf{i:05d}"] for i in range(len(leaves))]
-        for old, new in zip(leaves, restored):
+            restored = [saved[name] for name, _ in named]
+        for (name, old), new in zip(named, restored):
             if np.shape(old) != np.shape(new):
-                raise ValueError(f"{path} does not match this model ({np.shape(new)} vs "
-                                 f"{np.shape(old)}); use another --workdir")
+                raise ValueError(f"{path} does not match this model ({name}: {np.shape(new)} "
+                                 f"vs {np.shape(old)}); use another --workdir")
         self.state = jax.tree_util.tree_unflatten(
-            treedef, [jnp.asarray(new, old.dtype) for old, new in zip(leaves, restored)])
+            jax.tree_util.tree_structure(self.state),
+            [jnp.asarray(new, old.dtype) for (_, old), new in zip(named, restored)])
         print(f"resumed from {path} at step {self.step}", flush=True)
         return self.step
 

@@ -9,7 +9,7 @@ XLA. Metrics are summed on the device and read only when the loop logs.
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar.run_log import checkpoint_dir
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.trainer import Trainer
 
@@ -70,7 +70,8 @@ class TFTrainer(Trainer):
             **({"replay": self.state["replay"]} if config.replay_size else {}),
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, checkpoint_dir(config.workdir), max_to_keep=config.keep_checkpoints)
+            self.checkpoint, RunDir(config.workdir).checkpoints,
+            max_to_keep=config.keep_checkpoints)
         self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile)
         self._next_and_step = tf.function(self._next_and_step_eager)
         self._iterator = None

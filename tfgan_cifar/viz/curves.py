@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from tfgan_cifar.metrics.fid import format_fid
-from tfgan_cifar.run_log import best_eval, latest_records
+from tfgan_cifar.run_dir import best_eval, latest_records
 from tfgan_cifar.viz.canvas import new_figure, save_figure
 
 

@@ -161,3 +161,9 @@ def plot_weights(model, path_prefix):
         fig.suptitle(f"{model.name}: weight histograms", fontsize=10)
         written.append(save_figure(fig, f"{path_prefix}_histograms.png"))
     return written
+
+
+def default_query_points(resolution):
+    """Four query pixels spread over an attention map of side `resolution`."""
+    q = resolution // 4
+    return [(q, q), (q, 3 * q), (3 * q, q), (3 * q, 3 * q)]
