@@ -107,7 +107,7 @@ def worker(args):
             "warmup_seconds": compile_seconds,
         }), flush=True)
     if args.fid_images:
-        from tfgan_cifar.metrics import FeatureExtractor
+        from tfgan_cifar.metrics.inception import FeatureExtractor
 
         path = os.path.join(tempfile.mkdtemp(), "inception.weights.h5")
         keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
