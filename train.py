@@ -18,8 +18,13 @@ cli.define_flags(TrainConfig)
 
 
 def main(argv):
-    """Trains with the configuration the flags describe."""
-    loop.train(cli.config_from_flags(TrainConfig))
+    """Trains with the configuration the flags describe. A run stopped by a signal (after its
+    checkpoint) exits with the conventional status 128 + the signal's number."""
+    try:
+        loop.train(cli.config_from_flags(TrainConfig))
+    except loop.StoppedBySignal as stop:
+        return 128 + stop.signum
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "t
 RESULTS.json maps each name to what its task measured.
 """
 
+import dataclasses
 import importlib.abc
 import json
 import os
@@ -34,6 +35,8 @@ import keras  # noqa: E402
 
 from tfgan_cifar import data  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
+from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.run_dir import RunDir  # noqa: E402
 from tfgan_cifar.training import loop  # noqa: E402
 from tfgan_cifar.training.jax_backend import JaxTrainer  # noqa: E402
 
@@ -101,9 +104,38 @@ def train(config):
     return {}
 
 
+def train_expecting_error(config):
+    """Trains and returns the one-line error it stops with, plus its checkpoints' state."""
+    config = TrainConfig.from_json(config)
+    kind = message = None
+    try:
+        loop.train(config)
+    except UserError as error:
+        kind, message = type(error).__name__, str(error)
+    finite = []
+    for _, path in RunDir(config.workdir).npz_checkpoints():
+        with np.load(path) as saved:
+            finite.append(all(np.isfinite(saved[name]).all() for name in saved.files
+                              if saved[name].dtype.kind == "f"))
+    return {"error": kind, "message": message,
+            "checkpoints_finite": finite}
+
+
+def truncate_newest_checkpoint_and_resume(config):
+    """Cuts the newest .npz in half, then trains on: the run resumes from the one before."""
+    config = TrainConfig.from_json(config)
+    path = RunDir(config.workdir).npz_checkpoints()[-1][1]
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    loop.train(dataclasses.replace(config, steps=config.steps + 2))
+    return {}
+
+
 if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
-    functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train}
+    functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
+                 "train_expecting_error": train_expecting_error,
+                 "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}
     for t in tasks:
         started = time.perf_counter()

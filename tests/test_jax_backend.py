@@ -11,6 +11,7 @@ import pytest
 
 from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.tf_backend import TFTrainer
 
@@ -83,14 +84,22 @@ def jax_run(cifar_like_dir, tmp_path_factory):
                       "argument": config.to_json()})
     straight = tiny("dcgan", cifar_like_dir, tmp / "straight", n_critic=2)
     half = tiny("dcgan", cifar_like_dir, tmp / "resumed", n_critic=2, steps=2)
-    for name, config in (("straight", straight), ("half", half),
-                         ("rest", dataclasses.replace(half, steps=4))):
-        tasks.append({"name": name, "task": "train", "argument": config.to_json()})
+    fallback = tiny("dcgan", cifar_like_dir, tmp / "fallback", n_critic=2)
+    for name, task, config in (
+            ("straight", "train", straight), ("half", "train", half),
+            ("rest", "train", dataclasses.replace(half, steps=4)),
+            ("fallback", "train", fallback), ("truncated", "truncate_and_resume", fallback),
+            ("diverged", "train_expecting_error", tiny(
+                "dcgan", cifar_like_dir, tmp / "diverge", n_critic=2, lr_g=1e30, lr_d=1e30,
+                steps=6, checkpoint_every=1)),
+            ("locked", "train_expecting_error", tiny("dcgan", cifar_like_dir, tmp / "locked"))):
+        tasks.append({"name": name, "task": task, "argument": config.to_json()})
     (tmp / "tasks.json").write_text(json.dumps(tasks))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"),
-                             str(tmp / "tasks.json"), str(tmp / "results.json")],
-                            env=env, capture_output=True, text=True, timeout=900)
+    with RunDir(str(tmp / "locked")).lock():  # held by this process while the worker runs
+        result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"),
+                                 str(tmp / "tasks.json"), str(tmp / "results.json")],
+                                env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return tmp, tf_metrics, json.load(open(tmp / "results.json")), result.stdout
 
@@ -160,7 +169,6 @@ def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):
 def test_evaluate_draws_the_discriminator_of_a_jax_run_from_its_npz_checkpoint(jax_run,
                                                                               tmp_path):
     from tfgan_cifar import evaluate_model
-    from tfgan_cifar.run_dir import RunDir
 
     run = RunDir(jax_run[0] / "straight")
     config = TrainConfig.from_json(open(run.config_path).read()).resolved()
@@ -171,3 +179,23 @@ def test_evaluate_draws_the_discriminator_of_a_jax_run_from_its_npz_checkpoint(j
     written = evaluate_model.weight_figures(run.export_dir("final"), config, str(tmp_path))
     assert any("weights_discriminator" in path for path in written)
     assert all(os.path.getsize(path) > 0 for path in written)
+
+
+def test_jax_divergence_stops_before_a_non_finite_checkpoint(jax_run):
+    out = jax_run[2]["diverged"]
+    assert out["error"] == "TrainingDiverged" and "not finite at step" in out["message"]
+    assert all(out["checkpoints_finite"])
+
+
+def test_jax_truncated_newest_checkpoint_falls_back_to_the_one_before(jax_run):
+    tmp, _, _, stdout = jax_run
+    assert "ckpt-4.npz cannot be read" in stdout and "ckpt-2.npz at step 2" in stdout
+    with open(tmp / "fallback" / "metrics.jsonl") as f:
+        steps = [r["step"] for r in map(json.loads, f) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_jax_run_on_a_locked_workdir_is_refused(jax_run):
+    out = jax_run[2]["locked"]
+    assert out["error"] == "UserError" and f"process {os.getpid()}" in out["message"]
+

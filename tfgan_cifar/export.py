@@ -101,10 +101,25 @@ def _swap_in(staging, path):
 
 
 def _staging_dir(path):
+    """A new staging folder beside `path`; those left by dead processes are removed first."""
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     _recover(path)
-    return os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{time.time_ns()}")
+    prefix = f".{os.path.basename(path)}.tmp-"
+    for name in os.listdir(parent):
+        if name.startswith(prefix) and not _process_alive(name[len(prefix):].split("-")[0]):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    return os.path.join(parent, f"{prefix}{os.getpid()}-{time.time_ns()}")
+
+
+def _process_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def export_model(generator, path, info, discriminator=None):

@@ -11,17 +11,22 @@
 The best model is also published to `<save_dir>/<model>/best` (see `publish_best`).
 """
 
+import contextlib
+import fcntl
 import glob
 import json
 import math
 import os
 import re
+import socket
 
 from absl import logging
 
 from tfgan_cifar.atomic import write_text
+from tfgan_cifar.errors import UserError
 
 EXPORT_KINDS = ("best", "final")
+LOCK_FILE = ".lock"
 
 
 def _jsonable(value):
@@ -126,14 +131,46 @@ class RunDir:
         """Where the run keeps its checkpoints (either backend's format)."""
         return os.path.join(self.path, "checkpoints")
 
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds the run directory for this process: a second process gets one line naming the
+        holder. The lock (flock on <workdir>/.lock) dies with its process, even on kill -9."""
+        os.makedirs(self.path, exist_ok=True)
+        path = os.path.join(self.path, LOCK_FILE)
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise UserError(f"--workdir={self.path} is in use by {holder}: wait for it to "
+                                "finish or stop it, or pass another --workdir") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            try:
+                yield self
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def checkpoint_files(self):
+        """{"tensorflow": [(step, prefix)], "jax": [(step, path)]}: the checkpoints each backend
+        left in checkpoints/, oldest first."""
+        found = {"tensorflow": [], "jax": []}
+        for path in glob.glob(os.path.join(self.checkpoints, "ckpt-*")):
+            match = re.search(r"ckpt-(\d+)(\.npz|\.index)$", path)
+            if match:
+                step = int(match.group(1))
+                if match.group(2) == ".npz":
+                    found["jax"].append((step, path))
+                else:
+                    found["tensorflow"].append((step, path[:-len(".index")]))
+        return {backend: sorted(files) for backend, files in found.items()}
+
     def npz_checkpoints(self):
         """[(step, path)] of the JAX backend's checkpoints (ckpt-<step>.npz), oldest first."""
-        found = []
-        for path in glob.glob(os.path.join(self.checkpoints, "ckpt-*.npz")):
-            match = re.search(r"ckpt-(\d+)\.npz$", path)
-            if match:
-                found.append((int(match.group(1)), path))
-        return sorted(found)
+        return self.checkpoint_files()["jax"]
 
     def sample_grid(self, step):
         """The fixed-noise grid of `step`."""

@@ -12,7 +12,10 @@ from keras import layers, ops
 from tfgan_cifar.nn.base import Discriminator, Generator, projection
 from tfgan_cifar.nn.layers import ClassifierHead
 
-_INIT = keras.initializers.RandomNormal(stddev=0.02)
+def _init():
+    """N(0, 0.02) weights (DCGAN paper). A new initializer per layer, made after
+    `keras.utils.set_random_seed`, so that --seed fixes the weights."""
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
@@ -26,15 +29,15 @@ class DCGANGenerator(Generator):
         )
         self.z_dim, self.width, self.conditional = z_dim, width, conditional
         self.label_embedding = layers.Embedding(num_classes, z_dim) if conditional else None
-        self.dense = layers.Dense(4 * 4 * 4 * width, use_bias=False, kernel_initializer=_INIT)
+        self.dense = layers.Dense(4 * 4 * 4 * width, use_bias=False, kernel_initializer=_init())
         self.norms = [layers.BatchNormalization(momentum=0.9, epsilon=1e-5) for _ in range(3)]
         self.deconvs = [
             layers.Conv2DTranspose(c, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_INIT)
+                                   kernel_initializer=_init())
             for c in (2 * width, width)
         ]
         self.to_rgb = layers.Conv2DTranspose(3, 4, strides=2, padding="same",
-                                             kernel_initializer=_INIT)
+                                             kernel_initializer=_init())
 
     def call(self, z, labels=None, training=False):
         if self.conditional:
@@ -56,13 +59,13 @@ class DCGANDiscriminator(Discriminator):
                               aux_classifier=aux_classifier), **kwargs)
         self.width, self.conditional = width, conditional
         self.convs = [
-            layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_INIT)
+            layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_init())
             for c in (2 * width, 4 * width, 8 * width)
         ]
         self.norms = [None] + [layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
                                for _ in range(2)]
         self.flatten = layers.Flatten()
-        self.head = layers.Dense(1, kernel_initializer=_INIT)
+        self.head = layers.Dense(1, kernel_initializer=_init())
         self.label_embedding = (
             layers.Embedding(num_classes, 4 * 4 * 8 * width) if conditional else None
         )

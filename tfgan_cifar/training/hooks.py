@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from tfgan_cifar import export
+from tfgan_cifar.errors import TrainingDiverged
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics, reference_source
 from tfgan_cifar.run_dir import published_best
@@ -99,7 +100,8 @@ class Evaluation:
         started = time.perf_counter()
         result, parts = {}, []
         if self.evaluator is not None:
-            result = self.evaluator.evaluate(trainer.generate, seed=config.seed + step)
+            result = self.evaluator.evaluate(_finite_only(trainer.generate, step),
+                                             seed=config.seed + step)
             parts.append(_fid_line(result))
         if config.aux_classifier:
             result.update(self._classifier_result(trainer))
@@ -131,6 +133,18 @@ class Evaluation:
         best = export.export_model(trainer.export_generator(), self.run.export_dir("best"),
                                    info, discriminator=trainer.export_discriminator())
         return export.publish(best, published_best(config.save_dir, config.model))
+
+
+def _finite_only(generate, step):
+    """`generate`, refusing non-finite images: all-NaN images have finite, identical Inception
+    features, so their FID would look like a result and could be kept as the best."""
+    def checked(z, labels):
+        images = generate(z, labels)
+        if not np.isfinite(images).all():
+            raise TrainingDiverged(f"the generator's samples are not finite at step {step}; "
+                                   "lower --lr_g/--lr_d and train in a new --workdir")
+        return images
+    return checked
 
 
 def _fid_line(result):

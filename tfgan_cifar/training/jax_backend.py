@@ -8,6 +8,7 @@ D's fourth trainable value), written atomically.
 """
 
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,6 @@ import numpy as np
 
 from tfgan_cifar.atomic import replacing
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.trainer import Trainer
 
@@ -48,7 +48,6 @@ class JaxTrainer(Trainer):
         self.state = {**self.objective.initial_state(self.ema_generator),
                       "key": jax.random.key_data(jax.random.key(config.seed))}
         self._train_step = jax.jit(self._step, donate_argnums=0)
-        self.run = RunDir(config.workdir)
 
     def compile(self, function):
         return jax.jit(function)
@@ -76,23 +75,23 @@ class JaxTrainer(Trainer):
             os.remove(old)
         return path
 
-    def restore(self):
-        checkpoints = self.run.npz_checkpoints()
-        if not checkpoints:
-            return 0
-        _, path = checkpoints[-1]
+    checkpoint_errors = Trainer.checkpoint_errors + (zipfile.BadZipFile,)
+
+    def _load_checkpoint(self, path):
         named = _named_leaves(self.state)
         with np.load(path) as saved:
+            missing = [name for name, _ in named if name not in saved.files]
+            if missing:
+                raise KeyError(f"it lacks {', '.join(missing[:3])}: written by another version "
+                               "or model")
             restored = [saved[name] for name, _ in named]
         for (name, old), new in zip(named, restored):
             if np.shape(old) != np.shape(new):
-                raise ValueError(f"{path} does not match this model ({name}: {np.shape(new)} "
-                                 f"vs {np.shape(old)}); use another --workdir")
+                raise ValueError(f"it does not match this model ({name}: {np.shape(new)} vs "
+                                 f"{np.shape(old)})")
         self.state = jax.tree_util.tree_unflatten(
             jax.tree_util.tree_structure(self.state),
             [jnp.asarray(new, old.dtype) for (_, old), new in zip(named, restored)])
-        print(f"resumed from {path} at step {self.step}", flush=True)
-        return self.step
 
     # ---- the step --------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import keras
 
 from tfgan_cifar import data as data_lib
 from tfgan_cifar import export
-from tfgan_cifar.config import TrainConfig
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.config import TrainConfig, settings
+from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
 from tfgan_cifar.training.summaries import Summaries
@@ -36,28 +36,80 @@ def make_trainer(config, data):
     raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow or jax")
 
 
-def prepare_workdir(config):
-    """Creates the run directory and writes the resolved config into it; returns its RunDir.
+# What a resumed run may change: its length, paths, cadences and evaluation. Everything else
+# (model, recipe, data order, studies) is part of the saved state.
+RESUMABLE_GROUPS = ("paths", "cadence", "evaluation")
+RESUMABLE_SETTINGS = ("steps", "jit_compile", "image_dir", "data_dir")
 
-    A directory that already holds a run of another model is refused, since its checkpoints
-    could not be restored into this one and its logs would mix two models. A config.json
-    alone (left by a start that failed before training, e.g. on missing data) is replaced.
+
+def prepare_workdir(config):
+    """Checks that `config` can continue the run in its workdir, then writes config.json;
+    returns the RunDir.
+
+    A directory holding a started run (metrics or checkpoints) keeps its recorded settings:
+    only its length, paths, cadences and evaluation settings may change, and anything else is
+    refused with one line before a file is touched. A config.json alone (left by a start that
+    failed before training, e.g. on missing data) is replaced.
     """
     run = RunDir(config.workdir)
     os.makedirs(run.path, exist_ok=True)
     recorded = run.read_config() if run.started() else None
     if recorded is not None:
         previous = TrainConfig.from_json(json.dumps(recorded))
-        for field in ("model", "conditional", "z_dim", "width", "attention_res", "num_classes",
-                      "aux_classifier", "replay_size"):
-            if getattr(previous, field) != getattr(config, field):
-                raise UserError(
-                    f"--workdir={config.workdir} holds a run with {field}="
-                    f"{getattr(previous, field)}, not {getattr(config, field)}: pass another "
-                    "--workdir, or the same settings to resume it"
-                )
+        changed = [field.name for field in settings(TrainConfig)
+                   if field.metadata["group"] not in RESUMABLE_GROUPS
+                   and field.name not in RESUMABLE_SETTINGS
+                   and getattr(previous, field.name) != getattr(config, field.name)]
+        if changed:
+            was = ", ".join(f"{name}={getattr(previous, name)}" for name in changed)
+            now = ", ".join(f"{name}={getattr(config, name)}" for name in changed)
+            raise UserError(
+                f"--workdir={config.workdir} holds a run with {was}, not {now}: a run keeps "
+                "these settings; pass the same ones to resume it, or another --workdir")
     run.write_config(config)
     return run
+
+
+def check_resumable(run, start):
+    """Refuses a run directory whose metrics go past step 0 when no checkpoint was restored:
+    training from step 1 would overwrite its exports and never log the new steps."""
+    logged = run.metrics.last_step("train")
+    if start or not logged:
+        return
+    found = run.checkpoint_files()
+    backend = keras.backend.backend()
+    other = [name for name, files in found.items() if files and name != backend]
+    if other:
+        raise UserError(
+            f"--workdir={run.path} holds {other[0]} checkpoints and this process uses "
+            f"KERAS_BACKEND={backend}: resume it with KERAS_BACKEND={other[0]}, or pass "
+            "another --workdir")
+    raise UserError(
+        f"--workdir={run.path} has metrics up to step {logged} but no checkpoint in "
+        f"{run.checkpoints}: it cannot be resumed; pass another --workdir")
+
+
+def check_finite(trainer):
+    """Raises TrainingDiverged, naming the step and the last good checkpoint, once the step
+    has seen a non-finite loss or weight (checkpoints and exports are only written after
+    this check, so every one on disk is finite)."""
+    step = trainer.diverged_at()
+    if not step:
+        return
+    checkpoints = trainer.run.checkpoint_files()[trainer.backend]
+    last = (f"the last good checkpoint is {checkpoints[-1][1]} (step {checkpoints[-1][0]})"
+            if checkpoints else "no checkpoint was written before it")
+    raise TrainingDiverged(
+        f"training diverged: a loss or weight was not finite at step {step}; {last}. Lower "
+        "--lr_g/--lr_d (or check the data) and train in a new --workdir")
+
+
+class StoppedBySignal(Exception):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; `signum` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class _StopRequest:
@@ -65,11 +117,12 @@ class _StopRequest:
 
     def __init__(self):
         self.requested = False
+        self.signum = None
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a "
               "checkpoint (send it again to abort without saving)", flush=True)
 
@@ -127,14 +180,28 @@ def _summary_tags(record):
 
 
 def train(config):
-    """Trains (or resumes) the run that `config` describes; returns the last logged metrics."""
-    run = prepare_workdir(config)
+    """Trains (or resumes) the run that `config` describes; returns the last logged metrics.
+
+    Raises StoppedBySignal after writing a checkpoint on SIGINT/SIGTERM, and TrainingDiverged
+    (a UserError) when losses or weights stop being finite.
+    """
+    run = RunDir(config.workdir)
+    with run.lock():
+        return _train_locked(config, run)
+
+
+def _train_locked(config, run):
+    prepare_workdir(config)
     data = data_lib.load_training_data(config)
     trainer = make_trainer(config, data)
     start = trainer.restore()
+    check_resumable(run, start)
     if start >= config.steps:
         print(f"{config.workdir} already reached step {start} of --steps={config.steps}; "
               "raise --steps to train further", flush=True)
+        if run.exported("final") is None:  # a failure or kill after the last checkpoint
+            print(f"final generator exported to {export_final(trainer, config, run)}",
+                  flush=True)
         return {}
     logged_until = run.metrics.last_step("train")
     summaries = Summaries(config.workdir)
@@ -161,27 +228,37 @@ def train(config):
                     run.metrics.append("train", step, last)
                     summaries.scalars(step, _summary_tags(last))
                 print(progress_line(step, config.steps, speed, metrics), flush=True)
+                check_finite(trainer)
             side_work = time.perf_counter()
-            if sample_grids.due(step) and step > logged_until:
+            sample = sample_grids.due(step) and step > logged_until
+            if sample or evaluation.due(step):
+                check_finite(trainer)
+            if sample:
                 sample_grids.write(trainer, step)
             if evaluation.due(step):
                 evaluation.run_at(trainer, step)
             last_time += time.perf_counter() - side_work  # steps/s counts training time only
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                trainer.save()
-            if stop.requested:
+            if (config.checkpoint_every and step % config.checkpoint_every == 0
+                    or stop.requested):
+                check_finite(trainer)
                 path = trainer.save()
+            if stop.requested:
                 summaries.flush()
                 print(f"stopped at step {step}; checkpoint {path}. Run the same command to "
                       "resume.", flush=True)
-                return last
+                raise StoppedBySignal(stop.signum)
+    check_finite(trainer)
     path = trainer.save()
     summaries.flush()
     curves.plot_losses(run.metrics.records(), run.figure("losses.png"))
-    final = export.export_model(
-        trainer.export_generator(), run.export_dir("final"),
-        hooks.export_info(config, config.steps, final=True),
-        discriminator=trainer.export_discriminator())
     print(f"finished {config.steps} steps; checkpoint {path}; final generator exported to "
-          f"{final}", flush=True)
+          f"{export_final(trainer, config, run)}", flush=True)
     return last
+
+
+def export_final(trainer, config, run):
+    """Exports the generator as it is after the last step to <workdir>/export/final."""
+    return export.export_model(
+        trainer.export_generator(), run.export_dir("final"),
+        hooks.export_info(config, trainer.step, final=True),
+        discriminator=trainer.export_discriminator())

@@ -8,6 +8,7 @@ A step is a pure function of the training state, a pytree of arrays:
     "replay"                     the replay buffer ({} without --replay_size)
     "sums", "count"              per-step metrics summed on the device until the loop reads them
     "step"                       generator steps taken
+    "diverged_at"                the first step with a non-finite loss or weight (0: none yet)
 
 The networks run through `stateless_call`, so the same code serves TensorFlow and JAX. A backend
 supplies only differentiation and the optimizer update (a `BackendOps`), compilation, the random
@@ -120,6 +121,11 @@ def discriminator_total(config, loss, real_logits, fake_logits, class_logits=Non
     return total, metrics
 
 
+def all_finite(tensors):
+    """Whether every element of every tensor is finite (a scalar boolean)."""
+    return ops.all(ops.stack([ops.all(ops.isfinite(x)) for x in tensors]))
+
+
 def values(variables):
     """The current values of a list of Keras variables."""
     return [v.value for v in variables]
@@ -156,6 +162,7 @@ class GANObjective:
             "sums": {name: ops.zeros((), "float32") for name in self.metric_names},
             "count": ops.zeros((), "float32"),
             "step": ops.zeros((), "int32"),
+            "diverged_at": ops.zeros((), "int32"),
         }
 
     # ---- objectives ----------------------------------------------------------------------
@@ -251,6 +258,11 @@ class GANObjective:
                          for name in self.metric_names}
         state["count"] = state["count"] + 1.0
         state["step"] = state["step"] + 1
+        finite = all_finite([metrics[name] for name in self.metric_names]
+                            + state["g"] + state["d"])
+        state["diverged_at"] = ops.where(
+            ops.logical_and(state["diverged_at"] == 0, ops.logical_not(finite)),
+            ops.cast(state["step"], state["diverged_at"].dtype), state["diverged_at"])
         return state
 
     def sampling_weights(self, state):

@@ -6,10 +6,11 @@ buffer, the metric sums and the step. A compiled step reads them, runs the share
 XLA. Metrics are summed on the device and read only when the loop logs.
 """
 
+import os
+
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.trainer import Trainer
 
@@ -55,7 +56,7 @@ class TFTrainer(Trainer):
             "ema": ema.trainable_variables if ema else [],
             **{part: tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False),
                                            initial[part])
-               for part in ("replay", "sums", "count")},
+               for part in ("replay", "sums", "count", "diverged_at")},
             "step": tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
         }
         self.rng = tf.random.Generator.from_seed(config.seed)
@@ -69,9 +70,7 @@ class TFTrainer(Trainer):
             **({"ema_generator": by_position(ema.variables)} if ema else {}),
             **({"replay": self.state["replay"]} if config.replay_size else {}),
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, RunDir(config.workdir).checkpoints,
-            max_to_keep=config.keep_checkpoints)
+        self.manager = self._checkpoint_manager()
         self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile)
         self._next_and_step = tf.function(self._next_and_step_eager)
         self._iterator = None
@@ -82,6 +81,18 @@ class TFTrainer(Trainer):
         # this update writes them during a step.
         optimizer.apply(grads, self.state[part])
         return self.read(part), tf.nest.map_structure(tf.convert_to_tensor, optimizer.variables)
+
+    def _checkpoint_manager(self):
+        try:
+            return tf.train.CheckpointManager(self.checkpoint, self.run.checkpoints,
+                                              max_to_keep=self.config.keep_checkpoints)
+        except ValueError:  # an empty or garbled `checkpoint` index; the checkpoints are intact
+            index = os.path.join(self.run.checkpoints, "checkpoint")
+            print(f"warning: {index} is unreadable: rebuilt from the checkpoint files (older "
+                  "checkpoints are no longer rotated away)", flush=True)
+            os.remove(index)
+            return tf.train.CheckpointManager(self.checkpoint, self.run.checkpoints,
+                                              max_to_keep=self.config.keep_checkpoints)
 
     def compile(self, function):
         return tf.function(function, reduce_retracing=True)
@@ -99,12 +110,10 @@ class TFTrainer(Trainer):
         gpus = tf.config.list_logical_devices("GPU")
         return gpus[0].name if gpus else "CPU"
 
-    def restore(self):
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_consumed()
-            print(f"resumed from {latest} at step {self.step}", flush=True)
-        return self.step
+    checkpoint_errors = Trainer.checkpoint_errors + (tf.errors.OpError,)
+
+    def _load_checkpoint(self, path):
+        self.checkpoint.restore(path).assert_consumed()
 
     def save(self):
         return self.manager.save(checkpoint_number=self.step)

@@ -7,11 +7,14 @@ reach the step, and how checkpoints are written. Everything else, the step itsel
 """
 
 import abc
+import os
 
 import keras
 import numpy as np
 
+from tfgan_cifar.errors import UserError
 from tfgan_cifar.nn.layers import SelfAttention
+from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
 
 CHUNK = 500  # images per compiled call when sampling or classifying
@@ -34,6 +37,7 @@ class Trainer(abc.ABC):
 
     def __init__(self, config, backend_ops):
         self.config = config
+        self.run = RunDir(config.workdir)
         (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
          self.ema_generator) = build_networks(config)
         self.objective = GANObjective(config, self.generator, self.discriminator,
@@ -62,8 +66,10 @@ class Trainer(abc.ABC):
         """The device the step runs on, in words."""
 
     @abc.abstractmethod
-    def restore(self):
-        """Restores the newest checkpoint of the run directory, if any; returns its step."""
+    def _load_checkpoint(self, path):
+        """Loads one checkpoint of this backend into the state; raises if it cannot."""
+
+    checkpoint_errors = (OSError, ValueError, KeyError, IndexError, EOFError, AssertionError)
 
     @abc.abstractmethod
     def save(self):
@@ -77,11 +83,36 @@ class Trainer(abc.ABC):
     def train_step(self):
         """Runs one generator step (and its n_critic discriminator steps)."""
 
-    # ---- shared read side ------------------------------------------------------------------
+    # ---- shared ----------------------------------------------------------------------------
+
+    def restore(self):
+        """Restores the newest readable checkpoint of the run directory; returns its step, or 0
+        without any. Newer unreadable ones (a truncated file, a kill mid-write) are skipped with
+        a warning; when none can be read, UserError says why."""
+        errors = []
+        for _, path in reversed(self.run.checkpoint_files()[self.backend]):
+            try:
+                self._load_checkpoint(path)
+            except self.checkpoint_errors as error:
+                reason = " ".join(str(error).split())[:200] or type(error).__name__
+                errors.append(f"{os.path.basename(path)}: {reason}")
+                print(f"warning: checkpoint {path} cannot be read ({reason}); trying an older "
+                      "one", flush=True)
+                continue
+            print(f"resumed from {path} at step {self.step}", flush=True)
+            return self.step
+        if errors:
+            raise UserError(f"no readable checkpoint in {self.run.checkpoints} ("
+                            + "; ".join(errors) + "): pass another --workdir")
+        return 0
 
     @property
     def step(self):
         return int(self.read("step"))
+
+    def diverged_at(self):
+        """The first step whose losses or weights were not finite, or 0."""
+        return int(self.read("diverged_at"))
 
     def pop_metrics(self):
         """Means of the step metrics since the last call, then resets them."""

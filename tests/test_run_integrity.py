@@ -1,0 +1,199 @@
+"""A run survives divergence, a second process, kills, corrupt checkpoints and changed flags.
+
+Most cases start from one tiny trained run directory, copied per case.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.errors import TrainingDiverged, UserError
+from tfgan_cifar.run_dir import RunDir
+from tfgan_cifar.training import loop, objective
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny(image_dir, workdir, **overrides):
+    values = dict(model="dcgan", image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
+                  batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=2,
+                  eval_every=0, num_classes=3, seed=0,
+                  save_dir=os.path.join(str(workdir), "saved_models"))
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+def logged_steps(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [r["step"] for r in map(json.loads, f) if r["kind"] == "train"]
+
+
+@pytest.fixture(scope="module")
+def trained(cifar_like_dir, tmp_path_factory):
+    """A finished 4-step run with checkpoints at steps 2 and 4 and a final export."""
+    config = tiny(cifar_like_dir / "train", tmp_path_factory.mktemp("trained") / "run")
+    loop.train(config)
+    return config
+
+
+@pytest.fixture
+def copy_of(trained, tmp_path):
+    """A copy of the trained run in tmp_path, with its config pointing there."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained.workdir, workdir)
+    return dataclasses.replace(trained, workdir=str(workdir),
+                               save_dir=str(tmp_path / "saved_models"))
+
+
+def _all_finite(checkpoint_prefix):
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    return all(np.isfinite(reader.get_tensor(name)).all()
+               for name, dtype in reader.get_variable_to_dtype_map().items()
+               if dtype.is_floating)
+
+
+def test_divergence_stops_with_the_step_and_the_last_good_checkpoint(cifar_like_dir, tmp_path):
+    config = tiny(cifar_like_dir / "train", tmp_path / "run", lr_g=1e30, lr_d=1e30, steps=6,
+                  checkpoint_every=1)
+    with pytest.raises(TrainingDiverged, match=r"not finite at step (\d+)") as raised:
+        loop.train(config)
+    run = RunDir(config.workdir)
+    checkpoints = run.checkpoint_files()["tensorflow"]
+    message = str(raised.value)
+    step = int(message.split("not finite at step ")[1].split(";")[0])
+    assert all(saved < step for saved, _ in checkpoints)
+    if checkpoints:
+        assert f"last good checkpoint is {checkpoints[-1][1]}" in message
+    assert all(_all_finite(prefix) for _, prefix in checkpoints)
+    assert run.exported("final") is None and run.exported("best") is None
+
+
+def test_the_step_flags_a_non_finite_loss_on_the_device(cifar_like_dir, tmp_path):
+    from tfgan_cifar import data
+    from tfgan_cifar.training.tf_backend import TFTrainer
+
+    config = tiny(cifar_like_dir / "train", tmp_path / "run", lr_g=1e30, lr_d=1e30)
+    trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    trainer.start()
+    assert trainer.diverged_at() == 0
+    for _ in range(4):
+        trainer.train_step()
+    assert 1 <= trainer.diverged_at() <= 4
+    assert not objective.all_finite([tf.constant([1.0, np.nan])])
+
+
+@pytest.mark.parametrize("flags", ["--lr_g=inf", "--aux_weight=nan", "--gp_weight=nan"])
+def test_non_finite_flags_are_refused(flags):
+    with pytest.raises(UserError, match="finite"):
+        TrainConfig(**{flags[2:].split("=")[0]: float(flags.split("=")[1])}).resolved()
+
+
+def test_a_second_process_on_the_workdir_is_refused_and_a_killed_holder_frees_it(tmp_path):
+    run = RunDir(str(tmp_path / "run"))
+    with run.lock():
+        env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "train.py"), f"--workdir={run.path}",
+             "--image_dir=/nonexistent"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert f"process {os.getpid()}" in errors[0] and "in use" in errors[0]
+    assert not os.path.exists(run.config_path)  # refused before anything was written
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from tfgan_cifar.run_dir import RunDir\n"
+         "with RunDir(sys.argv[2]).lock():\n print('locked', flush=True); time.sleep(600)",
+         ROOT, run.path], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(UserError, match=f"process {holder.pid}"):
+        with run.lock():
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    with run.lock():  # the dead holder's lock is gone with it
+        pass
+
+
+def test_metrics_without_a_readable_checkpoint_are_refused(copy_of):
+    shutil.rmtree(RunDir(copy_of.workdir).checkpoints)
+    before = open(os.path.join(copy_of.workdir, "metrics.jsonl")).read()
+    with pytest.raises(UserError, match="has metrics up to step 4 but no checkpoint"):
+        loop.train(dataclasses.replace(copy_of, steps=6))
+    assert open(os.path.join(copy_of.workdir, "metrics.jsonl")).read() == before
+
+
+def test_checkpoints_of_the_other_backend_are_refused_by_name(copy_of):
+    checkpoints = RunDir(copy_of.workdir).checkpoints
+    for path in glob.glob(os.path.join(checkpoints, "ckpt-*")):
+        os.remove(path)
+    os.remove(os.path.join(checkpoints, "checkpoint"))
+    open(os.path.join(checkpoints, "ckpt-4.npz"), "wb").close()
+    with pytest.raises(UserError, match="holds jax checkpoints.*KERAS_BACKEND=jax"):
+        loop.train(dataclasses.replace(copy_of, steps=6))
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(copy_of, capsys):
+    run = RunDir(copy_of.workdir)
+    data_file = glob.glob(os.path.join(run.checkpoints, "ckpt-4.data-*"))[0]
+    with open(data_file, "r+b") as f:
+        f.truncate(os.path.getsize(data_file) // 2)
+    loop.train(dataclasses.replace(copy_of, steps=6))
+    out = capsys.readouterr().out
+    assert "ckpt-4 cannot be read" in out and "at step 2" in out and "steps 3..6" in out
+    assert logged_steps(copy_of.workdir) == [1, 2, 3, 4, 5, 6]  # 3 and 4 are not logged twice
+
+
+def test_an_empty_checkpoint_index_is_rebuilt(copy_of, capsys):
+    open(os.path.join(RunDir(copy_of.workdir).checkpoints, "checkpoint"), "w").close()
+    loop.train(dataclasses.replace(copy_of, steps=5))
+    out = capsys.readouterr().out
+    assert "is unreadable" in out and "at step 4" in out and "steps 5..5" in out
+
+
+def test_a_finished_run_without_its_final_export_exports_it_when_rerun(copy_of):
+    run = RunDir(copy_of.workdir)
+    shutil.rmtree(run.export_dir("final"))
+    stale = os.path.join(os.path.dirname(run.export_dir("final")), ".final.tmp-999999999-1")
+    os.makedirs(stale)  # left by a process killed mid-export
+    loop.train(copy_of)
+    assert run.exported("final") and not os.path.exists(stale)
+    with open(os.path.join(run.export_dir("final"), "best.json")) as f:
+        assert json.load(f)["step"] == 4
+
+
+@pytest.mark.parametrize("change", [dict(ema_decay=0.9), dict(optimizer="sgd"),
+                                    dict(loss="lsgan"), dict(lr_d=1e-3)])
+def test_flags_that_would_change_the_saved_state_are_refused(copy_of, change):
+    before = open(RunDir(copy_of.workdir).config_path).read()
+    with pytest.raises(UserError, match=f"holds a run with {next(iter(change))}="):
+        loop.prepare_workdir(dataclasses.replace(copy_of, **change))
+    assert open(RunDir(copy_of.workdir).config_path).read() == before
+
+
+def test_length_cadences_and_evaluation_may_change(copy_of):
+    loop.prepare_workdir(dataclasses.replace(copy_of, steps=9, log_every=3, eval_every=5,
+                                             fid_samples=50))
+    with open(RunDir(copy_of.workdir).config_path) as f:
+        assert json.load(f)["steps"] == 9
+
+
+def test_seed_fixes_dcgan_weights():
+    def dense_kernel(seed):
+        config = TrainConfig(model="dcgan", width=4, z_dim=8, num_classes=3, seed=seed,
+                             ema_decay=0.0).resolved()
+        return objective.build_networks(config)[0].dense.kernel.numpy()
+
+    np.testing.assert_array_equal(dense_kernel(0), dense_kernel(0))
+    assert not np.array_equal(dense_kernel(0), dense_kernel(1))
