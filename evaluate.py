@@ -7,12 +7,8 @@
 Writes into <output_dir>/DCGAN or <output_dir>/SAGAN. Run with --helpfull for every flag.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from tfgan_cifar import cli  # noqa: E402
-from tfgan_cifar.evaluate_model import EvaluateOptions, run  # noqa: E402
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.quiet)
+from tfgan_cifar.evaluate_model import EvaluateOptions, run
 
 cli.define_flags(EvaluateOptions)
 

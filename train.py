@@ -6,13 +6,9 @@
 Run `python train.py --helpfull` for every flag. Rerunning with the same --workdir resumes.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from tfgan_cifar import cli  # noqa: E402
-from tfgan_cifar.config import TrainConfig  # noqa: E402
-from tfgan_cifar.training import loop  # noqa: E402
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.quiet)
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.training import loop
 
 cli.define_flags(TrainConfig)
 

@@ -6,10 +6,19 @@ import sys
 
 from absl import app, flags, logging
 
+from tfgan_cifar import paths, quiet
 from tfgan_cifar.config import GROUPS, TrainConfig, choices_of, help_text, settings, value_type
 from tfgan_cifar.errors import UserError
 
+# Every entry point imports this module before anything imports TensorFlow (none of the
+# imports above does).
+quiet.quiet_tensorflow()
+
 FLAGS = flags.FLAGS
+
+# Settings naming a folder the command writes into: checked (paths.check_writable) when flags
+# become a config, so a bad one stops the command before it writes anything.
+OUTPUT_FOLDERS = ("workdir", "save_dir", "output_dir", "out")
 
 
 class _TupleParser(flags.ListParser):
@@ -73,7 +82,8 @@ def define_flags(config_class, flag_values=FLAGS):
 
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
     """Freezes the parsed flags naming settings of `config_class` into a validated config
-    (resolved against the model defaults when the class has `resolved`).
+    (resolved against the model defaults when the class has `resolved`). Output folders
+    (OUTPUT_FOLDERS) that cannot be written raise UserError; nothing is created.
 
     With `warn`, prints one `warning:` line per flag given explicitly that has no effect.
     """
@@ -87,6 +97,9 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         config = config.resolved()
     else:
         config.validate()
+    for name in OUTPUT_FOLDERS:
+        if getattr(config, name, None):
+            paths.check_writable(getattr(config, name), name)
     if warn:
         for message in _ineffective_flags(config, flag_values):
             print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ import concurrent.futures
 import dataclasses
 import os
 import socket
+import warnings
 
 import numpy as np
 from absl import logging
@@ -40,7 +41,12 @@ class ImageSet:
 
 
 def _read_image(path):
-    """Returns (uint8 32x32x3 array or None if unreadable, description of any conversion)."""
+    """Returns (uint8 32x32x3 array or None if unreadable, description of any conversion).
+
+    An image over PIL's pixel limit (a possible decompression bomb: a small file that would
+    take gigabytes in memory) is unreadable; `load_image_folder` turns PIL's warning for
+    images between the limit and twice it into an error too.
+    """
     try:
         with Image.open(path) as image:
             image.load()
@@ -52,7 +58,8 @@ def _read_image(path):
                 note.append(f"size {image.size[0]}x{image.size[1]}")
                 image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
             return np.asarray(image, dtype=np.uint8), ", ".join(note)
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as error:
         return None, str(error)
 
 
@@ -91,7 +98,9 @@ def load_image_folder(root, limit=None):
     if limit is not None:
         keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(class_names))])
         files, labels = [files[i] for i in keep], labels[keep]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+    with warnings.catch_warnings(), concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(16, os.cpu_count() or 1)) as pool:
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         results = list(pool.map(_read_image, files, chunksize=256))
     unreadable = [(f, note) for f, (img, note) in zip(files, results) if img is None]
     converted = [(f, note) for f, (img, note) in zip(files, results) if img is not None and note]
@@ -152,6 +161,15 @@ def load_tfds(split="train", data_dir=None):
     return ImageSet(np.asarray(images, np.uint8), np.asarray(labels, np.int32), names, source)
 
 
+def check_batch_size(data, batch_size):
+    """Raises UserError unless the ImageSet `data` holds at least one batch of `batch_size`
+    images (batches are cut with drop_remainder, so a smaller set never yields one)."""
+    if len(data) < batch_size:
+        raise UserError(
+            f"--batch_size={batch_size} is larger than the data set ({len(data)} images in "
+            f"{data.source}): pass --batch_size={len(data)} or less, or more images")
+
+
 def load_training_data(config):
     """The training images a config asks for: --image_dir, else tensorflow-datasets."""
     if config.image_dir:
@@ -177,9 +195,8 @@ def make_dataset(data, batch_size, seed, start_batch=0, flip=True):
     """
     import tensorflow as tf
 
+    check_batch_size(data, batch_size)
     n = len(data)
-    if n < batch_size:
-        raise UserError(f"--batch_size={batch_size} is larger than the data set ({n} images)")
     images = tf.constant(data.images)
     labels = tf.constant(data.labels)
     first_epoch, offset = divmod(start_batch * batch_size, n)

@@ -115,6 +115,55 @@ def _export_description(info):
     return ""
 
 
+_EXPORT_HINT = ("pass --saved_model=DIR naming a best-model directory (DIR/saved_model/, "
+                "DIR/best.json, as train.py exports) or a SavedModel directory "
+                "(DIR/saved_model.pb)")
+
+
+def _one_line(error, limit=200):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def read_record(path, where=None):
+    """The best.json record of the exported model at `path` ({} when it has none); a path
+    that is not a folder, or a damaged record, raises UserError naming `where` (default:
+    path)."""
+    where = where or path
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{where} is not a folder: {_EXPORT_HINT}")
+    try:
+        info = export.read_info(path)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"{where}: {export.INFO_FILE} cannot be read ({_one_line(error)}): "
+                        "the export is damaged; pass another --saved_model") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{where}: {export.INFO_FILE} holds no record (a JSON object): the "
+                        "export is damaged; pass another --saved_model")
+    return info
+
+
+def load_saved_model(path, where=None):
+    """`export.load_sampler(path)`; a path that holds no SavedModel, or a damaged one (a
+    truncated or garbage saved_model.pb, missing variables, no serving signature), raises
+    UserError naming `where` (default: path)."""
+    where = where or path
+    if not os.path.isdir(path):
+        raise UserError(f"{where} is not a folder: {_EXPORT_HINT}")
+    if not any(os.path.isfile(os.path.join(folder, "saved_model.pb"))
+               for folder in (os.path.join(path, export.SAVED_MODEL), path)):
+        raise UserError(f"{where} holds no SavedModel (neither saved_model/saved_model.pb "
+                        f"nor saved_model.pb): {_EXPORT_HINT}")
+    try:
+        return export.load_sampler(path)
+    except Exception as error:  # TensorFlow raises OSError, ValueError, KeyError, its own errors
+        raise UserError(f"{where}: the SavedModel cannot be loaded ({type(error).__name__}: "
+                        f"{_one_line(error)}): it is damaged or not a generator exported by "
+                        "train.py; pass another --saved_model") from None
+
+
 def run(options):
     """Runs every requested evaluation; returns {output name: path or value}."""
     options.validate()
@@ -123,9 +172,10 @@ def run(options):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
                         "improves, and when training finishes), or pass --run_dir=RUN_DIR or "
                         "--saved_model=PATH")
-    info = export.read_info(path) if os.path.exists(os.path.join(path, export.INFO_FILE)) else {}
+    where = f"--saved_model={path}" if options.saved_model else path
+    info = read_record(path, where)
     config = _train_config(options, info)
-    sample, z_dim = export.load_sampler(path)
+    sample, z_dim = load_saved_model(path, where)
     out_dir = os.path.join(options.output_dir, config.model.upper())
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(options.seed)

@@ -183,6 +183,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # checking the runs imports TensorFlow
     cli.define_flags(SweepOptions)
     cli.run(main, positional=True, parse=_parse_own_flags)

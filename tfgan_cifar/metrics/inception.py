@@ -7,6 +7,8 @@ import os
 import keras
 import numpy as np
 
+from tfgan_cifar.errors import UserError
+
 INPUT_SIZE = 299
 
 
@@ -15,6 +17,11 @@ FEATURES = 2048
 
 class InceptionWeightsUnavailable(Exception):
     """The ImageNet weights could not be downloaded and no local file was given."""
+
+
+class BadInceptionWeights(UserError, ValueError):
+    """--inception_weights names no file, or one that is not InceptionV3 notop weights: a
+    UserError, so entry points report it in one line."""
 
 
 def one_line(error, limit=160):
@@ -37,12 +44,15 @@ class FeatureExtractor:
 
         Raises:
             InceptionWeightsUnavailable: weights_path is None and the download failed.
-            ValueError: weights_path is not a file, or not loadable InceptionV3 notop weights.
+            BadInceptionWeights (a UserError and a ValueError): weights_path is not a file,
+                or not loadable InceptionV3 notop weights.
         """
         if weights_path is not None:
             weights_path = os.path.expanduser(str(weights_path))
             if not os.path.isfile(weights_path):
-                raise ValueError(f"--inception_weights={weights_path} is not a file")
+                raise BadInceptionWeights(
+                    f"--inception_weights={weights_path} is not a file: pass the path of a "
+                    "local InceptionV3 notop weights file, or leave the flag out to download them")
         try:
             self.model = keras.applications.InceptionV3(
                 include_top=False, weights=weights_path or "imagenet", pooling="avg",
@@ -53,10 +63,11 @@ class FeatureExtractor:
                     f"could not download the InceptionV3 ImageNet weights ({one_line(error)}); "
                     "FID/KID evaluation needs them: pass --inception_weights=PATH, a local "
                     "InceptionV3 notop .h5 / .weights.h5 file") from error
-            raise ValueError(
+            raise BadInceptionWeights(
                 f"--inception_weights={weights_path} is not loadable InceptionV3 notop weights "
-                f"(Keras reads *.h5 as Keras 2 files, *.weights.h5 as Keras 3 files): "
-                f"{one_line(error)}") from error
+                f"({one_line(error)}): pass the notop .h5 file of the Keras 2 release, or a "
+                "*.weights.h5 file written by Keras 3 save_weights (Keras reads *.h5 as Keras 2 "
+                "files, *.weights.h5 as Keras 3 files)") from error
         self.batch_size = int(batch_size)
         self.resize_method = resize_method
         if weights_path is None:

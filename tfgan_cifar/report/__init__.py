@@ -25,12 +25,12 @@ Modules: `runs` (reading run directories, finding their exported models), `table
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfgan_cifar import paths, quiet
+from tfgan_cifar.report import figures, sections
+from tfgan_cifar.report.document import Document, compile_pdf
+from tfgan_cifar.report.runs import read_runs
 
-from tfgan_cifar.errors import UserError  # noqa: E402
-from tfgan_cifar.report import figures, sections  # noqa: E402
-from tfgan_cifar.report.document import Document, compile_pdf  # noqa: E402
-from tfgan_cifar.report.runs import read_runs  # noqa: E402
+quiet.quiet_tensorflow()  # the sample figures import TensorFlow later
 
 IMAGES = "images"
 
@@ -48,11 +48,11 @@ def build_report(run_dirs, out, seed=0, per_class=10):
       {"markdown": path, "latex": path, "pdf": path or None}.
 
     Raises:
-      UserError: a folder is not a run directory, or `out` cannot be a folder.
+      UserError: a folder is not a run directory, or `out` is not a folder that can be
+        written (checked before anything is read or written).
     """
+    paths.check_writable(out, "--out")
     runs = read_runs(run_dirs)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out={out} exists and is not a folder")
     images_dir = os.path.join(out, IMAGES)
     os.makedirs(images_dir, exist_ok=True)
     doc = Document(out)
