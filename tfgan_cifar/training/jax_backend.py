@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfgan_cifar.atomic import replacing
-from tfgan_cifar.errors import UserError
 from tfgan_cifar.training import objective
 from tfgan_cifar.training.trainer import Trainer
 
@@ -40,9 +39,6 @@ class JaxTrainer(Trainer):
         super().__init__(config, objective.BackendOps(
             lambda f: jax.value_and_grad(f, has_aux=True),
             lambda f: jax.grad(f, has_aux=True), _apply))
-        if len(data) < config.batch_size:
-            raise UserError(f"--batch_size={config.batch_size} is larger than the data set "
-                            f"({len(data)} images)")
         self.images = jnp.asarray(data.images)
         self.labels = jnp.asarray(data.labels, jnp.int32)
         self.state = {**self.objective.initial_state(self.ema_generator),

@@ -14,7 +14,7 @@ import time
 import keras
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar import export
+from tfgan_cifar import export, paths
 from tfgan_cifar.config import TrainConfig, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
@@ -43,7 +43,15 @@ RESUMABLE_SETTINGS = ("steps", "jit_compile", "image_dir", "data_dir")
 
 
 def prepare_workdir(config):
-    """Checks that `config` can continue the run in its workdir, then writes config.json;
+    """`check_workdir`, then writes config.json; returns the RunDir."""
+    run = check_workdir(config)
+    os.makedirs(run.path, exist_ok=True)
+    run.write_config(config)
+    return run
+
+
+def check_workdir(config):
+    """Checks, writing nothing, that `config` can start or continue the run in its workdir;
     returns the RunDir.
 
     A directory holding a started run (metrics or checkpoints) keeps its recorded settings:
@@ -52,7 +60,6 @@ def prepare_workdir(config):
     failed before training, e.g. on missing data) is replaced.
     """
     run = RunDir(config.workdir)
-    os.makedirs(run.path, exist_ok=True)
     recorded = run.read_config() if run.started() else None
     if recorded is not None:
         previous = TrainConfig.from_json(json.dumps(recorded))
@@ -66,7 +73,6 @@ def prepare_workdir(config):
             raise UserError(
                 f"--workdir={config.workdir} holds a run with {was}, not {now}: a run keeps "
                 "these settings; pass the same ones to resume it, or another --workdir")
-    run.write_config(config)
     return run
 
 
@@ -185,14 +191,18 @@ def train(config):
     Raises StoppedBySignal after writing a checkpoint on SIGINT/SIGTERM, and TrainingDiverged
     (a UserError) when losses or weights stop being finite.
     """
+    paths.check_writable(config.workdir, "workdir")
+    paths.check_writable(config.save_dir, "save_dir")
     run = RunDir(config.workdir)
     with run.lock():
         return _train_locked(config, run)
 
 
 def _train_locked(config, run):
-    prepare_workdir(config)
+    check_workdir(config)
     data = data_lib.load_training_data(config)
+    data_lib.check_batch_size(data, config.batch_size)
+    prepare_workdir(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data)
     start = trainer.restore()
     check_resumable(run, start)
