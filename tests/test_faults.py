@@ -23,12 +23,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOMB_SIDE = 14000  # 196 Mpixels: over twice PIL's limit, so Image.open raises
 
 
-def _loop_checks_batch_size():
-    """Whether the training loop calls data.check_batch_size before it writes config.json."""
-    with open(os.path.join(ROOT, "tfgan_cifar", "training", "loop.py")) as f:
-        return "check_batch_size" in f.read()
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, cifar_like_dir):
     """The tiny image folder (three classes of eight 32x32 images), a copy of it with a
@@ -148,13 +142,10 @@ CASES = {
                               workdir="s_run"),
         2, "--save_dir=", not_written=("s_run",)),
     # Item 6: 24 images, batch 64: refused after loading the data, before anything is written.
-    "batch_larger_than_the_data": pytest.param(
-        Case(lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
-             "--batch_size=64 is larger than the data set (24 images",
-             not_written=("b_run/config.json", "b_run/checkpoints")),
-        marks=[] if _loop_checks_batch_size() else pytest.mark.xfail(
-            strict=False, reason="the training loop does not call data.check_batch_size yet: "
-            "config.json is written before the data is checked")),
+    "batch_larger_than_the_data": Case(
+        lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
+        "--batch_size=64 is larger than the data set (24 images",
+        not_written=("b_run/config.json", "b_run/checkpoints")),
 }
 
 
