@@ -42,6 +42,7 @@ def test_metrics_log_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, cap
         json.dumps({"kind": "eval", "step": 20, "fid": 90.0}),
         json.dumps({"kind": "train", "step": 10, "g_loss": 1.0}),
         '{"kind": "train", "st',  # killed mid-write, then resumed
+        json.dumps([1, 2]), json.dumps({"kind": "train", "step": "3"}),  # JSON, not records
         json.dumps({"kind": "train", "step": 20, "g_loss": 3.0}),  # the resumed run's record
     ])
     with open(path, "a") as f:
@@ -51,7 +52,7 @@ def test_metrics_log_deduplicates_sorts_and_skips_a_truncated_line(tmp_path, cap
     assert [(r["kind"], r["step"]) for r in records] == [("train", 10), ("train", 20),
                                                          ("eval", 20)]
     assert records[1]["g_loss"] == 3.0  # the last record for (train, 20) wins
-    assert sum("unreadable line" in m for m in caplog.messages) == 2
+    assert sum("unreadable line" in m for m in caplog.messages) == 4
     assert MetricsLog(str(tmp_path / "missing.jsonl")).records() == []
 
 

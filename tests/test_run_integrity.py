@@ -197,3 +197,44 @@ def test_seed_fixes_dcgan_weights():
 
     np.testing.assert_array_equal(dense_kernel(0), dense_kernel(0))
     assert not np.array_equal(dense_kernel(0), dense_kernel(1))
+
+
+def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
+        cifar_like_dir, tmp_path):
+    workdir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+
+    def start(steps):
+        return subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+             f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
+             "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
+             "--sample_every=0", "--checkpoint_every=2", "--eval_every=0", f"--steps={steps}",
+             f"--save_dir={tmp_path / 'saved'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+
+    process = start(100000)
+    for line in process.stdout:
+        if line.startswith("step 3/"):
+            process.send_signal(signal.SIGTERM)
+            break
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output
+    stopped = int(output.split("stopped at step ")[1].split(";")[0])
+    run = RunDir(str(workdir))
+    assert run.checkpoint_files()["tensorflow"][-1][0] == stopped
+
+    process = start(100000)  # resumes; killed with -9 once its next checkpoint is on disk
+    target = stopped + (2 - stopped % 2)
+    for line in process.stdout:
+        if line.startswith(f"step {target + 1}/"):  # ckpt-<target> was written before this
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert run.checkpoint_files()["tensorflow"][-1][0] == target
+
+    process = start(target + 3)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, output
+    assert f"steps {target + 1}..{target + 3}" in output
+    assert logged_steps(str(workdir)) == list(range(1, target + 4))
