@@ -83,6 +83,7 @@ class Case:
     not_written: Tuple[str, ...] = ()  # paths under the fixture's root that must not exist
     unchanged: Tuple[str, ...] = ("somefile",)  # files under root whose content must not change
     setup: Callable = None  # folders -> None, or a reason to skip the case
+    bare: Tuple[str, ...] = ()  # folders under root that may exist but hold only the run lock
 
 
 def _read_only_workdir(f):
@@ -145,7 +146,7 @@ CASES = {
     "batch_larger_than_the_data": Case(
         lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
         "--batch_size=64 is larger than the data set (24 images",
-        not_written=("b_run/config.json", "b_run/checkpoints")),
+        not_written=("b_run-saved",), bare=("b_run",)),  # no config.json, no events file
 }
 
 
@@ -181,6 +182,8 @@ def test_bad_input_ends_with_one_line_and_writes_nothing(case, folders):
     assert not noise, noise
     for name in case.not_written:
         assert not os.path.exists(root / name), name
+    for name in case.bare:
+        assert set(os.listdir(root / name)) <= {".lock"}, os.listdir(root / name)
     for name, content in before.items():
         assert (root / name).read_bytes() == content, name
 
