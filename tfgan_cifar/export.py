@@ -62,7 +62,10 @@ def _write_saved_model_any_backend(generator, directory):
     if keras.backend.backend() == "tensorflow":
         _write_saved_model(generator, target)
     elif tensorflow_available():
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
+                                                           os.environ.get("PYTHONPATH")]))}
         subprocess.run([sys.executable, "-m", "tfgan_cifar.export",
                         os.path.join(directory, KERAS_FILE), target], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
