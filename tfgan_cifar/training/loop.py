@@ -202,7 +202,7 @@ def _train_locked(config, run):
     check_workdir(config)
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
-    prepare_workdir(config)  # only now: a start refused above leaves nothing behind
+    run.write_config(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data)
     start = trainer.restore()
     check_resumable(run, start)
