@@ -2,6 +2,8 @@
 
   python bench/bench.py                                   # both models, both backends
   python bench/bench.py --backends=jax --models=sagan --out=bench/results.json
+  python bench/bench.py --precisions=float32,mixed_bfloat16      # one row per precision
+  python bench/bench.py --distribute=mirrored --cpu_devices=2    # 2 virtual CPU devices
 
 For every (backend, model, batch size) a worker process (Keras picks its backend once per
 process) builds the trainer on synthetic CIFAR-sized data, compiles the step, then times
@@ -39,6 +41,12 @@ def _parse():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
     parser.add_argument("--jit_compile", action="store_true", help="XLA for the TF step")
+    parser.add_argument("--precisions", default="float32",
+                        help="comma list of --precision values, each measured")
+    parser.add_argument("--distribute", default="none", help="none or mirrored (all devices)")
+    parser.add_argument("--cpu_devices", type=int, default=0,
+                        help="split the CPU into N virtual devices (to try --distribute on a "
+                        "CPU machine; they share its cores)")
     parser.add_argument("--extra", default="", help="more config overrides, key=value,...")
     parser.add_argument("--fid_images", type=int, default=200, help="0 skips the FID timing")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
@@ -60,6 +68,13 @@ def worker(args):
     import keras
     import numpy as np
 
+    if args.cpu_devices and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.set_logical_device_configuration(
+            tf.config.list_physical_devices("CPU")[0],
+            [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
+
     from tfgan_cifar.config import TrainConfig
     from tfgan_cifar.data import ImageSet
     from tfgan_cifar.training.loop import make_trainer
@@ -70,10 +85,12 @@ def worker(args):
                     rng.integers(0, 10, 10000).astype(np.int32), [str(i) for i in range(10)],
                     "synthetic")
     batch_sizes = dict(item.split(":") for item in args.batch_sizes.split(","))
-    for model in args.models.split(","):
+    for model, precision in ((m, p) for m in args.models.split(",")
+                             for p in args.precisions.split(",")):
         workdir = tempfile.mkdtemp(prefix="bench_")
         config = TrainConfig(model=model, batch_size=int(batch_sizes[model]), workdir=workdir,
-                             jit_compile=args.jit_compile, **_overrides(args.extra)).resolved()
+                             jit_compile=args.jit_compile, precision=precision,
+                             distribute=args.distribute, **_overrides(args.extra)).resolved()
         trainer = make_trainer(config, data)
         trainer.start()
         started = time.perf_counter()
@@ -98,6 +115,7 @@ def worker(args):
             flops = float(analysis.get("flops", 0.0)) or None
         print(json.dumps({
             "kind": "train", "backend": backend, "device": trainer.device, "model": model,
+            "precision": precision, "devices": trainer.cluster.replicas,
             "batch_size": config.batch_size, "n_critic": config.n_critic,
             "width": config.width, "attention_res": list(config.attention_res),
             "steps_per_sec": steps_per_sec, "steps_per_sec_all": rates,
@@ -131,6 +149,9 @@ def main():
     results = []
     for backend in args.backends.split(","):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        if args.cpu_devices:
+            env["XLA_FLAGS"] = (f"{env.get('XLA_FLAGS', '')} "
+                                f"--xla_force_host_platform_device_count={args.cpu_devices}")
         command = [sys.executable, os.path.abspath(__file__), "--worker=1", *sys.argv[1:]]
         process = subprocess.run(command, env=env, capture_output=True, text=True)
         lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
@@ -138,9 +159,9 @@ def main():
             print(f"{backend}: worker failed\n{process.stderr[-2000:]}", file=sys.stderr)
         results += [json.loads(line) for line in lines]
     flops = {(r["model"], r["batch_size"]): r["flops_per_step"] for r in results
-             if r["kind"] == "train" and r["flops_per_step"]}
-    print(f"{'backend':<11}{'device':<28}{'model':<7}{'batch':>6}{'steps/s':>10}"
-          f"{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}")
+             if r["kind"] == "train" and r["flops_per_step"] and r["precision"] == "float32"}
+    print(f"{'backend':<11}{'device':<28}{'devices':>8} {'model':<7}{'precision':<15}{'batch':>6}"
+          f"{'steps/s':>10}{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}")
     for r in results:
         if r["kind"] == "train":
             r["flops_per_step"] = r["flops_per_step"] or flops.get((r["model"], r["batch_size"]))
@@ -148,8 +169,8 @@ def main():
                 if r["flops_per_step"] else None
             gflop = f"{r['flops_per_step'] / 1e9:.1f}" if r["flops_per_step"] else "n/a"
             tflops = f"{r['tflops']:.2f}" if r["tflops"] else "n/a"
-            print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['model']:<7}{r['batch_size']:>6}"
-                  f"{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
+            print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['devices']:>8} {r['model']:<7}"
+                  f"{r['precision']:<15}{r['batch_size']:>6}{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
                   f"{tflops:>9}")
     for r in results:
         if r["kind"] == "fid":

@@ -96,7 +96,37 @@ def steps_and_export(config):
             "replay_filled": int(trainer.state["replay"]["filled"]) if config.replay_size else None,
             "export_max_diff": float(np.abs(images - expected).max()),
             "images_range": [float(expected.min()), float(expected.max())],
-            "device": trainer.device, "ema_deviation": ema_deviation}
+            "device": trainer.device, "ema_deviation": ema_deviation,
+            "compute_dtypes": sorted({layer.compute_dtype
+                                      for layer in trainer.generator._flatten_layers()
+                                      if isinstance(layer, keras.layers.Conv2DTranspose)
+                                      or "deconv" in layer.name}),
+            "export_policy": generator.dtype_policy.name,
+            "images_dtype": str(expected.dtype)}
+
+
+def sharded_step(config):
+    """Two steps on one device and on a 2-device mesh (XLA_FLAGS gives the worker two CPU
+    devices): the metrics and state after them, and whether the step is really partitioned."""
+    config = TrainConfig.from_json(config)
+    images = data.load_image_folder(config.image_dir)
+    runs = {}
+    for distribute in ("none", "mirrored"):
+        trainer = JaxTrainer(dataclasses.replace(config, distribute=distribute), images)
+        hlo = trainer._train_step.lower(trainer.state, trainer.images,
+                                        trainer.labels).compile().as_text()
+        for _ in range(2):
+            trainer.train_step()
+        runs[distribute] = (trainer, hlo)
+    (single, _), (sharded, hlo) = runs["none"], runs["mirrored"]
+    return {
+        "replicas": sharded.cluster.replicas, "device": sharded.device,
+        "all_reduce": "all-reduce" in hlo,
+        "metrics": [single.pop_metrics(), sharded.pop_metrics()],
+        "max_difference": {part: max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                                     for a, b in zip(single.read(part), sharded.read(part)))
+                           for part in ("g", "g_nt", "d", "d_nt")},
+    }
 
 
 def train(config):
@@ -134,6 +164,7 @@ def truncate_newest_checkpoint_and_resume(config):
 if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
     functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
+                 "sharded_step": sharded_step,
                  "train_expecting_error": train_expecting_error,
                  "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}

@@ -45,7 +45,7 @@ def test_every_setting_has_a_flag_of_its_type_and_default():
     parsers = {int: flags.IntegerParser, float: flags.FloatParser, str: flags.ArgumentParser}
     for field in dataclasses.fields(TrainConfig):
         flag = flag_values[field.name]
-        kind, _ = config_lib.value_type(field)
+        kind, item = config_lib.value_type(field)
         default = list(field.default) if isinstance(field.default, tuple) else field.default
         assert flag.default == default, field.name
         choices = config_lib.choices_of(field)
@@ -53,7 +53,8 @@ def test_every_setting_has_a_flag_of_its_type_and_default():
             assert isinstance(flag, flags.BooleanFlag), field.name
         elif kind is tuple:
             assert isinstance(flag.parser, flags.ListParser)
-            assert flag.parser.parse("16,32") == [16, 32] and flag.value == [16]
+            assert flag.parser.parse("16,32") == [item("16"), item("32")], field.name
+            assert flag.value == default, field.name
         elif choices is not None:
             assert isinstance(flag, flags.EnumFlag) and flag.parser.enum_values == list(choices)
         else:

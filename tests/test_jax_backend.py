@@ -76,12 +76,16 @@ def jax_run(cifar_like_dir, tmp_path_factory):
         tf_metrics[model] = tensorflow_first_step(config, path)
         tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
     for model, studies in (("dcgan", dict(ema_decay=0.5, aux_classifier=True, replay_size=8)),
-                           ("sagan", dict())):
-        config = tiny(model, cifar_like_dir, tmp / f"steps_{model}", attention_res=(16, 32),
-                      **studies)
+                           ("sagan", dict()),
+                           ("sagan_bfloat16", dict(precision="mixed_bfloat16")),
+                           ("dcgan_float16", dict(precision="mixed_float16", ema_decay=0.5))):
+        config = tiny(model.split("_")[0], cifar_like_dir, tmp / f"steps_{model}",
+                      attention_res=(16, 32), **studies)
         os.makedirs(config.workdir)
         tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
                       "argument": config.to_json()})
+    tasks.append({"name": "sharded", "task": "sharded_step", "argument": tiny(
+        "dcgan", cifar_like_dir, tmp / "sharded", optimizer="sgd", batch_size=8).to_json()})
     straight = tiny("dcgan", cifar_like_dir, tmp / "straight", n_critic=2)
     half = tiny("dcgan", cifar_like_dir, tmp / "resumed", n_critic=2, steps=2)
     fallback = tiny("dcgan", cifar_like_dir, tmp / "fallback", n_critic=2)
@@ -95,7 +99,8 @@ def jax_run(cifar_like_dir, tmp_path_factory):
             ("locked", "train_expecting_error", tiny("dcgan", cifar_like_dir, tmp / "locked"))):
         tasks.append({"name": name, "task": task, "argument": config.to_json()})
     (tmp / "tasks.json").write_text(json.dumps(tasks))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # for the sharded step
     with RunDir(str(tmp / "locked")).lock():  # held by this process while the worker runs
         result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"),
                                  str(tmp / "tasks.json"), str(tmp / "results.json")],
@@ -199,3 +204,26 @@ def test_jax_run_on_a_locked_workdir_is_refused(jax_run):
     out = jax_run[2]["locked"]
     assert out["error"] == "UserError" and f"process {os.getpid()}" in out["message"]
 
+
+
+@pytest.mark.parametrize("case,half", [("sagan_bfloat16", "bfloat16"),
+                                       ("dcgan_float16", "float16")])
+def test_jax_mixed_precision_trains_in_the_half_type_and_exports_float32(jax_run, case, half):
+    out = jax_run[2][f"steps_{case}"]
+    assert all(np.isfinite(v) for v in out["metrics"].values()), out["metrics"]
+    assert out["compute_dtypes"] == [half]
+    assert out["export_policy"] == "float32" and out["images_dtype"] == "float32"
+    assert out["export_max_diff"] < 1e-5
+    if case == "dcgan_float16":  # loss-scaled updates: the EMA still follows G exactly
+        assert out["ema_deviation"] < 1e-6
+
+
+def test_jax_sharded_step_equals_the_single_device_step(jax_run):
+    out = jax_run[2]["sharded"]
+    assert out["replicas"] == 2 and out["device"] == "2 x CPU (cpu)"
+    assert out["all_reduce"]  # XLA partitioned the step: batch statistics and gradients
+    single, sharded = out["metrics"]
+    for name in single:
+        assert sharded[name] == pytest.approx(single[name], abs=1e-5), name
+    for part, difference in out["max_difference"].items():
+        assert difference < 1e-5, (part, difference)

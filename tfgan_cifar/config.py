@@ -30,7 +30,7 @@ MODEL_DEFAULTS = {
 }
 
 # Help groups, in the order `--helpfull` lists them.
-GROUPS = ("run", "paths", "data", "architecture", "objective", "studies", "cadence",
+GROUPS = ("run", "devices", "paths", "data", "architecture", "objective", "studies", "cadence",
           "evaluation", "outputs")
 
 
@@ -51,6 +51,8 @@ MODELS = Registry("tfgan_cifar.nn", "MODELS")
 LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
 ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
+PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
 def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
@@ -150,6 +152,28 @@ class TrainConfig:
                         "training, the noise and labels of evaluate.py.", "run", minimum=0)
     jit_compile: bool = setting(False, "Compile the training step with XLA (TensorFlow "
                                 "backend; JAX always compiles it).", "run")
+    # Devices: how the step runs, not what it computes; a run may resume with others.
+    precision: str = setting(
+        "float32", "Numeric precision of G and D: float32, or a Keras mixed policy that "
+        "computes in bfloat16 (CPUs with AMX/AVX512-BF16, TPUs, A100/H100 GPUs) or float16 "
+        "(older GPUs; the losses are scaled). Weights, losses, samples and exports stay float32.",
+        "devices", choices=PRECISIONS)
+    distribute: str = setting(
+        "none", "Data-parallel training: mirrored (all local GPUs, or --devices), multi_worker "
+        "(several machines: TF_CONFIG or Slurm on TensorFlow, jax.distributed on JAX). "
+        "--batch_size is the global batch.", "devices", choices=DISTRIBUTE)
+    devices: Tuple[str, ...] = setting(
+        (), "Devices of --distribute=mirrored, e.g. GPU:0,GPU:1 (default: every local GPU, "
+        "else every CPU device).", "devices")
+    sync_bn: bool = setting(False, "Synchronise G's batch-norm statistics across replicas "
+                            "(TensorFlow; under JAX they are always global).", "devices")
+    coordinator_address: Optional[str] = setting(
+        None, "JAX multi-process: host:port of process 0 (else the environment JAX reads, e.g. "
+        "Slurm).", "devices")
+    num_processes: Optional[int] = setting(None, "JAX multi-process: the number of processes.",
+                                           "devices", minimum=1)
+    process_id: Optional[int] = setting(None, "JAX multi-process: this process's index.",
+                                        "devices", minimum=0)
     workdir: Optional[str] = setting(
         None, "Run directory (checkpoints, TensorBoard events, metrics.jsonl, samples, "
         "config.json). Default logs/<model>; rerunning with the same workdir resumes.", "paths")

@@ -75,6 +75,13 @@ class Discriminator(GANModel):
         return ops.zeros((batch, 32, 32, 3)), ops.zeros((batch,), dtype="int32")
 
 
+def batch_norm(synchronized=False, **kwargs):
+    """The networks' batch norm (momentum 0.9, epsilon 1e-5). `synchronized` computes the
+    batch statistics over every replica of a tf.distribute strategy (TensorFlow only)."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                           synchronized=synchronized, **kwargs)
+
+
 def projection(logits, features, embedding, labels, training):
     """Adds the projection term <embed(y), phi(x)> of Miyato & Koyama 2018 to the logits."""
     return logits + ops.sum(embedding(labels, training=training) * features, axis=-1)

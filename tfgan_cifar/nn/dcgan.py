@@ -9,7 +9,7 @@ Generative Adversarial Networks" (arXiv:1511.06434). Unconditional by default; w
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, projection
 from tfgan_cifar.nn.layers import ClassifierHead
 
 def _init():
@@ -22,15 +22,17 @@ def _init():
 class DCGANGenerator(Generator):
     """z -> Dense -> 4x4x(4w) -> transposed convolutions -> 32x32x3 tanh."""
 
-    def __init__(self, z_dim=100, width=32, num_classes=10, conditional=False, **kwargs):
+    def __init__(self, z_dim=100, width=32, num_classes=10, conditional=False, sync_bn=False,
+                 **kwargs):
         super().__init__(
-            dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional),
+            dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional,
+                 sync_bn=sync_bn),
             **kwargs,
         )
         self.z_dim, self.width, self.conditional = z_dim, width, conditional
         self.label_embedding = layers.Embedding(num_classes, z_dim) if conditional else None
         self.dense = layers.Dense(4 * 4 * 4 * width, use_bias=False, kernel_initializer=_init())
-        self.norms = [layers.BatchNormalization(momentum=0.9, epsilon=1e-5) for _ in range(3)]
+        self.norms = [batch_norm(sync_bn) for _ in range(3)]
         self.deconvs = [
             layers.Conv2DTranspose(c, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=_init())
@@ -54,16 +56,15 @@ class DCGANDiscriminator(Discriminator):
     """Strided convolutions (2w, 4w, 8w channels) with LeakyReLU and batch norm -> one logit."""
 
     def __init__(self, width=32, num_classes=10, conditional=False, aux_classifier=False,
-                 **kwargs):
+                 sync_bn=False, **kwargs):
         super().__init__(dict(width=width, num_classes=num_classes, conditional=conditional,
-                              aux_classifier=aux_classifier), **kwargs)
+                              aux_classifier=aux_classifier, sync_bn=sync_bn), **kwargs)
         self.width, self.conditional = width, conditional
         self.convs = [
             layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_init())
             for c in (2 * width, 4 * width, 8 * width)
         ]
-        self.norms = [None] + [layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
-                               for _ in range(2)]
+        self.norms = [None] + [batch_norm(sync_bn) for _ in range(2)]
         self.flatten = layers.Flatten()
         self.head = layers.Dense(1, kernel_initializer=_init())
         self.label_embedding = (

@@ -9,7 +9,9 @@ pass uses W / sigma(W) with gradients flowing through sigma. Keras's own
 
 Self-attention follows Zhang et al. 2019, "Self-Attention Generative Adversarial Networks".
 
-Everything here uses `keras.ops` only, so it runs on every Keras backend.
+Everything here uses `keras.ops` only, so it runs on every Keras backend. Under a
+mixed-precision policy the spectral norm (power iteration and sigma) and the attention softmax
+are computed in float32; the convolutions and matmuls run in the layer's compute dtype.
 """
 
 import keras
@@ -41,6 +43,7 @@ class _SpectralNorm(keras.layers.Layer):
             shape=(1, self.kernel.shape[-1]),
             initializer=keras.initializers.RandomNormal(),
             trainable=False,
+            autocast=False,
         )
 
     def kernel_matrix(self):
@@ -48,7 +51,10 @@ class _SpectralNorm(keras.layers.Layer):
         return ops.reshape(self.kernel, (-1, self.kernel.shape[-1]))
 
     def normalized_kernel(self, training=False):
-        """Returns W / sigma(W); in training also advances and stores u."""
+        """Returns W / sigma(W) in the compute dtype; in training also advances and stores u.
+
+        The kernel is created with `autocast=False`, so W, u and sigma are float32 here.
+        """
         w = self.kernel_matrix()
         u = _l2_normalize(self.u)
         v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
@@ -60,7 +66,7 @@ class _SpectralNorm(keras.layers.Layer):
         u = ops.stop_gradient(u)
         v = ops.stop_gradient(v)
         sigma = ops.sum(ops.matmul(v, w) * u)
-        return self.kernel / sigma
+        return ops.cast(self.kernel / sigma, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "power_iterations": self.power_iterations}
@@ -78,7 +84,8 @@ class SNDense(_SpectralNorm):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
-            name="kernel", shape=(input_shape[-1], self.units), initializer=self.kernel_initializer
+            name="kernel", shape=(input_shape[-1], self.units), initializer=self.kernel_initializer,
+            autocast=False,
         )
         self.bias = (
             self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
@@ -131,6 +138,7 @@ class _SNConvBase(_SpectralNorm):
             name="kernel",
             shape=self._kernel_shape(input_shape[-1]),
             initializer=self.kernel_initializer,
+            autocast=False,
         )
         self.bias = (
             self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
@@ -194,6 +202,7 @@ class SNEmbedding(_SpectralNorm):
             name="embeddings",
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
+            autocast=False,
         )
         self._build_spectral_state()
 
@@ -228,10 +237,13 @@ class SelfAttention(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         key_channels = max(1, channels // 8)
+        policy = self.dtype_policy  # sublayers compute like this layer, whatever the global one
         if self.spectral_norm:
-            conv = lambda filters, name: SNConv2D(filters, 1, use_bias=False, name=name)
+            conv = lambda filters, name: SNConv2D(filters, 1, use_bias=False, name=name,
+                                                  dtype=policy)
         else:
-            conv = lambda filters, name: keras.layers.Conv2D(filters, 1, use_bias=False, name=name)
+            conv = lambda filters, name: keras.layers.Conv2D(filters, 1, use_bias=False,
+                                                             name=name, dtype=policy)
         self.f = conv(key_channels, "f")
         self.g = conv(key_channels, "g")
         self.h = conv(channels, "h")
@@ -249,8 +261,9 @@ class SelfAttention(keras.layers.Layer):
         f = flat(self.f(inputs, training=training))
         g = flat(self.g(inputs, training=training))
         h = flat(self.h(inputs, training=training))
-        attention = ops.softmax(ops.matmul(f, ops.transpose(g, (0, 2, 1))), axis=-1)
-        o = ops.reshape(ops.matmul(attention, h), ops.shape(inputs))
+        scores = ops.cast(ops.matmul(f, ops.transpose(g, (0, 2, 1))), "float32")
+        attention = ops.softmax(scores, axis=-1)
+        o = ops.reshape(ops.matmul(ops.cast(attention, h.dtype), h), ops.shape(inputs))
         outputs = self.gamma * o + inputs
         return (outputs, attention) if return_attention else outputs
 
@@ -265,23 +278,27 @@ class SelfAttention(keras.layers.Layer):
 class ConditionalBatchNorm(keras.layers.Layer):
     """Batch normalisation whose scale and offset are looked up per class label."""
 
-    def __init__(self, num_classes, momentum=0.9, epsilon=1e-5, **kwargs):
+    def __init__(self, num_classes, momentum=0.9, epsilon=1e-5, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.momentum = momentum
         self.epsilon = epsilon
+        self.synchronized = synchronized
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.norm = keras.layers.BatchNormalization(
-            momentum=self.momentum, epsilon=self.epsilon, center=False, scale=False, name="bn"
+            momentum=self.momentum, epsilon=self.epsilon, center=False, scale=False,
+            synchronized=self.synchronized, name="bn", dtype=self.dtype_policy
         )
         self.norm.build(input_shape)
         self.scale = keras.layers.Embedding(
-            self.num_classes, channels, embeddings_initializer="ones", name="scale"
+            self.num_classes, channels, embeddings_initializer="ones", name="scale",
+            dtype=self.dtype_policy
         )
         self.offset = keras.layers.Embedding(
-            self.num_classes, channels, embeddings_initializer="zeros", name="offset"
+            self.num_classes, channels, embeddings_initializer="zeros", name="offset",
+            dtype=self.dtype_policy
         )
         self.scale.build((None,))
         self.offset.build((None,))
@@ -301,6 +318,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
             "num_classes": self.num_classes,
             "momentum": self.momentum,
             "epsilon": self.epsilon,
+            "synchronized": self.synchronized,
         }
 
 
@@ -314,8 +332,9 @@ class ClassifierHead(keras.layers.Layer):
     def __init__(self, num_classes, hidden, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.hidden = num_classes, hidden
-        self.hidden_layer = keras.layers.Dense(hidden, name="hidden")
-        self.logits_layer = keras.layers.Dense(num_classes, name="logits")
+        self.hidden_layer = keras.layers.Dense(hidden, name="hidden", dtype=self.dtype_policy)
+        self.logits_layer = keras.layers.Dense(num_classes, name="logits",
+                                               dtype=self.dtype_policy)
 
     def build(self, input_shape):
         features = input_shape[-1]

@@ -11,7 +11,7 @@ the DCGAN-style SN-GAN network for CIFAR-10, with attention at the resolutions g
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, projection
 from tfgan_cifar.nn.layers import (ClassifierHead, ConditionalBatchNorm, SelfAttention, SNConv2D,
                                    SNConv2DTranspose, SNDense, SNEmbedding)
 
@@ -31,11 +31,11 @@ class SAGANGenerator(Generator):
     """z -> SNDense -> 4x4x(8w) -> [cBN, ReLU, SN transposed conv] x 3 (+ attention) -> tanh."""
 
     def __init__(self, z_dim=128, width=64, num_classes=10, conditional=True,
-                 attention_res=(16,), **kwargs):
+                 attention_res=(16,), sync_bn=False, **kwargs):
         attention_res = _check_attention_res(attention_res)
         super().__init__(
             dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional,
-                 attention_res=list(attention_res)),
+                 attention_res=list(attention_res), sync_bn=sync_bn),
             **kwargs,
         )
         self.z_dim, self.width, self.conditional = z_dim, width, conditional
@@ -43,8 +43,8 @@ class SAGANGenerator(Generator):
 
         def norm(name):
             if conditional:
-                return ConditionalBatchNorm(num_classes, name=name)
-            return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+                return ConditionalBatchNorm(num_classes, synchronized=sync_bn, name=name)
+            return batch_norm(sync_bn, name=name)
 
         self.dense = SNDense(4 * 4 * 8 * width, name="dense")
         self.norms = [norm(f"bn{i}") for i in range(4)]

@@ -5,6 +5,9 @@ The whole state (see `objective`), plus the random key, is one pytree threaded t
 batches there, in an order fixed by (seed, epoch) like the TensorFlow pipeline, and flips them.
 Checkpoints are `.npz` files of the state's leaves named by their path in the state ("d/3" is
 D's fourth trainable value), written atomically.
+
+With --distribute (`jax_distribute`) the state and the data set are replicated over a device
+mesh and each step's batch is sharded along it; the step itself is unchanged.
 """
 
 import os
@@ -15,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfgan_cifar.atomic import replacing
-from tfgan_cifar.training import objective
+from tfgan_cifar.training import jax_distribute, objective
 from tfgan_cifar.training.trainer import Trainer
 
 def _apply(part, optimizer, grads, params, optimizer_values):
@@ -35,38 +38,45 @@ class JaxTrainer(Trainer):
 
     backend = "jax"
 
-    def __init__(self, config, data):
+    def __init__(self, config, data, cluster=None):
+        self.cluster = cluster or jax_distribute.connect(config)
         super().__init__(config, objective.BackendOps(
             lambda f: jax.value_and_grad(f, has_aux=True),
             lambda f: jax.grad(f, has_aux=True), _apply))
-        self.images = jnp.asarray(data.images)
-        self.labels = jnp.asarray(data.labels, jnp.int32)
-        self.state = {**self.objective.initial_state(self.ema_generator),
-                      "key": jax.random.key_data(jax.random.key(config.seed))}
-        self._train_step = jax.jit(self._step, donate_argnums=0)
+        place = self.cluster.place
+        self.images = place(data.images)
+        self.labels = place(np.asarray(data.labels, np.int32))
+        self.state = place({**self.objective.initial_state(self.ema_generator),
+                            "key": jax.random.key_data(jax.random.key(config.seed))})
+        self._train_step = jax.jit(self._step, donate_argnums=0,
+                                   out_shardings=self.cluster.replicated)
 
     def compile(self, function):
         return jax.jit(function)
 
     def read(self, part):
-        return self.state[part]
+        return self.cluster.local(self.state[part])
 
     def reset_metrics(self):
-        self.state = {**self.state, "sums": jax.tree.map(jnp.zeros_like, self.state["sums"]),
-                      "count": jnp.zeros((), jnp.float32)}
+        self.state = {**self.state, **self.cluster.place(
+            {"sums": {name: np.zeros((), np.float32) for name in self.state["sums"]},
+             "count": np.zeros((), np.float32)})}
 
     @property
     def device(self):
-        device = jax.devices()[0]
-        return f"{device.platform.upper()} ({device.device_kind})"
+        return self.cluster.describe()
 
     # ---- checkpoints -----------------------------------------------------------------------
 
     def save(self):
-        """Writes checkpoints/ckpt-<step>.npz atomically and keeps the newest few."""
+        """Writes checkpoints/ckpt-<step>.npz atomically and keeps the newest few (process 0
+        only; returns None elsewhere)."""
+        if not self.cluster.is_writer:
+            return None
         path = os.path.join(self.run.checkpoints, f"ckpt-{self.step}.npz")
+        state = self.cluster.local(self.state)
         with replacing(path, "wb") as f:
-            np.savez(f, **{name: np.asarray(leaf) for name, leaf in _named_leaves(self.state)})
+            np.savez(f, **{name: np.asarray(leaf) for name, leaf in _named_leaves(state)})
         for _, old in self.run.npz_checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)
         return path
@@ -74,20 +84,22 @@ class JaxTrainer(Trainer):
     checkpoint_errors = Trainer.checkpoint_errors + (zipfile.BadZipFile,)
 
     def _load_checkpoint(self, path):
-        named = _named_leaves(self.state)
+        named = _named_leaves(self.cluster.local(self.state))
         with np.load(path) as saved:
-            missing = [name for name, _ in named if name not in saved.files]
+            # Written under another --precision, it lacks the loss scale: that starts afresh.
+            missing = [name for name, _ in named if name not in saved.files
+                       and not name.startswith("loss_scale/")]
             if missing:
                 raise KeyError(f"it lacks {', '.join(missing[:3])}: written by another version "
                                "or model")
-            restored = [saved[name] for name, _ in named]
+            restored = [saved[name] if name in saved.files else old for name, old in named]
         for (name, old), new in zip(named, restored):
             if np.shape(old) != np.shape(new):
                 raise ValueError(f"it does not match this model ({name}: {np.shape(new)} vs "
                                  f"{np.shape(old)})")
-        self.state = jax.tree_util.tree_unflatten(
+        self.state = self.cluster.place(jax.tree_util.tree_unflatten(
             jax.tree_util.tree_structure(self.state),
-            [jnp.asarray(new, old.dtype) for (_, old), new in zip(named, restored)])
+            [np.asarray(new, old.dtype) for (_, old), new in zip(named, restored)]))
 
     # ---- the step --------------------------------------------------------------------------
 
@@ -121,8 +133,10 @@ class JaxTrainer(Trainer):
             self.config, lambda shape: jax.random.normal(next(keys), shape),
             lambda shape: jax.random.uniform(next(keys), shape),
             lambda shape, high: jax.random.randint(next(keys), shape, 0, high, jnp.int32))
-        state = self.objective.step(state, jnp.stack([b[0] for b in batches]),
-                                    jnp.stack([b[1] for b in batches]), draws)
+        images, labels = jax.lax.with_sharding_constraint(
+            (jnp.stack([b[0] for b in batches]), jnp.stack([b[1] for b in batches])),
+            self.cluster.batch_sharding(batch_axis=1))
+        state = self.objective.step(state, images, labels, draws)
         return {**state, "key": jax.random.key_data(key)}
 
     def train_step(self):

@@ -22,23 +22,44 @@ from tfgan_cifar.training import hooks
 from tfgan_cifar.training.summaries import Summaries
 from tfgan_cifar.viz import curves
 
-def make_trainer(config, data):
-    """The trainer of the active Keras backend."""
+def connect(config):
+    """The devices and processes of the run (--distribute) on the active Keras backend: a
+    `tf_distribute.Cluster` or a `jax_distribute.Cluster`. Call it before anything else of
+    the backend runs: joining several processes must come first."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
+        from tfgan_cifar.training import tf_distribute
+
+        return tf_distribute.connect(config)
+    if backend == "jax":
+        from tfgan_cifar.training import jax_distribute
+
+        return jax_distribute.connect(config)
+    raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow or jax")
+
+
+def make_trainer(config, data, cluster=None):
+    """The trainer of the active Keras backend, on `cluster` (default: one device)."""
+    if keras.backend.backend() == "tensorflow":
         from tfgan_cifar.training.tf_backend import TFTrainer
 
-        return TFTrainer(config, data)
-    if backend == "jax":
-        from tfgan_cifar.training.jax_backend import JaxTrainer
+        return TFTrainer(config, data, cluster)
+    from tfgan_cifar.training.jax_backend import JaxTrainer
 
-        return JaxTrainer(config, data)
-    raise UserError(f"KERAS_BACKEND={backend} is not supported; use tensorflow or jax")
+    return JaxTrainer(config, data, cluster)
+
+
+def check_replicas(config, cluster):
+    """Raises UserError when the global batch does not split evenly over the replicas."""
+    if config.batch_size % cluster.replicas:
+        raise UserError(f"--batch_size={config.batch_size} is the global batch and must divide "
+                        f"evenly over the {cluster.replicas} replicas of "
+                        f"--distribute={config.distribute}; pass a multiple of {cluster.replicas}")
 
 
 # What a resumed run may change: its length, paths, cadences and evaluation. Everything else
 # (model, recipe, data order, studies) is part of the saved state.
-RESUMABLE_GROUPS = ("paths", "cadence", "evaluation")
+RESUMABLE_GROUPS = ("devices", "paths", "cadence", "evaluation")
 RESUMABLE_SETTINGS = ("steps", "jit_compile", "image_dir", "data_dir")
 
 
@@ -191,19 +212,23 @@ def train(config):
     Raises StoppedBySignal after writing a checkpoint on SIGINT/SIGTERM, and TrainingDiverged
     (a UserError) when losses or weights stop being finite.
     """
+    cluster = connect(config)
+    run = RunDir(config.workdir)
+    if not cluster.is_writer:
+        return _follow(config, run, cluster)
     paths.check_writable(config.workdir, "workdir")
     paths.check_writable(config.save_dir, "save_dir")
-    run = RunDir(config.workdir)
     with run.lock():
-        return _train_locked(config, run)
+        return _train_locked(config, run, cluster)
 
 
-def _train_locked(config, run):
+def _train_locked(config, run, cluster):
     check_workdir(config)
+    check_replicas(config, cluster)
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
     run.write_config(config)  # only now: a start refused above leaves nothing behind
-    trainer = make_trainer(config, data)
+    trainer = make_trainer(config, data, cluster)
     start = trainer.restore()
     check_resumable(run, start)
     if start >= config.steps:
@@ -264,6 +289,32 @@ def _train_locked(config, run):
     print(f"finished {config.steps} steps; checkpoint {path}; final generator exported to "
           f"{export_final(trainer, config, run)}", flush=True)
     return last
+
+
+def _follow(config, run, cluster):
+    """Training in a process that does not write the run (a worker other than the chief, a
+    JAX process other than 0): the same steps, metric reads and checkpoint saves as the
+    writer, since those are collective across processes, and no file of the run. It resumes
+    from the run directory the writer keeps (a shared file system)."""
+    check_replicas(config, cluster)
+    data = data_lib.load_training_data(config)
+    data_lib.check_batch_size(data, config.batch_size)
+    trainer = make_trainer(config, data, cluster)
+    start = trainer.restore()
+    if start >= config.steps:
+        return {}
+    print(f"following the run in {config.workdir} on {trainer.device}: steps "
+          f"{start + 1}..{config.steps}", flush=True)
+    trainer.start()
+    for step in range(start + 1, config.steps + 1):
+        trainer.train_step()
+        if step % config.log_every == 0 or step == config.steps:
+            trainer.pop_metrics()
+            check_finite(trainer)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            trainer.save()
+    trainer.save()
+    return {}
 
 
 def export_final(trainer, config, run):

@@ -4,6 +4,8 @@ A step is a pure function of the training state, a pytree of arrays:
 
     {"g", "g_nt", "d", "d_nt"}   trainable and non-trainable values of G and D
     {"g_opt", "d_opt"}           optimizer variables (slots, iterations, learning rate)
+    "loss_scale"                 {"g", "d"}: the loss-scale variables under mixed_float16
+                                 ({} otherwise; see `precision`)
     "ema"                        EMA of G's trainable values ([] without --ema_decay)
     "replay"                     the replay buffer ({} without --replay_size)
     "sums", "count"              per-step metrics summed on the device until the loop reads them
@@ -15,11 +17,13 @@ supplies only differentiation and the optimizer update (a `BackendOps`), compila
 draws' samplers and where the state lives between steps.
 """
 
-from typing import Callable, NamedTuple
+import dataclasses
+from typing import Callable, NamedTuple, Optional
 
 import keras
 from keras import ops
 
+from tfgan_cifar import precision
 from tfgan_cifar.nn import build_models
 from tfgan_cifar.training import replay
 from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classification_loss,
@@ -43,22 +47,44 @@ class BackendOps(NamedTuple):
     apply: Callable
 
 
+class Networks(NamedTuple):
+    """The built networks and optimizers of a run."""
+
+    generator: keras.Model  # trained, under the --precision policy
+    discriminator: keras.Model  # likewise
+    g_optimizer: keras.optimizers.Optimizer  # loss-scaled under mixed_float16
+    d_optimizer: keras.optimizers.Optimizer
+    ema_generator: Optional[keras.Model]  # float32, holds the EMA weights; None without EMA
+    sampler: keras.Model  # the float32 G that samples and is exported (see `sampling_weights`)
+
+
 def build_networks(config):
-    """Seeded, built (G, D, G's optimizer, D's optimizer, EMA copy of G or None)."""
+    """Seeded, built `Networks` for `config`."""
     keras.utils.set_random_seed(config.seed)
-    generator, discriminator = build_models(config)
-    generator.build_weights()
-    discriminator.build_weights()
-    g_optimizer, d_optimizer = make_optimizers(config)
+    with precision.dtype_policy(config.precision):
+        generator, discriminator = build_models(config)
+        generator.build_weights()
+        discriminator.build_weights()
+    g_optimizer, d_optimizer = (precision.loss_scaled(optimizer, config.precision)
+                                for optimizer in make_optimizers(config))
     # Slots are created lazily in Keras 3: build them so a checkpoint restores into them.
     g_optimizer.build(generator.trainable_variables)
     d_optimizer.build(discriminator.trainable_variables)
-    ema_generator = None
-    if config.ema_decay:
-        ema_generator = build_models(config)[0].build_weights()
-        for ema, variable in zip(ema_generator.variables, generator.variables):
-            ema.assign(variable)
-    return generator, discriminator, g_optimizer, d_optimizer, ema_generator
+    ema_generator = float32_copy(config, generator) if config.ema_decay else None
+    sampler = ema_generator or generator
+    if config.precision != "float32" and not ema_generator:
+        sampler = float32_copy(config, generator)
+    return Networks(generator, discriminator, g_optimizer, d_optimizer, ema_generator, sampler)
+
+
+def float32_copy(config, generator):
+    """A float32 generator of `config`'s architecture holding `generator`'s current weights.
+    A mixed-precision policy changes only how layers compute, so the variables match."""
+    with precision.dtype_policy("float32"):  # it samples alone: no synchronised batch norm
+        copy = build_models(dataclasses.replace(config, sync_bn=False))[0].build_weights()
+    for target, source in zip(copy.variables, generator.variables):
+        target.assign(source)
+    return copy
 
 
 def metric_names(config):
@@ -126,6 +152,13 @@ def all_finite(tensors):
     return ops.all(ops.stack([ops.all(ops.isfinite(x)) for x in tensors]))
 
 
+def tree_cast(tree, dtype):
+    """Every tensor of a tuple (or a single tensor) cast to `dtype`."""
+    if isinstance(tree, tuple):
+        return tuple(ops.cast(x, dtype) for x in tree)
+    return ops.cast(tree, dtype)
+
+
 def values(variables):
     """The current values of a list of Keras variables."""
     return [v.value for v in variables]
@@ -134,24 +167,29 @@ def values(variables):
 class GANObjective:
     """D's and G's objectives and the whole training step, over the values of the state."""
 
-    def __init__(self, config, generator, discriminator, g_optimizer, d_optimizer,
-                 backend_ops):
+    def __init__(self, config, networks, backend_ops):
         self.config = config
-        self.generator, self.discriminator = generator, discriminator
-        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.generator, self.discriminator = networks.generator, networks.discriminator
+        self.g_optimizer, self.d_optimizer = networks.g_optimizer, networks.d_optimizer
+        self.sampler = networks.sampler
         self.ops = backend_ops
         self.loss = LOSSES[config.loss]
         self.metric_names = metric_names(config)
+        self.loss_scaled = precision.needs_loss_scaling(config.precision)
 
     def initial_state(self, ema_generator=None):
         """The state of an untrained run, from the networks' and optimizers' variables."""
         config, G, D = self.config, self.generator, self.discriminator
         size = config.replay_size
+        optimizers = {"g": self.g_optimizer, "d": self.d_optimizer}
         return {
             "g": values(G.trainable_variables), "g_nt": values(G.non_trainable_variables),
             "d": values(D.trainable_variables), "d_nt": values(D.non_trainable_variables),
-            "g_opt": values(self.g_optimizer.variables),
-            "d_opt": values(self.d_optimizer.variables),
+            **{f"{part}_opt": values(precision.split_variables(optimizer)[1])
+               for part, optimizer in optimizers.items()},
+            "loss_scale": {part: values(precision.split_variables(optimizer)[0])
+                           for part, optimizer in optimizers.items()}
+            if self.loss_scaled else {},
             # Copies: a JAX step donates the state, which must not hold one buffer twice.
             "ema": [ops.copy(v) for v in values(ema_generator.trainable_variables)]
             if ema_generator else [],
@@ -165,13 +203,26 @@ class GANObjective:
             "diverged_at": ops.zeros((), "int32"),
         }
 
+    # ---- the networks, with float32 outputs ------------------------------------------------
+
+    def fake_images(self, g, g_nt, z, labels):
+        """(G's images as float32, new g_nt), in training mode."""
+        images, g_nt = self.generator.stateless_call(g, g_nt, z, labels, training=True)
+        return ops.cast(images, "float32"), g_nt
+
+    def critic(self, d, d_nt, images, labels, return_class_logits=False):
+        """(D's logits as float32, or (logits, class logits), new d_nt), in training mode: the
+        losses are computed in float32 whatever the precision of the layers."""
+        outputs, d_nt = self.discriminator.stateless_call(
+            d, d_nt, images, labels, training=True, return_class_logits=return_class_logits)
+        return tree_cast(outputs, "float32"), d_nt
+
     # ---- objectives ----------------------------------------------------------------------
 
-    def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon, training=True):
+    def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon):
         """(WGAN-GP of D at random interpolates of real and fake images, new d_nt)."""
         def critic_sum(x_hat, d_nt):
-            critic, d_nt = self.discriminator.stateless_call(d, d_nt, x_hat, labels,
-                                                             training=training)
+            critic, d_nt = self.critic(d, d_nt, x_hat, labels)
             return ops.sum(critic), d_nt
 
         gradients, d_nt = self.ops.grad(critic_sum)(interpolate(real, fake, epsilon), d_nt)
@@ -183,8 +234,8 @@ class GANObjective:
 
         Returns (total, (d_nt, g_nt, fake, real_logits, fake_logits, metrics)).
         """
-        config, D = self.config, self.discriminator
-        fake, g_nt = self.generator.stateless_call(g, g_nt, z, fake_labels, training=True)
+        config = self.config
+        fake, g_nt = self.fake_images(g, g_nt, z, fake_labels)
         shown, shown_labels = fake, fake_labels
         metrics = {}
         if config.replay_size:
@@ -193,12 +244,12 @@ class GANObjective:
                 step_draws["replay_index"], replay.replay_count(config))
             metrics["replayed"] = ops.mean(replayed)
         if config.aux_classifier:
-            (real_logits, class_logits), d_nt = D.stateless_call(
-                d, d_nt, images, labels, training=True, return_class_logits=True)
+            (real_logits, class_logits), d_nt = self.critic(d, d_nt, images, labels,
+                                                            return_class_logits=True)
         else:
-            real_logits, d_nt = D.stateless_call(d, d_nt, images, labels, training=True)
+            real_logits, d_nt = self.critic(d, d_nt, images, labels)
             class_logits = None
-        fake_logits, d_nt = D.stateless_call(d, d_nt, shown, shown_labels, training=True)
+        fake_logits, d_nt = self.critic(d, d_nt, shown, shown_labels)
         penalty = None
         if config.gp_weight:
             penalty, d_nt = self.gradient_penalty(d, d_nt, images, shown, labels,
@@ -209,9 +260,8 @@ class GANObjective:
 
     def generator_objective(self, g, g_nt, d, d_nt, z, fake_labels):
         """G's loss on one batch: (loss, (g_nt, d_nt))."""
-        fake, g_nt = self.generator.stateless_call(g, g_nt, z, fake_labels, training=True)
-        fake_logits, d_nt = self.discriminator.stateless_call(d, d_nt, fake, fake_labels,
-                                                              training=True)
+        fake, g_nt = self.fake_images(g, g_nt, z, fake_labels)
+        fake_logits, d_nt = self.critic(d, d_nt, fake, fake_labels)
         return self.loss.g_loss(fake_logits), (g_nt, d_nt)
 
     # ---- the step ------------------------------------------------------------------------
@@ -225,27 +275,54 @@ class GANObjective:
         config = self.config
         state = dict(state)
         z, fake_labels = draws["z"], draws["fake_labels"]
-        d_objective = self.ops.value_and_grad(self.discriminator_objective)
+        d_objective = self.ops.value_and_grad(self._scaled(self.discriminator_objective))
         for i in range(config.n_critic):
             step_draws = {name: draws[name][i] for name in ("replay_index", "gp_epsilon")
                           if name in draws}
-            (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits, d_metrics)), \
-                grads = d_objective(state["d"], state["d_nt"], state["g"], state["g_nt"],
-                                    images[i], labels[i], z[i], fake_labels[i],
-                                    state["replay"], step_draws)
-            state["d"], state["d_opt"] = self.ops.apply("d", self.d_optimizer, grads,
-                                                        state["d"], state["d_opt"])
+            (_, (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits,
+                     d_metrics))), grads = d_objective(
+                state["d"], self._loss_scale(state, "d"), state["d_nt"], state["g"],
+                state["g_nt"], images[i], labels[i], z[i], fake_labels[i], state["replay"],
+                step_draws)
+            state = self._apply(state, "d", self.d_optimizer, grads)
             if config.replay_size:
                 state["replay"] = replay.write(state["replay"], fake, fake_labels[i],
                                                config.replay_size)
-        (g_loss, (state["g_nt"], state["d_nt"])), grads = self.ops.value_and_grad(
-            self.generator_objective)(state["g"], state["g_nt"], state["d"], state["d_nt"],
-                                      z[-1], fake_labels[-1])
-        state["g"], state["g_opt"] = self.ops.apply("g", self.g_optimizer, grads, state["g"],
-                                                    state["g_opt"])
+        (_, (g_loss, (state["g_nt"], state["d_nt"]))), grads = self.ops.value_and_grad(
+            self._scaled(self.generator_objective))(
+            state["g"], self._loss_scale(state, "g"), state["g_nt"], state["d"], state["d_nt"],
+            z[-1], fake_labels[-1])
+        state = self._apply(state, "g", self.g_optimizer, grads)
         real_acc, fake_acc = discriminator_accuracy(self.loss, real_logits, fake_logits)
         return state, {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc,
                        "d_fake_acc": fake_acc}
+
+    def _scaled(self, objective):
+        """`objective(x, *args) -> (loss, aux)` as `(x, scale, *args) -> (scale * loss,
+        (loss, aux))`: the loss the gradients are taken of, under loss scaling."""
+        def scaled(x, scale, *args):
+            loss, aux = objective(x, *args)
+            return (loss if scale is None else loss * scale), (loss, aux)
+        return scaled
+
+    def _loss_scale(self, state, part):
+        """The current loss scale of network `part`, or None without loss scaling."""
+        if not self.loss_scaled:
+            return None
+        optimizer = self.g_optimizer if part == "g" else self.d_optimizer
+        return state["loss_scale"][part][precision.scale_index(optimizer)]
+
+    def _apply(self, state, part, optimizer, grads):
+        """The state after one optimizer update of network `part` ("g" or "d")."""
+        state = dict(state)
+        own = state["loss_scale"][part] if self.loss_scaled else []
+        state[part], optimizer_values = self.ops.apply(
+            part, optimizer, grads, state[part], list(own) + list(state[f"{part}_opt"]))
+        state[f"{part}_opt"] = list(optimizer_values[len(own):])
+        if self.loss_scaled:
+            state["loss_scale"] = {**state["loss_scale"],
+                                   part: list(optimizer_values[:len(own)])}
+        return state
 
     def step(self, state, images, labels, draws):
         """`update`, then the EMA of G, the metric sums and the step counter: the new state."""
@@ -271,11 +348,11 @@ class GANObjective:
         return (state["ema"] if self.config.ema_decay else state["g"]), state["g_nt"]
 
     def generate(self, g, g_nt, z, labels):
-        """Images in [-1, 1] from G in inference mode (pure)."""
-        return self.generator.stateless_call(g, g_nt, z, labels, training=False)[0]
+        """Images in [-1, 1] from the float32 sampling G in inference mode (pure)."""
+        return self.sampler.stateless_call(g, g_nt, z, labels, training=False)[0]
 
     def class_logits(self, d, d_nt, images):
         """The classifier head's logits for images in [-1, 1] (pure)."""
         labels = ops.zeros((ops.shape(images)[0],), "int32")
-        return self.discriminator.stateless_call(d, d_nt, images, labels, training=False,
-                                                 return_class_logits=True)[0][1]
+        return ops.cast(self.discriminator.stateless_call(
+            d, d_nt, images, labels, training=False, return_class_logits=True)[0][1], "float32")

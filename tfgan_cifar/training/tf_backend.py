@@ -4,6 +4,17 @@ The state lives in variables: the networks' and optimizers' own, plus new ones f
 buffer, the metric sums and the step. A compiled step reads them, runs the shared step
 (`objective.GANObjective.step`) and assigns the results back; `jit_compile=True` hands it to
 XLA. Metrics are summed on the device and read only when the loop logs.
+
+Under a tf.distribute strategy (`tf_distribute`) the variables are mirrored and the step runs
+once per replica, on that replica's slice of the global batch and of the step's random draws.
+The optimizers all-reduce the gradients (each replica's are divided by the number of replicas,
+so the update is that of the mean loss over the global batch) and update every copy alike.
+What else the step changes is made identical across replicas before it is assigned: the
+non-trainable values (spectral-norm vectors, batch-norm moving statistics) and the metric sums
+are averaged over the replicas; the spectral-norm vectors are equal already (the same power
+iteration on the same weights), and so are the batch-norm statistics with --sync_bn. The rest
+(EMA, counters) is computed from mirrored values alike on every replica and taken from the
+first.
 """
 
 import os
@@ -11,7 +22,8 @@ import os
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar.training import objective
+from tfgan_cifar import precision
+from tfgan_cifar.training import objective, tf_distribute
 from tfgan_cifar.training.trainer import Trainer
 
 
@@ -39,46 +51,74 @@ def by_position(variables):
     return {f"v{index:04d}": variable for index, variable in enumerate(variables)}
 
 
+# Parts of the state that a replica's step updates in place through the optimizers, and those
+# whose new values are averaged over the replicas (see the module's docstring).
+_UPDATED_BY_OPTIMIZERS = ("g", "d", "g_opt", "d_opt", "loss_scale")
+_AVERAGED = ("g_nt", "d_nt", "sums")
+
+
 class TFTrainer(Trainer):
-    """A run on TensorFlow; see `trainer.Trainer`."""
+    """A run on TensorFlow; see `trainer.Trainer`. `cluster` (`tf_distribute.Cluster`) is the
+    strategy; default: one device."""
 
     backend = "tensorflow"
 
-    def __init__(self, config, data):
-        super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply))
+    def __init__(self, config, data, cluster=None):
+        self.cluster = cluster or tf_distribute.connect(config)
+        self.strategy = self.cluster.strategy
+        self.replicas = self.cluster.replicas
+        with self.strategy.scope():
+            self._build_state(config)
         self.data = data
+        self.rng = tf.random.Generator.from_seed(config.seed)
+        self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile)
+        self._next_and_step = tf.function(self._next_and_step_eager)
+        self._iterator = None
+        self._make_checkpoint(config)
+
+    def _build_state(self, config):
+        super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply))
         G, D, ema = self.generator, self.discriminator, self.ema_generator
         initial = self.objective.initial_state(ema)
         self.state = {
             "g": G.trainable_variables, "g_nt": G.non_trainable_variables,
             "d": D.trainable_variables, "d_nt": D.non_trainable_variables,
-            "g_opt": self.g_optimizer.variables, "d_opt": self.d_optimizer.variables,
+            "g_opt": precision.split_variables(self.g_optimizer)[1],
+            "d_opt": precision.split_variables(self.d_optimizer)[1],
+            "loss_scale": {part: precision.split_variables(optimizer)[0] for part, optimizer
+                           in (("g", self.g_optimizer), ("d", self.d_optimizer))}
+            if self.objective.loss_scaled else {},
             "ema": ema.trainable_variables if ema else [],
             **{part: tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False),
                                            initial[part])
                for part in ("replay", "sums", "count", "diverged_at")},
             "step": tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
         }
-        self.rng = tf.random.Generator.from_seed(config.seed)
+
+    def _make_checkpoint(self, config):
+        G, D, ema = self.generator, self.discriminator, self.ema_generator
         # Keras 3 layers kept in Python lists are invisible to TF's object-graph tracking, so
         # the checkpoint names every variable explicitly, by its position in the model.
-        self.checkpoint = tf.train.Checkpoint(
+        self._checkpointed = dict(
             generator=by_position(G.variables), discriminator=by_position(D.variables),
-            g_optimizer=by_position(self.g_optimizer.variables),
-            d_optimizer=by_position(self.d_optimizer.variables),
+            g_optimizer=by_position(self.state["g_opt"]),
+            d_optimizer=by_position(self.state["d_opt"]),
             step=self.state["step"], rng=self.rng,
             **({"ema_generator": by_position(ema.variables)} if ema else {}),
             **({"replay": self.state["replay"]} if config.replay_size else {}),
+            **({"loss_scale": {part: by_position(variables) for part, variables
+                               in self.state["loss_scale"].items()}}
+               if self.objective.loss_scaled else {}),
         )
-        self.manager = self._checkpoint_manager()
-        self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile)
-        self._next_and_step = tf.function(self._next_and_step_eager)
-        self._iterator = None
+        self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
+        self.manager = self._checkpoint_manager() if self.cluster.is_writer else None
 
     def _apply(self, part, optimizer, grads, params, optimizer_values):
         # Keras's TF optimizers have no stateless_apply (it would not work under tf.distribute),
         # so they update the variables themselves. `params` are those variables' values: only
-        # this update writes them during a step.
+        # this update writes them during a step. Under a strategy it sums the replicas' gradients.
+        if self.replicas > 1:
+            grads = [tf.math.scalar_mul(1.0 / self.replicas, gradient) for gradient in grads]
         optimizer.apply(grads, self.state[part])
         return self.read(part), tf.nest.map_structure(tf.convert_to_tensor, optimizer.variables)
 
@@ -107,15 +147,31 @@ class TFTrainer(Trainer):
 
     @property
     def device(self):
+        if self.cluster.kind != "none":
+            return self.cluster.describe()
         gpus = tf.config.list_logical_devices("GPU")
         return gpus[0].name if gpus else "CPU"
 
     checkpoint_errors = Trainer.checkpoint_errors + (tf.errors.OpError,)
 
     def _load_checkpoint(self, path):
-        self.checkpoint.restore(path).assert_consumed()
+        saved_scale = any(name.startswith("loss_scale/")
+                          for name, _ in tf.train.list_variables(path))
+        if saved_scale == self.objective.loss_scaled:
+            self.checkpoint.restore(path).assert_consumed()
+            return
+        # Written under another --precision: everything but the loss scale, which this run
+        # either does not use or starts afresh.
+        status = tf.train.Checkpoint(**{name: value for name, value in self._checkpointed.items()
+                                        if name != "loss_scale"}).restore(path)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
 
     def save(self):
+        if self.manager is None:  # a worker that is not the chief: it takes part, then forgets
+            with self.cluster.scratch_directory() as directory:
+                self.checkpoint.write(os.path.join(directory, "ckpt"))
+            return None
         return self.manager.save(checkpoint_number=self.step)
 
     def start(self):
@@ -131,8 +187,31 @@ class TFTrainer(Trainer):
                               lambda shape, high: self.rng.uniform(shape, 0, high, tf.int32))
 
     def _step(self, images, labels):
-        state = self.objective.step(self.read_all(), images, labels, self._draws())
-        tf.nest.map_structure(lambda variable, value: variable.assign(value), self.state, state)
+        """One step on the global batch: each replica's, then the state made identical."""
+        new = self.strategy.run(self._replica_step, args=(images, labels, self._draws()))
+        for part, values in new.items():
+            if part in _UPDATED_BY_OPTIMIZERS:
+                continue
+            if part in _AVERAGED:
+                values = tf.nest.map_structure(
+                    lambda v: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None),
+                    values)
+            else:
+                values = tf.nest.map_structure(
+                    lambda v: self.strategy.experimental_local_results(v)[0], values)
+            tf.nest.map_structure(lambda variable, value: variable.assign(value),
+                                  self.state[part], values)
+
+    def _replica_step(self, images, labels, draws):
+        """The shared step on this replica's slice of the batch and of the draws (whose batch
+        axis is the second: [n_critic, B, ...])."""
+        if self.replicas > 1:
+            context = tf.distribute.get_replica_context()
+            size = self.config.batch_size // self.replicas
+            begin = context.replica_id_in_sync_group * size
+            images, labels, draws = tf.nest.map_structure(
+                lambda x: x[:, begin:begin + size], (images, labels, draws))
+        return self.objective.step(self.read_all(), images, labels, draws)
 
     def read_all(self):
         """The whole state as tensors."""

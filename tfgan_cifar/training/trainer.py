@@ -38,10 +38,10 @@ class Trainer(abc.ABC):
     def __init__(self, config, backend_ops):
         self.config = config
         self.run = RunDir(config.workdir)
+        self.networks = build_networks(config)
         (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-         self.ema_generator) = build_networks(config)
-        self.objective = GANObjective(config, self.generator, self.discriminator,
-                                      self.g_optimizer, self.d_optimizer, backend_ops)
+         self.ema_generator, self.sampler) = self.networks
+        self.objective = GANObjective(config, self.networks, backend_ops)
         self.metric_names = self.objective.metric_names
         self._generate = self.compile(self.objective.generate)
         self._class_logits = self.compile(self.objective.class_logits)
@@ -156,8 +156,9 @@ class Trainer(abc.ABC):
             for i in range(0, len(images), batch_size)])
 
     def export_generator(self):
-        """The Keras generator holding the sampling weights (the EMA ones with --ema_decay)."""
-        model = self.ema_generator or self.generator
+        """The float32 Keras generator holding the sampling weights (the EMA ones with
+        --ema_decay)."""
+        model = self.sampler
         g, g_nt = self._sampling_weights()
         assign(model.trainable_variables, g)
         assign(model.non_trainable_variables, g_nt)

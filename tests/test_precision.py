@@ -1,0 +1,148 @@
+"""--precision: mixed bfloat16/float16 steps, what stays float32, loss scaling, exports and
+checkpoints across precisions (TensorFlow; the JAX backend's cases are in test_jax_backend)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan_cifar import data, export
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.nn.layers import SelfAttention, _SpectralNorm
+from tfgan_cifar.training import loop
+from tfgan_cifar.training.tf_backend import TFTrainer
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+HALF = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def tiny_config(cifar_like_dir, workdir, **overrides):
+    values = dict(model="sagan", image_dir=str(cifar_like_dir / "train"), workdir=str(workdir),
+                  width=4, z_dim=8, batch_size=4, steps=3, num_classes=3, seed=0,
+                  attention_res=(16, 32), save_dir=os.path.join(workdir, "saved"))
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+def trained(config, cifar_like_dir, steps=3):
+    trainer = TFTrainer(config, data.load_image_folder(str(cifar_like_dir / "train")))
+    trainer.start()
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer
+
+
+def spectral_layers(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, _SpectralNorm)]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
+        cifar_like_dir, tmp_path, precision):
+    config = tiny_config(cifar_like_dir, tmp_path, precision=precision, ema_decay=0.9)
+    trainer = trained(config, cifar_like_dir)
+    metrics = trainer.pop_metrics()
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    assert trainer.step == 3
+
+    # The layers compute in the half type; every variable, the SN state and the EMA stay float32.
+    convs = [layer for layer in trainer.generator._flatten_layers()
+             if isinstance(layer, keras.layers.Layer) and "deconv" in layer.name]
+    assert convs and all(layer.compute_dtype == HALF[precision] for layer in convs)
+    for model in (trainer.generator, trainer.discriminator, trainer.ema_generator):
+        assert {v.dtype for v in model.variables} == {"float32"}
+    assert all(v.dtype == "float32" for v in trainer.read("ema"))
+
+    # sigma(W / sigma(W)) is 1, to float32 accuracy before the cast to the compute type.
+    layers = spectral_layers(trainer.generator) + spectral_layers(trainer.discriminator)
+    assert len(layers) >= 8
+    for layer in layers:
+        for _ in range(100):  # power iteration to convergence, through the layer's own code
+            layer.normalized_kernel(training=True)
+        w = keras.ops.convert_to_numpy(layer.kernel_matrix())
+        assert w.dtype == np.float32 and layer.u.dtype == "float32"
+        normalized = keras.ops.convert_to_numpy(keras.ops.cast(
+            layer.normalized_kernel(training=False), "float32")).reshape(w.shape)
+        tolerance = 1e-3 if precision == "float32" else 1e-2  # + the cast to the half type
+        assert np.linalg.norm(normalized, 2) == pytest.approx(1.0, abs=tolerance), layer.path
+
+    # Samples and exports are float32, computed by a float32 generator.
+    z = np.random.default_rng(0).normal(size=(5, config.z_dim)).astype(np.float32)
+    labels = np.arange(5) % 3
+    images = trainer.generate(z, labels)
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+    generator = trainer.export_generator()
+    assert generator.dtype_policy.name == "float32"
+    assert all(layer.compute_dtype == "float32" for layer in generator._flatten_layers())
+    if precision == "float32":
+        return  # float32 exports: test_export
+    path = export.export_model(generator, str(tmp_path / "best"), {"step": 3})
+    sample, z_dim = export.load_sampler(path)
+    signature = sample.saved_model.signatures["serving_default"]
+    assert signature.structured_input_signature[1]["z"].dtype == tf.float32
+    assert signature.structured_outputs["images"].dtype == tf.float32
+    np.testing.assert_allclose(sample(z, labels), images, atol=1e-5)
+    reloaded = keras.saving.load_model(os.path.join(path, export.KERAS_FILE))
+    assert reloaded.dtype_policy.name == "float32"
+
+
+def test_attention_softmax_is_float32_under_bfloat16():
+    layer = SelfAttention(dtype="mixed_bfloat16")
+    x = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(2, 4, 4, 16)),
+                                    "float32")
+    outputs, attention = layer(x, return_attention=True)
+    assert outputs.dtype == "bfloat16" and attention.dtype == "float32"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.sum(attention, -1)), 1.0,
+                               atol=1e-6)
+
+
+def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_like_dir,
+                                                                          tmp_path):
+    config = tiny_config(cifar_like_dir, tmp_path, precision="mixed_float16")
+    trainer = TFTrainer(config, data.load_image_folder(str(cifar_like_dir / "train")))
+    assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    initial = float(trainer.g_optimizer.initial_scale)
+    trainer.start()
+    for _ in range(4):
+        trainer.train_step()
+    scales = {part: float(trainer.read("loss_scale")[part][-1]) for part in ("g", "d")}
+    counters = {part: int(trainer.read("loss_scale")[part][-2]) for part in ("g", "d")}
+    for part in ("g", "d"):
+        # Each overflow halves the scale and skips the update; the others count up.
+        halvings = round(np.log2(initial / scales[part]))
+        assert 0 <= halvings <= 4 and counters[part] <= 4 - halvings
+    applied = int(trainer.g_optimizer.inner_optimizer.iterations)
+    assert applied == 4 - round(np.log2(initial / scales["g"]))
+
+
+@pytest.mark.parametrize("first,second", [("float32", "mixed_float16"),
+                                          ("mixed_float16", "mixed_bfloat16")])
+def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path, first, second):
+    config = tiny_config(cifar_like_dir, tmp_path, precision=first, ema_decay=0.5)
+    before = trained(config, cifar_like_dir, steps=2)
+    before.save()
+    after = TFTrainer(tiny_config(cifar_like_dir, tmp_path, precision=second, ema_decay=0.5),
+                      data.load_image_folder(str(cifar_like_dir / "train")))
+    assert after.restore() == 2
+    for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "ema"):
+        for a, b in zip(before.read(part), after.read(part)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    after.start()
+    after.train_step()
+    assert all(np.isfinite(v) for v in after.pop_metrics().values())
+
+
+def test_a_run_resumes_with_another_precision(cifar_like_dir, tmp_path):
+    loop.train(tiny_config(cifar_like_dir, tmp_path, model="dcgan", steps=2, log_every=1,
+                           checkpoint_every=2))
+    loop.train(tiny_config(cifar_like_dir, tmp_path, model="dcgan", steps=4, log_every=1,
+                           checkpoint_every=2, precision="mixed_bfloat16"))
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+        steps = [record["step"] for record in map(json.loads, f) if record["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    with open(os.path.join(tmp_path, "config.json")) as f:
+        assert json.load(f)["precision"] == "mixed_bfloat16"

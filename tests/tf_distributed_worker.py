@@ -1,0 +1,112 @@
+"""Runs --distribute=mirrored checks on two logical CPU devices, in a process of its own (the
+logical devices must be configured before TensorFlow starts).
+
+  python tests/tf_distributed_worker.py IMAGE_DIR TMP RESULTS.json
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from tfgan_cifar import data  # noqa: E402
+from tfgan_cifar.config import TrainConfig  # noqa: E402
+from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.training import loop  # noqa: E402
+from tfgan_cifar.training.tf_backend import TFTrainer  # noqa: E402
+
+IMAGE_DIR, TMP, RESULTS = sys.argv[1:4]
+MIRRORED = dict(distribute="mirrored", devices=("CPU:0", "CPU:1"))
+
+
+def config(name, **overrides):
+    values = dict(image_dir=IMAGE_DIR, workdir=os.path.join(TMP, name), width=4, z_dim=8,
+                  batch_size=8, num_classes=3, steps=4, seed=3, log_every=1, sample_every=0,
+                  eval_every=0, checkpoint_every=2, save_dir=os.path.join(TMP, name, "saved"),
+                  optimizer="sgd", ema_decay=0.5)
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+def two_steps(cfg):
+    trainer = TFTrainer(cfg, data.load_image_folder(IMAGE_DIR))
+    trainer.start()
+    for _ in range(2):
+        trainer.train_step()
+    return trainer
+
+
+def state(trainer):
+    return {part: [np.asarray(v) for v in trainer.read(part)]
+            for part in ("g", "g_nt", "d", "d_nt", "ema")}
+
+
+def replica_spread(trainer):
+    """The largest difference between two replicas' copies of any variable of G, D or EMA."""
+    spread = 0.0
+    for variable in (trainer.generator.variables + trainer.discriminator.variables
+                     + trainer.ema_generator.variables):
+        copies = [np.asarray(c) for c in trainer.strategy.experimental_local_results(variable)]
+        spread = max([spread] + [float(np.max(np.abs(c - copies[0]))) for c in copies[1:]])
+    return spread
+
+
+def compare(model, **overrides):
+    """A single-device and a mirrored run's metrics and state after two steps."""
+    single = two_steps(config(f"single_{model}", model=model, **overrides))
+    mirrored = two_steps(config(f"mirrored_{model}", model=model, **MIRRORED, **overrides))
+    a, b = state(single), state(mirrored)
+    return {
+        "replicas": mirrored.replicas,
+        "metrics": [single.pop_metrics(), mirrored.pop_metrics()],
+        "max_difference": {part: max(float(np.max(np.abs(x - y))) for x, y in zip(a[part], b[part]))
+                           for part in a},
+        "replica_spread": replica_spread(mirrored),
+    }
+
+
+def resume():
+    """A mirrored run of 4 steps against one stopped after 2 and resumed."""
+    straight = config("straight", model="dcgan", sync_bn=True, **MIRRORED)
+    half = config("half", model="dcgan", sync_bn=True, steps=2, **MIRRORED)
+    loop.train(straight)
+    loop.train(half)
+    loop.train(dataclasses.replace(half, steps=4))
+    finals = []
+    for cfg in (straight, dataclasses.replace(half, steps=4)):
+        trainer = TFTrainer(cfg, data.load_image_folder(IMAGE_DIR))
+        assert trainer.restore() == 4
+        finals.append(state(trainer))
+    return max(float(np.max(np.abs(x - y)))
+               for part in finals[0] for x, y in zip(finals[0][part], finals[1][part]))
+
+
+def refused(**overrides):
+    try:
+        loop.train(config("refused", model="dcgan", **overrides))
+    except UserError as error:
+        return {"error": str(error),
+                "written": sorted(os.listdir(os.path.join(TMP, "refused")))
+                if os.path.isdir(os.path.join(TMP, "refused")) else []}
+    return {"error": None}
+
+
+results = {
+    "sagan_sync_bn": compare("sagan", sync_bn=True),
+    "dcgan_sync_bn": compare("dcgan", sync_bn=True, aux_classifier=True),
+    "dcgan_local_bn": compare("dcgan"),
+    "resume": resume(),
+    "odd_batch": refused(batch_size=7, **MIRRORED),
+    "unknown_device": refused(distribute="mirrored", devices=("GPU:7",)),
+}
+with open(RESULTS, "w") as f:
+    json.dump(results, f)
