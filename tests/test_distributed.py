@@ -89,8 +89,11 @@ def test_without_sync_bn_replicas_stay_identical_but_see_local_batch_statistics(
     assert result["max_difference"]["g"] > 1e-5  # local batch statistics change the step
 
 
-def test_a_mirrored_run_resumes_exactly(mirrored):
-    assert mirrored["resume"] < 1e-6
+def test_a_mirrored_run_stopped_by_ctrl_c_resumes_exactly(mirrored):
+    result = mirrored["resume"]
+    assert result["stopped_by"] == 2  # SIGINT, after the checkpoint of the step it ended
+    assert "ckpt-3.index" in result["checkpoints_when_stopped"]
+    assert result["max_difference"] < 1e-6
 
 
 def test_a_batch_that_does_not_split_over_the_replicas_is_refused(mirrored):

@@ -7,6 +7,7 @@ logical devices must be configured before TensorFlow starts).
 import dataclasses
 import json
 import os
+import signal
 import sys
 
 import tensorflow as tf
@@ -74,20 +75,37 @@ def compare(model, **overrides):
     }
 
 
-def resume():
-    """A mirrored run of 4 steps against one stopped after 2 and resumed."""
+def interrupted_and_resumed():
+    """A mirrored run of 4 steps against one stopped by Ctrl-C (SIGINT) after step 3 and
+    resumed: the largest difference of their final states, and how the first one stopped."""
     straight = config("straight", model="dcgan", sync_bn=True, **MIRRORED)
-    half = config("half", model="dcgan", sync_bn=True, steps=2, **MIRRORED)
+    interrupted = config("interrupted", model="dcgan", sync_bn=True, **MIRRORED)
     loop.train(straight)
-    loop.train(half)
-    loop.train(dataclasses.replace(half, steps=4))
+    original = TFTrainer.train_step
+
+    def train_step(trainer):
+        original(trainer)
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    TFTrainer.train_step = train_step
+    try:
+        loop.train(interrupted)
+        stopped = None
+    except loop.StoppedBySignal as stop:
+        stopped = stop.signum
+    finally:
+        TFTrainer.train_step = original
+    checkpoints = sorted(os.listdir(os.path.join(interrupted.workdir, "checkpoints")))
+    loop.train(interrupted)
     finals = []
-    for cfg in (straight, dataclasses.replace(half, steps=4)):
+    for cfg in (straight, interrupted):
         trainer = TFTrainer(cfg, data.load_image_folder(IMAGE_DIR))
         assert trainer.restore() == 4
         finals.append(state(trainer))
-    return max(float(np.max(np.abs(x - y)))
-               for part in finals[0] for x, y in zip(finals[0][part], finals[1][part]))
+    return {"stopped_by": stopped, "checkpoints_when_stopped": checkpoints,
+            "max_difference": max(float(np.max(np.abs(x - y))) for part in finals[0]
+                                  for x, y in zip(finals[0][part], finals[1][part]))}
 
 
 def refused(**overrides):
@@ -104,7 +122,7 @@ results = {
     "sagan_sync_bn": compare("sagan", sync_bn=True),
     "dcgan_sync_bn": compare("dcgan", sync_bn=True, aux_classifier=True),
     "dcgan_local_bn": compare("dcgan"),
-    "resume": resume(),
+    "resume": interrupted_and_resumed(),
     "odd_batch": refused(batch_size=7, **MIRRORED),
     "unknown_device": refused(distribute="mirrored", devices=("GPU:7",)),
 }

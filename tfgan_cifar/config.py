@@ -164,9 +164,10 @@ class TrainConfig:
         "--batch_size is the global batch.", "devices", choices=DISTRIBUTE)
     devices: Tuple[str, ...] = setting(
         (), "Devices of --distribute=mirrored, e.g. GPU:0,GPU:1 (default: every local GPU, "
-        "else every CPU device).", "devices")
-    sync_bn: bool = setting(False, "Synchronise G's batch-norm statistics across replicas "
-                            "(TensorFlow; under JAX they are always global).", "devices")
+        "else the CPU).", "devices")
+    sync_bn: bool = setting(False, "Batch statistics over the global batch in every batch "
+                            "norm of G and D, not per replica (TensorFlow; under JAX they are "
+                            "always global).", "devices")
     coordinator_address: Optional[str] = setting(
         None, "JAX multi-process: host:port of process 0 (else the environment JAX reads, e.g. "
         "Slurm).", "devices")

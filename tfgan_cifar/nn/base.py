@@ -77,9 +77,15 @@ class Discriminator(GANModel):
 
 def batch_norm(synchronized=False, **kwargs):
     """The networks' batch norm (momentum 0.9, epsilon 1e-5). `synchronized` computes the
-    batch statistics over every replica of a tf.distribute strategy (TensorFlow only)."""
+    batch statistics over every replica of a tf.distribute strategy; see `synchronizable`."""
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                           synchronized=synchronized, **kwargs)
+                                           synchronized=synchronizable(synchronized), **kwargs)
+
+
+def synchronizable(synchronized):
+    """Keras synchronises batch norm on TensorFlow only; under JAX a sharded step's batch
+    statistics are global anyway, so the flag is dropped there (a model saved with it loads)."""
+    return synchronized and keras.backend.backend() == "tensorflow"
 
 
 def projection(logits, features, embedding, labels, training):

@@ -17,6 +17,8 @@ are computed in float32; the convolutions and matmuls run in the layer's compute
 import keras
 from keras import ops
 
+from tfgan_cifar.nn.base import synchronizable
+
 _SERIALIZABLE = "tfgan_cifar"
 
 
@@ -289,7 +291,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
         channels = input_shape[-1]
         self.norm = keras.layers.BatchNormalization(
             momentum=self.momentum, epsilon=self.epsilon, center=False, scale=False,
-            synchronized=self.synchronized, name="bn", dtype=self.dtype_policy
+            synchronized=synchronizable(self.synchronized), name="bn", dtype=self.dtype_policy
         )
         self.norm.build(input_shape)
         self.scale = keras.layers.Embedding(
