@@ -113,15 +113,21 @@ def _ineffective_flags(config, flag_values):
         if (needs and field.name in flag_values and flag_values[field.name].present
                 and not getattr(config, needs)):
             yield f"--{field.name} has no effect without --{needs}"
-    if getattr(config, "jit_compile", False) or getattr(config, "sync_bn", False):
-        import keras
+    if not isinstance(config, TrainConfig):
+        return
+    import keras
 
-        if keras.backend.backend() == "jax" and config.jit_compile:
-            yield ("--jit_compile has no effect with KERAS_BACKEND=jax: JAX always compiles "
-                   "the training step")
-        if keras.backend.backend() == "jax" and config.sync_bn:
-            yield ("--sync_bn has no effect with KERAS_BACKEND=jax: a sharded step's batch "
-                   "statistics are always those of the global batch")
+    backend = keras.backend.backend()
+    if backend == "jax" and config.jit_compile:
+        yield ("--jit_compile has no effect with KERAS_BACKEND=jax: JAX always compiles the "
+               "training step")
+    if backend == "jax" and config.sync_bn:
+        yield ("--sync_bn has no effect with KERAS_BACKEND=jax: a sharded step's batch "
+               "statistics are always those of the global batch")
+    if backend == "tensorflow" and (config.coordinator_address or config.num_processes
+                                    or config.process_id is not None):
+        yield ("--coordinator_address, --num_processes and --process_id have no effect with "
+               "KERAS_BACKEND=tensorflow: TF_CONFIG or Slurm describes the cluster")
 
 
 def parse_flags(argv, flag_values=FLAGS, known_only=False):
