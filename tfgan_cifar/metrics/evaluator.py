@@ -147,15 +147,6 @@ class ClassifierEvaluator:
         self.reference_description = description
         self._reference = None
 
-    @classmethod
-    def create(cls, config):
-        """A ClassifierEvaluator for --classifier, or None when the flag is not given."""
-        if not getattr(config, "classifier", None):
-            return None
-        from tfgan_cifar.metrics import classifier as classifier_lib
-
-        return cls(config, classifier_lib.load(config.classifier, config.num_classes))
-
     @property
     def reference(self):
         """Feature statistics of the reference split, computed once and cached on disk."""
