@@ -138,15 +138,29 @@ def _train_config(cifar_like_dir, tmp_path, **overrides):
     return TrainConfig(**values).resolved()
 
 
-def test_training_with_a_classifier_logs_quality_and_selects_by_fd_classifier(
-        cifar_like_dir, tmp_path, monkeypatch, untrained_file, capsys):
-    from tfgan_cifar import export
-    from tfgan_cifar.run_dir import RunDir
+@pytest.fixture(scope="module")
+def classifier_run(cifar_like_dir, tmp_path_factory, untrained_file):
+    """A tiny SAGAN run with --classifier and no Inception weights: (config, its stdout)."""
+    import contextlib
+    import io
+
     from tfgan_cifar.training import loop
 
-    _no_inception(monkeypatch)
-    config = _train_config(cifar_like_dir, tmp_path, classifier=untrained_file)
-    loop.train(config)
+    tmp = tmp_path_factory.mktemp("classifier_run")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _no_inception(monkeypatch)
+        config = _train_config(cifar_like_dir, tmp, classifier=untrained_file)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            loop.train(config)
+    return config, out.getvalue()
+
+
+def test_training_with_a_classifier_logs_quality_and_selects_by_fd_classifier(classifier_run):
+    from tfgan_cifar import export
+    from tfgan_cifar.run_dir import RunDir
+
+    config, out = classifier_run
     run = RunDir(config.workdir)
     evals = run.metrics.records("eval")
     assert [r["step"] for r in evals] == [2, 4]
@@ -162,7 +176,6 @@ def test_training_with_a_classifier_logs_quality_and_selects_by_fd_classifier(
     assert info["step"] == min(evals, key=lambda r: r["fd_classifier"])["step"]
     assert os.path.exists(os.path.join(config.workdir, "quality.png"))
     assert not os.path.exists(os.path.join(config.workdir, "fid.png"))
-    out = capsys.readouterr().out
     assert "FD_classifier" in out and "best so far by fd_classifier" in out
 
     import tensorflow as tf
@@ -172,6 +185,31 @@ def test_training_with_a_classifier_logs_quality_and_selects_by_fd_classifier(
         for event in tf.compat.v1.train.summary_iterator(events):
             tags.update(value.tag for value in event.summary.value)
     assert {"quality/fd_classifier", "quality/class_acc", "quality/class_acc/2"} <= tags
+
+
+def test_evaluate_reports_classifier_metrics_intra_class_and_cas(classifier_run, tmp_path,
+                                                                untrained_file, capsys):
+    from tfgan_cifar import evaluate_model
+    from tfgan_cifar.run_dir import RunDir
+
+    config, _ = classifier_run
+    outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
+        model="sagan", saved_model=RunDir(config.workdir).export_dir("best"),
+        output_dir=str(tmp_path), fid=False, classifier=untrained_file, fid_samples=12,
+        real_baseline=True, intra_class=True, cas=True, cas_samples=24, cas_epochs=1,
+        fid_cache_dir=config.fid_cache_dir, image_dir=config.image_dir))
+    assert outputs["quality"]["classifier_samples"] == 12 and "class_acc" in outputs["quality"]
+    assert "fd_classifier" in outputs["quality_real_baseline"]
+    intra = outputs["intra_class"]
+    assert list(intra) == ["fd_classifier"] and len(intra["fd_classifier"]["per_class"]) == 3
+    assert intra["fd_classifier"]["samples_per_class"] == [8, 8, 8]
+    assert intra["fd_classifier"]["mean"] == pytest.approx(
+        np.mean(intra["fd_classifier"]["per_class"]))
+    assert 0 <= outputs["cas"]["cas"] <= 1 and outputs["cas"]["cas_samples"] == 24
+    written = json.loads((tmp_path / "SAGAN" / "metrics.json").read_text())
+    assert set(written) == {"quality", "quality_real_baseline", "intra_class", "cas"}
+    out = capsys.readouterr().out
+    assert "intra-class FD_classifier" in out and "(CAS)" in out
 
 
 def test_training_refuses_a_classifier_for_other_classes_before_writing(

@@ -149,3 +149,32 @@ def test_classifier_evaluator_equals_direct_computation(tmp_path, cifar_like_dir
     again = ClassifierEvaluator(config, classifier)
     assert len(list(tmp_path.glob("fid_ref_*.npz"))) == 1
     np.testing.assert_array_equal(again.reference.mu, evaluator.reference.mu)
+
+
+def test_intra_class_fd_equals_direct_computation(tmp_path):
+    from tfgan_cifar.data import ImageSet
+    from tfgan_cifar.metrics import conditional
+
+    rng = np.random.default_rng(6)
+    labels = np.repeat(np.arange(3), [9, 11, 10]).astype(np.int32)
+    test = ImageSet(rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8), labels,
+                    ["a", "b", "c"], "synthetic")
+    extractor = _LinearClassifier()
+
+    def generate(z, labels):
+        images = np.tanh(np.resize(z, (len(z), 32 * 32 * 3)).reshape(-1, 32, 32, 3))
+        return images * 0.5 + 0.3 * labels[:, None, None, None]
+
+    result = conditional.intra_class_fd(generate, 5, extractor, test, "synthetic",
+                                        str(tmp_path), seed=7)
+    z_rng = np.random.default_rng(7)
+    want = []
+    for label, count in enumerate([9, 11, 10]):
+        z = z_rng.standard_normal((count, 5)).astype(np.float32)
+        fake = extractor(generate(z, np.full(count, label)))
+        real = extractor(test.images[labels == label].astype(np.float32) / 127.5 - 1)
+        want.append(fid.frechet_distance(fake.mean(0), np.cov(fake, rowvar=False),
+                                         real.mean(0), np.cov(real, rowvar=False)))
+    assert result["per_class"] == pytest.approx(want, rel=1e-9)
+    assert result["mean"] == pytest.approx(np.mean(want)) and result["samples_per_class"] == [9, 11, 10]
+    assert len(list(tmp_path.glob("fid_ref_*.npz"))) == 3  # one cached reference per class
