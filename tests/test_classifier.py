@@ -223,3 +223,22 @@ def test_training_refuses_a_classifier_for_other_classes_before_writing(
     assert not os.path.exists(os.path.join(config.workdir, "config.json"))
     with pytest.raises(UserError, match="--classifier=.*does not exist"):
         _train_config(cifar_like_dir, tmp_path, classifier=str(tmp_path / "nothing.keras"))
+
+
+def test_report_shows_the_quality_metrics(classifier_run, tmp_path):
+    from tfgan_cifar.report import build_report
+    from tfgan_cifar.run_dir import RunDir, best_eval
+
+    config, _ = classifier_run
+    written = build_report([config.workdir], str(tmp_path / "report"))
+    markdown = open(written["markdown"]).read()
+    table, row = [line for line in markdown.splitlines() if line.startswith("| run |")][:2]
+    assert "best FD_classifier" in table and "class accuracy" in table
+    assert "precision / recall (Inception)" not in table  # no run has Inception features
+    best = best_eval(RunDir(config.workdir).metrics.records(), "fd_classifier")
+    cells = dict(zip([c.strip() for c in table.strip("|").split("|")],
+                     [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["best FD_classifier"] == f"{best['fd_classifier']:.2f}"
+    assert cells["class accuracy"] == f"{best['class_acc']:.3f}"
+    assert "## Quality metrics" in markdown
+    assert any(name.endswith("-quality.png") for name in os.listdir(tmp_path / "report" / "images"))

@@ -3,7 +3,7 @@
 from tfgan_cifar.report import figures
 from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups,
                                        attention_table, format_value, model_default_fields,
-                                       results_table, shared_fields)
+                                       quality_columns, results_table, shared_fields)
 
 
 def title(runs):
@@ -54,9 +54,16 @@ def results(doc, runs):
     """The results table, with notes on what it leaves out."""
     doc.section("Results")
     header, rows = results_table(runs)
-    doc.table(header, rows, align="ll" + "r" * 4 + "l" * (len(header) - 6))
+    quality = len(quality_columns(runs))
+    doc.table(header, rows, align="ll" + "r" * (4 + quality) + "l" * (len(header) - 6 - quality))
     notes = [f"best FID: the lowest {FID_NAME} of the run's evaluations; KID is the one "
              "measured at that step"]
+    if quality:
+        notes.append("quality metrics (README, \"Quality metrics\"): precision / recall "
+                     "(k = 5) in Inception features at the best-FID step; FD_classifier, "
+                     "class accuracy of conditional samples, KL of the predicted classes from "
+                     "uniform and precision / recall in the reference classifier's features, "
+                     "at the step of the lowest FD_classifier")
     if any(run.best is None for run in runs):
         notes.append(f"{NOT_AVAILABLE}: the run has no FID evaluation in its metrics.jsonl")
     by_model = model_default_fields(runs)
@@ -139,4 +146,20 @@ def classifier_curves(doc, runs, images_dir):
         doc.paragraph("Loss and accuracy of the discriminator's class head (--aux_classifier) "
                       "at each evaluation, on training images and on the test split (both "
                       "scored in inference mode), for the runs that have one.")
+        doc.images(items, per_row=2)
+
+
+def quality_curves(doc, runs, images_dir):
+    """The quality-metric curves of the runs that log them; no section when none does."""
+    items = []
+    for run in runs:
+        path = figures.quality_curves(run, images_dir)
+        if path:
+            items.append((run.name, path, "FD_classifier, class accuracy and KL, precision/"
+                          "recall/density/coverage at each evaluation"))
+    if items:
+        doc.section("Quality metrics")
+        doc.paragraph("The reference classifier's metrics (--classifier) and precision, recall, "
+                      "density and coverage (k = 5) at each evaluation, for the runs that log "
+                      "them.")
         doc.images(items, per_row=2)
