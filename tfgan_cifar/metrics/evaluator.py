@@ -36,8 +36,9 @@ def _as_float(images):
     return images.astype(np.float32) / 127.5 - 1.0
 
 
-class Evaluator:
-    """Computes FID and KID of `generate(z, labels)` against cached reference statistics."""
+class _ReferenceScorer:
+    """Features of the reference split (`reference_source`) from `extractor`, computed on
+    first use and cached on disk: what both evaluators compare generated images with."""
 
     def __init__(self, config, extractor):
         self.config = config
@@ -46,6 +47,23 @@ class Evaluator:
         self._load = load
         self.reference_description = description
         self._reference = None
+
+    @property
+    def reference(self):
+        """Reference statistics, computed on first use and cached on disk."""
+        if self._reference is None:
+            self._reference = reference.reference_statistics(
+                lambda: _as_float(self._load().images[: self.config.fid_samples]),
+                {"source": self.reference_description, "split": "test"},
+                self.extractor,
+                os.path.expanduser(self.config.fid_cache_dir),
+                self.config.fid_samples,
+            )
+        return self._reference
+
+
+class Evaluator(_ReferenceScorer):
+    """Computes FID and KID of `generate(z, labels)` against cached reference statistics."""
 
     @classmethod
     def create(cls, config):
@@ -58,25 +76,6 @@ class Evaluator:
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
-
-    @property
-    def reference(self):
-        """Reference statistics, computed on first use and cached on disk."""
-        if self._reference is None:
-            loaded = {}
-
-            def images():
-                loaded["set"] = self._load()
-                return _as_float(loaded["set"].images[: self.config.fid_samples])
-
-            self._reference = reference.reference_statistics(
-                images,
-                {"source": self.reference_description, "split": "test"},
-                self.extractor,
-                os.path.expanduser(self.config.fid_cache_dir),
-                self.config.fid_samples,
-            )
-        return self._reference
 
     def evaluate(self, generate, seed=0, num_samples=None):
         """FID/KID of `num_samples` (default --fid_samples) images from `generate(z, labels)`.
@@ -134,29 +133,16 @@ def real_batches(images, labels, batch_size=500):
         yield _as_float(images[start:start + batch_size]), labels[start:start + batch_size]
 
 
-class ClassifierEvaluator:
+class ClassifierEvaluator(_ReferenceScorer):
     """The reference classifier's metrics of generated (or any) images: class accuracy (for
     conditional models), class coverage, FD_classifier against the cached statistics of the
     reference split, and precision/recall/density/coverage in its penultimate features."""
 
     def __init__(self, config, classifier):
-        self.config = config
+        """`classifier`: a metrics.classifier.ReferenceClassifier (its features are the
+        extractor)."""
+        super().__init__(config, classifier)
         self.classifier = classifier
-        description, load = reference_source(config)
-        self._load = load
-        self.reference_description = description
-        self._reference = None
-
-    @property
-    def reference(self):
-        """Feature statistics of the reference split, computed once and cached on disk."""
-        if self._reference is None:
-            self._reference = reference.reference_statistics(
-                lambda: _as_float(self._load().images[: self.config.fid_samples]),
-                {"source": self.reference_description, "split": "test"},
-                self.classifier, os.path.expanduser(self.config.fid_cache_dir),
-                self.config.fid_samples)
-        return self._reference
 
     def score(self, batches, conditional):
         """Metrics of (images in [-1, 1], labels) batches.

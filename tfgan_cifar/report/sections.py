@@ -133,33 +133,32 @@ def attention(doc, runs):
                       "(16 against 32), so attention positions cannot be compared here.")
 
 
+def _per_run_figures(doc, runs, draw, caption, title, text):
+    """A section of one figure per run (`draw(run)` -> path or None), only when
+    some run has one."""
+    items = [(run.name, path, caption) for run, path in ((run, draw(run)) for run in runs)
+             if path]
+    if items:
+        doc.section(title)
+        doc.paragraph(text)
+        doc.images(items, per_row=2)
+
+
 def classifier_curves(doc, runs, images_dir):
     """The classifier-head curves of the runs that log them; no section when none does."""
-    items = []
-    for run in runs:
-        path = figures.classifier_curves(run, images_dir)
-        if path:
-            items.append((run.name, path, "loss and accuracy on training images and the "
-                          "test split"))
-    if items:
-        doc.section("Classifier head")
-        doc.paragraph("Loss and accuracy of the discriminator's class head (--aux_classifier) "
-                      "at each evaluation, on training images and on the test split (both "
-                      "scored in inference mode), for the runs that have one.")
-        doc.images(items, per_row=2)
+    _per_run_figures(
+        doc, runs, lambda run: figures.classifier_curves(run, images_dir),
+        "loss and accuracy on training images and the test split", "Classifier head",
+        "Loss and accuracy of the discriminator's class head (--aux_classifier) at each "
+        "evaluation, on training images and on the test split (both scored in inference "
+        "mode), for the runs that have one.")
 
 
 def quality_curves(doc, runs, images_dir):
     """The quality-metric curves of the runs that log them; no section when none does."""
-    items = []
-    for run in runs:
-        path = figures.quality_curves(run, images_dir)
-        if path:
-            items.append((run.name, path, "FD_classifier, class accuracy and KL, precision/"
-                          "recall/density/coverage at each evaluation"))
-    if items:
-        doc.section("Quality metrics")
-        doc.paragraph("The reference classifier's metrics (--classifier) and precision, recall, "
-                      "density and coverage (k = 5) at each evaluation, for the runs that log "
-                      "them.")
-        doc.images(items, per_row=2)
+    _per_run_figures(
+        doc, runs, lambda run: figures.quality_curves(run, images_dir),
+        "FD_classifier, class accuracy and KL, precision/recall/density/coverage at each "
+        "evaluation", "Quality metrics",
+        "The reference classifier's metrics (--classifier) and precision, recall, density and "
+        "coverage (k = 5) at each evaluation, for the runs that log them.")
