@@ -5,11 +5,12 @@
       --inception_weights=PATH --out=bench/quality
 
 Each preset (a train.py flagfile) is trained by `train.py` in its own run directory under
---out for --steps steps and evaluated once at the end on --samples images: FID and
-precision/recall when Inception weights are available, and the reference classifier's metrics
-(FD_classifier, class accuracy and KL, precision/recall) with --classifier. Writes
-<out>/quality.json and <out>/quality.md (the README's quality table) with the machine it ran
-on. The defaults fit a two-core CPU in well under an hour.
+--out for --steps steps; `evaluate.py` then scores the final generator on --samples images:
+FID and precision/recall with --inception_weights, and the reference classifier's metrics
+(FD_classifier, class accuracy and KL, precision/recall/density/coverage) with --classifier.
+A preset already trained under --out is not trained again, so a rerun only re-evaluates.
+Writes <out>/quality.json and <out>/quality.md (the README's quality table) with the machine
+it ran on. The defaults fit a two-core CPU in well under an hour.
 """
 
 import argparse
@@ -42,6 +43,7 @@ def _parse():
                         "reference); default: tensorflow-datasets")
     parser.add_argument("--classifier", help="reference classifier (.keras or its folder)")
     parser.add_argument("--inception_weights", help="local InceptionV3 notop weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation's noise")
     parser.add_argument("--extra", default="", help="more train.py flags, space-separated")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "quality"))
     return parser.parse_args()
@@ -66,33 +68,51 @@ def machine():
     return text
 
 
+def _run(command):
+    print(" ".join(command), flush=True)
+    process = subprocess.run(command, cwd=ROOT)
+    if process.returncode != 0:
+        raise SystemExit(f"{command[1]} failed with exit code {process.returncode}")
+
+
 def train(preset, args):
-    """Trains one preset with train.py; returns its result record."""
+    """Trains one preset with train.py (a finished run is kept: rerunning only evaluates),
+    then scores its final generator with evaluate.py; returns its result record."""
     name = os.path.splitext(os.path.basename(preset))[0]
     workdir = os.path.join(args.out, name)
-    command = [sys.executable, os.path.join(ROOT, "train.py"), f"--flagfile={preset}",
-               f"--steps={args.steps}", f"--eval_every={args.steps}",
-               f"--fid_samples={args.samples}", f"--workdir={workdir}",
-               f"--save_dir={os.path.join(workdir, 'saved_models')}", "--sample_every=0",
-               f"--log_every={max(1, args.steps // 10)}", "--checkpoint_every=0",
-               *(f"--{k}={getattr(args, k)}" for k in ("image_dir", "classifier",
-                                                       "inception_weights")
-                 if getattr(args, k)),
-               *args.extra.split()]
-    print(" ".join(command), flush=True)
-    started = time.perf_counter()
-    process = subprocess.run(command, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{name}: train.py failed with exit code {process.returncode}")
+    timing = os.path.join(workdir, "bench_training.json")
+    data = [f"--{k}={getattr(args, k)}" for k in ("image_dir",) if getattr(args, k)]
+    if not os.path.exists(timing):
+        started = time.perf_counter()
+        _run([sys.executable, os.path.join(ROOT, "train.py"), f"--flagfile={preset}",
+              f"--steps={args.steps}", "--eval_every=0", f"--workdir={workdir}",
+              f"--save_dir={os.path.join(workdir, 'saved_models')}", "--sample_every=0",
+              f"--log_every={max(1, args.steps // 10)}", "--checkpoint_every=0", *data,
+              *args.extra.split()])
+        with open(timing, "w") as f:
+            json.dump({"seconds": round(time.perf_counter() - started), "steps": args.steps}, f)
+    with open(timing) as f:
+        trained = json.load(f)
     from tfgan_cifar.run_dir import RunDir
 
-    evals = RunDir(workdir).metrics.records("eval")
-    train_records = RunDir(workdir).metrics.records("train")
-    speeds = [r["steps_per_sec"] for r in train_records if r.get("steps_per_sec")]
-    return {"preset": preset, "name": name, "steps": args.steps, "seconds": round(seconds),
-            "steps_per_sec": speeds[-1] if speeds else None,
-            "metrics": evals[-1] if evals else {}}
+    metrics = {}
+    if args.classifier or args.inception_weights:
+        out = os.path.join(workdir, "evaluation")
+        _run([sys.executable, os.path.join(ROOT, "evaluate.py"),
+              f"--saved_model={RunDir(workdir).export_dir('final')}", f"--output_dir={out}",
+              f"--fid_samples={args.samples}", f"--seed={args.seed}", *data,
+              *(f"--{k}={getattr(args, k)}" for k in ("classifier", "inception_weights")
+                if getattr(args, k)),
+              "--fid" if args.inception_weights else "--nofid"])
+        model = json.load(open(os.path.join(workdir, "config.json")))["model"]
+        with open(os.path.join(out, model.upper(), "metrics.json")) as f:
+            written = json.load(f)
+        metrics = {**written.get("quality", {}), **written.get("metrics", {})}
+    speeds = [r["steps_per_sec"] for r in RunDir(workdir).metrics.records("train")
+              if r.get("steps_per_sec")]
+    return {"preset": preset, "name": name, "steps": trained["steps"],
+            "seconds": trained["seconds"], "steps_per_sec": speeds[-1] if speeds else None,
+            "metrics": metrics}
 
 
 def markdown(results, args, host):
