@@ -36,10 +36,10 @@ class ClassifierOptions:
                          "penultimate features).", "architecture", minimum=1)
     learning_rate: float = setting(0.2, "Peak of the one-cycle SGD-Nesterov learning rate.",
                                    "objective")
-    mixed_precision: bool = setting(False, "Train under mixed_bfloat16: faster on recent GPUs, "
-                                    "but about 10x slower on CPUs with TensorFlow 2.21 (the "
-                                    "bfloat16 convolution gradients have no fast CPU kernel).",
-                                    "run")
+    mixed_precision: bool = setting(False, "Train under mixed_bfloat16: faster on recent GPUs "
+                                    "(and CPUs with AMX), but about 10x slower on a CPU "
+                                    "without bfloat16 instructions (measured with TF 2.21 on "
+                                    "an AVX2-only AMD EPYC).", "run")
     seed: int = same_as(TrainConfig, "seed")
     out: str = setting(os.path.join("~", ".cache", "tfgan_cifar"), "Folder of "
                        "classifier_cifar10.keras and its .json record.", "paths")

@@ -112,9 +112,9 @@ def train_classifier(train, epochs=10, batch_size=256, width=16, learning_rate=0
         learning_rate: the one-cycle peak of SGD-Nesterov (momentum 0.9).
         weight_decay, label_smoothing: regularisation.
         seed: seeds the weights, the order and the augmentation.
-        mixed_precision: build under `mixed_bfloat16` (faster on GPUs; on CPUs TF 2.21's
-            bfloat16 convolution gradients are ~10x slower than float32); the previous global
-            policy is restored afterwards.
+        mixed_precision: build under `mixed_bfloat16` (faster on GPUs; on a CPU without
+            bfloat16 instructions TF 2.21's bfloat16 convolution gradients are ~10x slower
+            than float32); the previous global policy is restored afterwards.
         augmentation: random crops and flips (off: images as they are).
         verbose: print one line per epoch.
         on_epoch: optional `on_epoch(epoch, logs)` called after each epoch.
