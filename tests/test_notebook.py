@@ -72,6 +72,9 @@ def saved_dcgan(tmp_path_factory):
                          "config": json.loads(sagan.to_json())})
     os.makedirs(workdir)
     log = MetricsLog(str(workdir / "metrics.jsonl"))
+    from tfgan_cifar.metrics import classifier as classifier_lib
+
+    classifier_lib.save(classifier_lib.build_classifier(3, width=4), str(tmp / "c3.keras"), {})
     for step, fid in ((100, 400.0), (200, 321.5)):
         log.append("train", step, {"g_loss": 1.0, "d_loss": 1.2})
         log.append("eval", step, {"fid": fid, "kid": 0.3, "kid_std": 0.01, "num_samples": 10,
@@ -88,7 +91,8 @@ def test_notebook_shows_and_scores_the_saved_generators(saved_dcgan, cifar_like_
            "TFGAN_TEST_DIR": str(cifar_like_dir / "test"),
            "TFGAN_INCEPTION_WEIGHTS": inception_weights_file,
            "TFGAN_FID_SAMPLES": "6",
-           "TFGAN_FID_CACHE": str(tmp_path / "fid_cache")}
+           "TFGAN_FID_CACHE": str(tmp_path / "fid_cache"),
+           "TFGAN_CLASSIFIER": str(saved_dcgan / "c3.keras")}
     _execute(notebook, env, monkeypatch)  # raises CellExecutionError if any cell fails
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -114,4 +118,11 @@ def test_notebook_shows_and_scores_the_saved_generators(saved_dcgan, cifar_like_
     assert math.isfinite(fid) and math.isfinite(kid)
     row = re.search(r"^sagan\s+(\S+)\s+(\S+)\s+(\S+)\s+6\s+50\s+-$", text, re.M)
     assert row and math.isfinite(float(row.group(1))), text
-    assert len(os.listdir(tmp_path / "fid_cache")) == 1  # reference statistics were cached
+    # The reference classifier's metrics: class accuracy for the conditional SAGAN only.
+    assert "6 generated images vs folder:" in text
+    row = re.search(r"^dcgan\s+(\S+)\s+nan\s+(\S+)\s+(\S+)\s+(\S+)$", text, re.M)
+    assert row and all(math.isfinite(float(v)) for v in row.groups()), text
+    row = re.search(r"^sagan(\s+\S+){5}$", text, re.M)
+    assert row and "nan" not in row.group(0), text
+    # Reference statistics were cached: Inception's and the classifier's.
+    assert len(os.listdir(tmp_path / "fid_cache")) == 2

@@ -255,6 +255,12 @@ class TrainConfig:
         "Keras on first use.", "evaluation")
     fid_cache_dir: str = setting(os.path.join("~", ".cache", "tfgan_cifar"),
                                  "Where reference statistics are cached.", "evaluation")
+    # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier).
+    classifier: Optional[str] = setting(
+        None, "Reference classifier (.keras from `python -m tfgan_cifar.classifier`, or the "
+        "folder holding classifier_cifar10.keras): adds class accuracy and coverage, "
+        "FD_classifier and precision/recall in its features to each evaluation; needs no "
+        "Inception weights.", "evaluation")
 
     def resolved(self):
         """Returns a copy with every `None` replaced by the model default, validated."""
@@ -294,6 +300,9 @@ class TrainConfig:
                             f"not --loss={self.loss}")
         if self.image_dir and self.data_dir:
             raise UserError("pass either --image_dir or --data_dir, not both")
+        if self.classifier and not os.path.exists(os.path.expanduser(self.classifier)):
+            raise UserError(f"--classifier={self.classifier} does not exist: train one with "
+                            "`python -m tfgan_cifar.classifier --image_dir=PATH/train`")
 
     def to_json(self):
         """The configuration as pretty JSON text."""

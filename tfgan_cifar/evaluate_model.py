@@ -11,11 +11,14 @@ from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metrics import fid
-from tfgan_cifar.metrics.evaluator import Evaluator, evaluate_real_images
+from tfgan_cifar.metrics import classifier as classifier_lib, conditional, fid
+from tfgan_cifar.metrics.evaluator import (ClassifierEvaluator, Evaluator, evaluate_real_images,
+                                           real_batches, reference_source)
 from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids, internals
 
+METRIC_OUTPUTS = ("metrics", "real_baseline", "quality", "quality_real_baseline", "intra_class",
+                  "cas")  # written to metrics.json
 SORT_POOL_FACTOR = 20  # unconditional rows pick from this many samples per shown image
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -48,6 +51,19 @@ class EvaluateOptions:
     fid_reference_dir: Optional[str] = same_as(TrainConfig, "fid_reference_dir")
     inception_weights: Optional[str] = same_as(TrainConfig, "inception_weights")
     fid_cache_dir: str = same_as(TrainConfig, "fid_cache_dir")
+    # The reference classifier's metrics, intra-class FID and CAS (tfgan_cifar.metrics).
+    classifier: Optional[str] = same_as(TrainConfig, "classifier")
+    intra_class: bool = setting(False, "Conditional models: intra-class FID, the mean over "
+                                "classes of FID between each class's samples and its test "
+                                "images (and intra-class FD_classifier with --classifier).",
+                                "evaluation")
+    cas: bool = setting(False, "Classification accuracy score: train the reference classifier's "
+                        "network on --cas_samples generated images (labels as drawn) and report "
+                        "its accuracy on the real test split (slow).", "evaluation")
+    cas_samples: int = setting(10000, "Generated training images of --cas.", "evaluation",
+                               minimum=2, requires="cas")
+    cas_epochs: int = setting(10, "Training epochs of --cas.", "evaluation", minimum=1,
+                              requires="cas")
     samples_npz: Optional[str] = setting(None, "Write --num_samples generated images to this "
                                          ".npz (uint8 x: N x 32 x 32 x 3, int32 labels y) for "
                                          "other FID tools.", "outputs")
@@ -68,7 +84,7 @@ def _train_config(options, info):
     recorded.setdefault("model", options.model)
     overrides = {name: getattr(options, name) for name in (
         "image_dir", "data_dir", "fid_reference_dir", "inception_weights", "fid_cache_dir",
-        "fid_samples")}
+        "fid_samples", "classifier")}
     overrides["workdir"] = recorded.get("workdir") or "."
     base = TrainConfig.from_json(json.dumps(recorded))
     return dataclasses.replace(base, **overrides).resolved()
@@ -110,6 +126,8 @@ def _default_model(options):
 def _export_description(info):
     if "fid" in info:
         return f", exported at step {info['step']} with FID {fid.format_fid(info['fid'])}"
+    if "fd_classifier" in info:
+        return f", exported at step {info['step']} with FD_classifier {info['fd_classifier']:.2f}"
     if info.get("final"):
         return f", the final generator of step {info['step']}"
     return ""
@@ -208,10 +226,19 @@ def run(options):
 
     if options.samples_npz:
         outputs["samples_npz"] = write_samples_npz(options.samples_npz, options.num_samples, draw)
+    if options.intra_class and not config.conditional:
+        raise UserError("--intra_class needs a conditional generator (e.g. --model=sagan)")
+    classifier = None
+    if config.classifier:
+        classifier = classifier_lib.load(config.classifier, config.num_classes)
+        outputs.update(classifier_metrics(classifier, config, sample, options))
+    evaluator = None
     if options.fid or options.real_baseline:
         evaluator = Evaluator.create(config)
-        if evaluator is None:
-            raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH")
+        if evaluator is None and classifier is None:
+            raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH (or "
+                            "--classifier=PATH for the reference classifier's metrics)")
+    if evaluator is not None:
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)
             print(f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
@@ -227,8 +254,20 @@ def run(options):
                   f"{result['num_samples']} training images vs "
                   f"{result['reference']}", flush=True)
             outputs["real_baseline"] = result
-        _write_json(os.path.join(out_dir, "metrics.json"),
-                    {k: outputs[k] for k in ("metrics", "real_baseline") if k in outputs})
+    if options.intra_class:
+        outputs["intra_class"] = intra_class(config, sample, z_dim, options.seed,
+                                             evaluator if options.fid else None, classifier)
+    if options.cas:
+        test = reference_source(config)[1]()
+        print(f"CAS: training the classifier on {options.cas_samples} generated images "
+              f"({options.cas_epochs} epochs)", flush=True)
+        outputs["cas"] = conditional.classification_accuracy_score(
+            sample, z_dim, test, options.cas_samples, options.cas_epochs, seed=options.seed)
+        print(f"classification accuracy score (CAS) {outputs['cas']['cas']:.4f} on "
+              f"{len(test)} real test images", flush=True)
+    results = {k: outputs[k] for k in METRIC_OUTPUTS if k in outputs}
+    if results:
+        _write_json(os.path.join(out_dir, "metrics.json"), results)
     if options.attention_maps:
         outputs["attention_maps"] = attention_maps(path, config, out_dir, draw)
     if options.weights:
@@ -237,6 +276,52 @@ def run(options):
         if name != "saved_model" and isinstance(value, (str, list)):
             print(f"wrote {', '.join([value] if isinstance(value, str) else value)}")
     return outputs
+
+
+def classifier_metrics(classifier, config, sample, options):
+    """The reference classifier's metrics of `sample` ("quality") and, with
+    --real_baseline, of real training images ("quality_real_baseline"), each printed."""
+    from tfgan_cifar.training.hooks import quality_line
+
+    evaluator = ClassifierEvaluator(config, classifier)
+    result = evaluator.evaluate(sample, seed=options.seed)
+    result["reference"] = evaluator.reference_description
+    print(f"{quality_line(result)} vs {evaluator.reference_description}", flush=True)
+    outputs = {"quality": result}
+    if options.real_baseline:
+        real = data_lib.load_training_data(config)
+        count = min(options.fid_samples, len(real))
+        baseline = evaluator.score(real_batches(real.images[:count], real.labels[:count]),
+                                   conditional=True)
+        print(f"real baseline: {quality_line(baseline)}", flush=True)
+        outputs["quality_real_baseline"] = baseline
+    return outputs
+
+
+def intra_class(config, sample, z_dim, seed, evaluator, classifier):
+    """Intra-class FID (with an Inception `evaluator`) and intra-class FD_classifier (with a
+    reference `classifier`) of a conditional generator, each printed."""
+    extractors = {}
+    if evaluator is not None:
+        extractors["fid"] = evaluator.extractor
+    if classifier is not None:
+        extractors["fd_classifier"] = classifier
+    if not extractors:
+        raise UserError("--intra_class needs InceptionV3 weights (--inception_weights=PATH) or "
+                        "a reference classifier (--classifier=PATH)")
+    source, load = reference_source(config)
+    test = load()
+    results = {}
+    for name, extractor in extractors.items():
+        result = conditional.intra_class_fd(sample, z_dim, extractor, test, source,
+                                            os.path.expanduser(config.fid_cache_dir),
+                                            seed=seed)
+        results[name] = result
+        label = "FID (Keras InceptionV3)" if name == "fid" else "FD_classifier"
+        print(f"intra-class {label} {result['mean']:.2f}: mean over {len(test.class_names)} "
+              f"classes, {min(result['samples_per_class'])}-"
+              f"{max(result['samples_per_class'])} samples each vs {source}", flush=True)
+    return results
 
 
 def load_classifier(path):

@@ -1,1 +1,1 @@
-"""Quality metrics: Inception features, FID/KID, cached reference statistics, evaluators."""
+"""Quality metrics: Inception and reference-classifier features, FID/KID, precision/recall/density/coverage, class accuracy, cached reference statistics, evaluators."""

@@ -1,4 +1,6 @@
-"""FID and KID of a generator against the CIFAR-10 test split, during training or after it.
+"""FID and KID of a generator against the CIFAR-10 test split, during training or after it,
+and the reference classifier's metrics (class accuracy and coverage, FD_classifier,
+precision/recall) beside them.
 
 The reference is, in order: `--fid_reference_dir`, the `test` folder beside `--image_dir`, or
 the tensorflow-datasets `test` split. Numbers are "FID (Keras InceptionV3)": not comparable with
@@ -11,7 +13,7 @@ import numpy as np
 
 from tfgan_cifar import data as data_lib
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metrics import fid, inception, reference
+from tfgan_cifar.metrics import fid, inception, quality, reference
 
 
 def reference_source(config):
@@ -34,8 +36,9 @@ def _as_float(images):
     return images.astype(np.float32) / 127.5 - 1.0
 
 
-class Evaluator:
-    """Computes FID and KID of `generate(z, labels)` against cached reference statistics."""
+class _ReferenceScorer:
+    """Features of the reference split (`reference_source`) from `extractor`, computed on
+    first use and cached on disk: what both evaluators compare generated images with."""
 
     def __init__(self, config, extractor):
         self.config = config
@@ -44,6 +47,23 @@ class Evaluator:
         self._load = load
         self.reference_description = description
         self._reference = None
+
+    @property
+    def reference(self):
+        """Reference statistics, computed on first use and cached on disk."""
+        if self._reference is None:
+            self._reference = reference.reference_statistics(
+                lambda: _as_float(self._load().images[: self.config.fid_samples]),
+                {"source": self.reference_description, "split": "test"},
+                self.extractor,
+                os.path.expanduser(self.config.fid_cache_dir),
+                self.config.fid_samples,
+            )
+        return self._reference
+
+
+class Evaluator(_ReferenceScorer):
+    """Computes FID and KID of `generate(z, labels)` against cached reference statistics."""
 
     @classmethod
     def create(cls, config):
@@ -56,25 +76,6 @@ class Evaluator:
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
-
-    @property
-    def reference(self):
-        """Reference statistics, computed on first use and cached on disk."""
-        if self._reference is None:
-            loaded = {}
-
-            def images():
-                loaded["set"] = self._load()
-                return _as_float(loaded["set"].images[: self.config.fid_samples])
-
-            self._reference = reference.reference_statistics(
-                images,
-                {"source": self.reference_description, "split": "test"},
-                self.extractor,
-                os.path.expanduser(self.config.fid_cache_dir),
-                self.config.fid_samples,
-            )
-        return self._reference
 
     def evaluate(self, generate, seed=0, num_samples=None):
         """FID/KID of `num_samples` (default --fid_samples) images from `generate(z, labels)`.
@@ -91,7 +92,8 @@ class Evaluator:
             labels = rng.integers(0, config.num_classes, n).astype(np.int32)
             return np.asarray(generate(z, labels))
 
-        result = fid.compute_metrics(sample, num_samples, self.extractor, self.reference)
+        result = fid.compute_metrics(sample, num_samples, self.extractor, self.reference,
+                                     prdc=True)
         result["reference"] = self.reference_description
         result["reference_samples"] = int(self.reference.num_samples)
         return result
@@ -107,9 +109,81 @@ def evaluate_real_images(evaluator, images, num_samples):
         position["next"] = start + n
         return _as_float(images[start:start + n])
 
-    result = fid.compute_metrics(sample, len(images), evaluator.extractor, evaluator.reference)
+    result = fid.compute_metrics(sample, len(images), evaluator.extractor, evaluator.reference,
+                                 prdc=True)
     result["reference"] = evaluator.reference_description
     return result
+
+
+def draw_samples(generate, num_samples, z_dim, num_classes, seed, batch_size=500):
+    """Yields (images in [-1, 1], labels drawn uniformly) batches of `generate(z, labels)`,
+    `num_samples` in all, from the same noise and labels as `Evaluator.evaluate` with `seed`."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, num_samples, batch_size):
+        n = min(batch_size, num_samples - start)
+        z = rng.standard_normal((n, z_dim)).astype(np.float32)
+        labels = rng.integers(0, num_classes, n).astype(np.int32)
+        yield np.asarray(generate(z, labels)), labels
+
+
+def real_batches(images, labels, batch_size=500):
+    """Yields (uint8 images as floats in [-1, 1], labels) batches: real images scored like
+    generated ones (`ClassifierEvaluator.score`)."""
+    for start in range(0, len(images), batch_size):
+        yield _as_float(images[start:start + batch_size]), labels[start:start + batch_size]
+
+
+class ClassifierEvaluator(_ReferenceScorer):
+    """The reference classifier's metrics of generated (or any) images: class accuracy (for
+    conditional models), class coverage, FD_classifier against the cached statistics of the
+    reference split, and precision/recall/density/coverage in its penultimate features."""
+
+    def __init__(self, config, classifier):
+        """`classifier`: a metrics.classifier.ReferenceClassifier (its features are the
+        extractor)."""
+        super().__init__(config, classifier)
+        self.classifier = classifier
+
+    def score(self, batches, conditional):
+        """Metrics of (images in [-1, 1], labels) batches.
+
+        Returns:
+            {"fd_classifier", "class_kl", "class_distribution" (share per predicted class),
+            "classifier_samples"}, the PRDC keys with suffix `_clf` (when both sets have more
+            than k images) and, when `conditional`, "class_acc" and "class_acc_per_class"
+            (the share classified as the label each image was drawn for).
+        """
+        stats, predicted, drawn = fid.FeatureStats(), [], []
+        for images, labels in batches:
+            logits, features = self.classifier.logits_and_features(images)
+            stats.update(features)
+            predicted.append(logits.argmax(axis=1))
+            drawn.append(np.asarray(labels))
+        predicted, drawn = np.concatenate(predicted), np.concatenate(drawn)
+        num_classes = self.classifier.num_classes
+        distribution = quality.class_distribution(predicted, num_classes)
+        ref = self.reference
+        result = {
+            "fd_classifier": fid.frechet_distance(stats.mean(), stats.covariance(), ref.mu,
+                                                  ref.sigma),
+            "class_kl": quality.kl_from_uniform(distribution),
+            "class_distribution": [float(p) for p in distribution],
+            "classifier_samples": int(stats.count),
+        }
+        if conditional:
+            result["class_acc"], result["class_acc_per_class"] = quality.class_accuracy(
+                predicted, drawn, num_classes)
+        result.update(quality.prdc_when_possible(ref.kid_features, stats.kid_features(),
+                                                 suffix="_clf"))
+        return result
+
+    def evaluate(self, generate, seed=0, num_samples=None):
+        """Metrics of `num_samples` (default --fid_samples) images from `generate(z, labels)`,
+        labels drawn uniformly (the same images as `Evaluator.evaluate` with `seed`)."""
+        config = self.config
+        batches = draw_samples(generate, num_samples or config.fid_samples, config.z_dim,
+                               config.num_classes, seed)
+        return self.score(batches, config.conditional)
 
 
 def classifier_metrics(class_logits, images, labels):

@@ -143,7 +143,7 @@ def kernel_inception_distance(features1, features2, num_subsets=100, subset_size
     return float(estimates.mean()), float(std / np.sqrt(num_subsets))
 
 
-def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500):
+def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500, prdc=False):
     """FID and KID of generated images against reference statistics.
 
     Args:
@@ -153,9 +153,13 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
         extractor: a FeatureExtractor (or anything images -> features).
         reference: ReferenceStats (mu, sigma, kid_features).
         batch_size: images requested from sample_fn per call.
+        prdc: also precision, recall, density and coverage (metrics.quality.prdc) of the
+            first 10k generated features against the reference's KID features, when both
+            sets have more than k rows.
 
     Returns:
-        {"fid": float, "kid": float, "kid_std": float, "num_samples": int}.
+        {"fid": float, "kid": float, "kid_std": float, "num_samples": int}, with prdc also
+        {"precision", "recall", "density", "coverage"}.
     """
     stats = FeatureStats()
     while stats.count < num_samples:
@@ -166,7 +170,12 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
         stats.update(extractor(images))
     fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma)
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
-    return {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
+    result = {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
+    if prdc:
+        from tfgan_cifar.metrics import quality
+
+        result.update(quality.prdc_when_possible(reference.kid_features, stats.kid_features()))
+    return result
 
 
 def format_fid(value, sign=False):

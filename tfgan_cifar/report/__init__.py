@@ -6,14 +6,17 @@ Writes `<out>/report.md`, `<out>/report.tex` (compiled to `<out>/report.pdf` by 
 it is installed) and the figures they show under `<out>/images/`:
 
 1. results: per run its best FID (Keras InceptionV3) with the step, KID at that step, the FID
-   sample count and the configuration values that differ between the runs;
+   sample count, the quality metrics when runs log them (precision/recall, FD_classifier,
+   class accuracy and KL) and the configuration values that differ between the runs;
 2. the FID curves of all runs in one figure;
 3. the loss curves of each run;
 4. an 8x8 grid per run, from the run's best generator (its final one when it was trained
    without FID), else from its newest training grid;
 5. one row of samples per class per run, side by side;
 6. mean best FID of SAGAN with attention at 32x32 against 16x16, over runs differing only there;
-7. the classifier-head curves of the runs that log them.
+7. the classifier-head curves of the runs that log them;
+8. the quality-metric curves (FD_classifier, class accuracy, precision/recall) of the runs
+   that log them.
 
 A run directory is what `train.py --workdir` writes (see `run_dir.RunDir`): `config.json`,
 `metrics.jsonl`, `samples/` and its exported generators `export/best` and `export/final`.
@@ -66,5 +69,6 @@ def build_report(run_dirs, out, seed=0, per_class=10):
     sections.class_rows(doc, runs, samples, per_class)
     sections.attention(doc, runs)
     sections.classifier_curves(doc, runs, images_dir)
+    sections.quality_curves(doc, runs, images_dir)
     markdown, latex = doc.write(sections.title(runs))
     return {"markdown": markdown, "latex": latex, "pdf": compile_pdf(latex)}

@@ -36,6 +36,12 @@ def classifier_curves(run, images_dir):
     return path if curves.plot_classifier(run.records, path) else None
 
 
+def quality_curves(run, images_dir):
+    """The quality-metric curves of a run as a PNG: its path, or None when it logs none."""
+    path = os.path.join(images_dir, f"{run.slug}-quality.png")
+    return path if curves.plot_quality(run.records, path) else None
+
+
 # Samples -----------------------------------------------------------------------------------
 
 

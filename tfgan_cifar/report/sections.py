@@ -3,7 +3,7 @@
 from tfgan_cifar.report import figures
 from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups,
                                        attention_table, format_value, model_default_fields,
-                                       results_table, shared_fields)
+                                       quality_columns, results_table, shared_fields)
 
 
 def title(runs):
@@ -54,9 +54,16 @@ def results(doc, runs):
     """The results table, with notes on what it leaves out."""
     doc.section("Results")
     header, rows = results_table(runs)
-    doc.table(header, rows, align="ll" + "r" * 4 + "l" * (len(header) - 6))
+    quality = len(quality_columns(runs))
+    doc.table(header, rows, align="ll" + "r" * (4 + quality) + "l" * (len(header) - 6 - quality))
     notes = [f"best FID: the lowest {FID_NAME} of the run's evaluations; KID is the one "
              "measured at that step"]
+    if quality:
+        notes.append("quality metrics (README, \"Quality metrics\"): precision / recall "
+                     "(k = 5) in Inception features at the best-FID step; FD_classifier, "
+                     "class accuracy of conditional samples, KL of the predicted classes from "
+                     "uniform and precision / recall in the reference classifier's features, "
+                     "at the step of the lowest FD_classifier")
     if any(run.best is None for run in runs):
         notes.append(f"{NOT_AVAILABLE}: the run has no FID evaluation in its metrics.jsonl")
     by_model = model_default_fields(runs)
@@ -126,17 +133,32 @@ def attention(doc, runs):
                       "(16 against 32), so attention positions cannot be compared here.")
 
 
+def _per_run_figures(doc, runs, draw, caption, title, text):
+    """A section of one figure per run (`draw(run)` -> path or None), only when
+    some run has one."""
+    items = [(run.name, path, caption) for run, path in ((run, draw(run)) for run in runs)
+             if path]
+    if items:
+        doc.section(title)
+        doc.paragraph(text)
+        doc.images(items, per_row=2)
+
+
 def classifier_curves(doc, runs, images_dir):
     """The classifier-head curves of the runs that log them; no section when none does."""
-    items = []
-    for run in runs:
-        path = figures.classifier_curves(run, images_dir)
-        if path:
-            items.append((run.name, path, "loss and accuracy on training images and the "
-                          "test split"))
-    if items:
-        doc.section("Classifier head")
-        doc.paragraph("Loss and accuracy of the discriminator's class head (--aux_classifier) "
-                      "at each evaluation, on training images and on the test split (both "
-                      "scored in inference mode), for the runs that have one.")
-        doc.images(items, per_row=2)
+    _per_run_figures(
+        doc, runs, lambda run: figures.classifier_curves(run, images_dir),
+        "loss and accuracy on training images and the test split", "Classifier head",
+        "Loss and accuracy of the discriminator's class head (--aux_classifier) at each "
+        "evaluation, on training images and on the test split (both scored in inference "
+        "mode), for the runs that have one.")
+
+
+def quality_curves(doc, runs, images_dir):
+    """The quality-metric curves of the runs that log them; no section when none does."""
+    _per_run_figures(
+        doc, runs, lambda run: figures.quality_curves(run, images_dir),
+        "FD_classifier, class accuracy and KL, precision/recall/density/coverage at each "
+        "evaluation", "Quality metrics",
+        "The reference classifier's metrics (--classifier) and precision, recall, density and "
+        "coverage (k = 5) at each evaluation, for the runs that log them.")

@@ -6,10 +6,11 @@ import numpy as np
 
 from tfgan_cifar.config import MODEL_DEFAULTS
 from tfgan_cifar.metrics import fid
+from tfgan_cifar.run_dir import best_eval
 
 # Where files are, not what was trained: left out of the comparison unless nothing else differs.
 PATH_FIELDS = ("workdir", "image_dir", "data_dir", "save_dir", "fid_cache_dir",
-               "fid_reference_dir", "inception_weights")
+               "fid_reference_dir", "inception_weights", "classifier")
 # Cadences that change neither the networks nor their training.
 BOOKKEEPING_FIELDS = ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints")
 # Fields that mean something only in some runs (shown as "–" in the others): {field: test of
@@ -118,11 +119,59 @@ def _shown(run, name):
 # Tables ------------------------------------------------------------------------------------
 
 
+def _share(value):
+    return NOT_AVAILABLE if value is None else f"{value:.3f}"
+
+
+def _pair(record, first, second):
+    if record is None or record.get(first) is None:
+        return NOT_AVAILABLE
+    return f"{_share(record.get(first))} / {_share(record.get(second))}"
+
+
+def quality_columns(runs):
+    """The quality-metric columns the runs have data for: [(header, run -> cell)].
+
+    Precision / recall in Inception features are taken at the best-FID step; the reference
+    classifier's metrics at the step of the lowest FD_classifier.
+    """
+    def has(key):
+        return any(r.get(key) is not None for run in runs for r in run.records
+                   if r.get("kind") == "eval")
+
+    columns = []
+    if has("precision"):
+        columns.append(("precision / recall (Inception) at best FID",
+                        lambda run: _pair(run.best, "precision", "recall")))
+    if has("fd_classifier"):
+        def quality_best(run):
+            return best_eval(run.records, "fd_classifier")
+
+        def fd(run):
+            best = quality_best(run)
+            return NOT_AVAILABLE if best is None else f"{best['fd_classifier']:.2f}"
+
+        def step(run):
+            best = quality_best(run)
+            return NOT_AVAILABLE if best is None else str(best["step"])
+
+        columns += [
+            ("best FD_classifier", fd), ("at step", step),
+            ("class accuracy", lambda run: _share((quality_best(run) or {}).get("class_acc"))),
+            ("class KL", lambda run: _share((quality_best(run) or {}).get("class_kl"))),
+            ("precision / recall (classifier)",
+             lambda run: _pair(quality_best(run), "precision_clf", "recall_clf")),
+        ]
+    return columns
+
+
 def results_table(runs):
-    """(header, rows) of the results table: plain text cells, one row per run."""
+    """(header, rows) of the results table: plain text cells, one row per run. Quality
+    metrics (`quality_columns`) follow the FID columns when some run has them."""
     diffs = differing_fields(runs)
+    quality = quality_columns(runs)
     header = ["run", "model", f"best {FID_NAME}", "at step", "KID ± std at that step",
-              "FID samples", *diffs]
+              "FID samples", *(name for name, _ in quality), *diffs]
     rows = []
     for run in runs:
         best = run.best
@@ -132,7 +181,7 @@ def results_table(runs):
             metrics = [format_fid(best["fid"]), str(best["step"]),
                        format_kid(best.get("kid"), best.get("kid_std")),
                        str(best.get("num_samples", NOT_AVAILABLE))]
-        rows.append([run.name, run.config.model, *metrics,
+        rows.append([run.name, run.config.model, *metrics, *(cell(run) for _, cell in quality),
                      *(format_value(_shown(run, n)) for n in diffs)])
     return header, rows
 

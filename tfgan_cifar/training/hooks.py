@@ -10,14 +10,20 @@ import numpy as np
 from tfgan_cifar import export
 from tfgan_cifar.errors import TrainingDiverged
 from tfgan_cifar.metrics import fid
-from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics, reference_source
+from tfgan_cifar.metrics.evaluator import (ClassifierEvaluator, Evaluator, classifier_metrics,
+                                           reference_source)
 from tfgan_cifar.run_dir import published_best
 from tfgan_cifar.viz import curves, grids, internals
 
 GRID_SIDE = 8
 CLASSIFIER_EVAL_IMAGES = 10000  # per split, for the classifier head's evaluation
 EVAL_SUMMARIES = ("fid", "kid", "cls_train_loss", "cls_train_acc", "cls_test_loss",
-                  "cls_test_acc")
+                  "cls_test_acc", "precision", "recall", "density", "coverage")
+# The reference classifier's metrics (--classifier), under "quality/" in TensorBoard.
+QUALITY_SUMMARIES = ("fd_classifier", "class_acc", "class_kl", "precision_clf", "recall_clf",
+                     "density_clf", "coverage_clf")
+EXPORT_KEYS = ("fid", "kid", "kid_std", "num_samples", "reference", "fd_classifier",
+               "class_acc", "class_kl", "classifier_samples")
 
 
 class SampleGrids:
@@ -55,23 +61,46 @@ def export_info(config, step, **values):
             "config": json.loads(config.to_json())}
 
 
-class Evaluation:
-    """Every --eval_every steps and at the last one: FID/KID with the plots and the best-model
-    export and, with --aux_classifier, the classifier head's loss and accuracy on training and
-    test images."""
+def load_classifier(config):
+    """The reference classifier of --classifier when evaluations are on, else None; a bad file
+    raises UserError (one line)."""
+    if not (config.classifier and config.eval_every):
+        return None
+    from tfgan_cifar.metrics import classifier as classifier_lib
 
-    def __init__(self, config, run, summaries, data):
+    return classifier_lib.load(config.classifier, config.num_classes)
+
+
+def selection_metric(evaluator, classifier_evaluator):
+    """The eval field that picks the best model: FID when the Inception weights exist, else
+    FD_classifier with --classifier, else None (no best model)."""
+    if evaluator is not None:
+        return "fid"
+    return "fd_classifier" if classifier_evaluator is not None else None
+
+
+class Evaluation:
+    """Every --eval_every steps and at the last one: FID/KID (with precision/recall) and, with
+    --classifier, the reference classifier's metrics, with the plots and the best-model export
+    (by FID, else FD_classifier); with --aux_classifier, the classifier head's loss and
+    accuracy on training and test images."""
+
+    def __init__(self, config, run, summaries, data, classifier=None):
+        """`classifier`: the loaded --classifier (see `load_classifier`), or None."""
         self.config, self.run, self.summaries, self.data = config, run, summaries, data
         self.evaluator = Evaluator.create(config) if config.eval_every else None
+        self.classifier_evaluator = (ClassifierEvaluator(config, classifier)
+                                     if classifier is not None else None)
+        self.selected_by = selection_metric(self.evaluator, self.classifier_evaluator)
         records = run.metrics.records("eval")
         self.logged_until = max((r["step"] for r in records), default=0)
-        self.best_fid = min((r["fid"] for r in records if r.get("fid") is not None),
-                            default=float("inf"))
+        self.best = min((r[self.selected_by] for r in records
+                         if r.get(self.selected_by) is not None), default=float("inf"))
         self._classifier_sets = None
 
     def due(self, step):
         every = self.config.eval_every
-        if not every or (self.evaluator is None and not self.config.aux_classifier):
+        if not every or (self.selected_by is None and not self.config.aux_classifier):
             return False
         return (step % every == 0 or step == self.config.steps) and step > self.logged_until
 
@@ -103,22 +132,30 @@ class Evaluation:
             result = self.evaluator.evaluate(_finite_only(trainer.generate, step),
                                              seed=config.seed + step)
             parts.append(_fid_line(result))
+        if self.classifier_evaluator is not None:
+            result.update(self.classifier_evaluator.evaluate(
+                _finite_only(trainer.generate, step), seed=config.seed + step))
+            parts.append(quality_line(result))
         if config.aux_classifier:
             result.update(self._classifier_result(trainer))
             parts.append(f"classifier head: accuracy {result['cls_train_acc']:.3f} on training "
                          f"images, {result['cls_test_acc']:.3f} on the test split")
-        if "fid" in result and result["fid"] < self.best_fid:
-            self.best_fid = result["fid"]
-            parts[0] += f"; best so far, exported to {self.export_best(trainer, step, result)}"
+        metric = self.selected_by
+        if metric is not None and result[metric] < self.best:
+            self.best = result[metric]
+            parts.append(f"best so far by {metric}, exported to "
+                         f"{self.export_best(trainer, step, result)}")
         result["seconds"] = time.perf_counter() - started
         run.metrics.append("eval", step, result)
         self.summaries.scalars(step, {f"eval/{name}": value for name, value in result.items()
                                       if name in EVAL_SUMMARIES})
+        self.summaries.scalars(step, quality_summaries(result))
         records = run.metrics.records()
         if config.aux_classifier:
             curves.plot_classifier(records, run.figure("classifier.png"))
         if "fid" in result:
             curves.plot_fid(records, run.figure("fid.png"))
+        curves.plot_quality(records, run.figure("quality.png"))
         curves.plot_losses(records, run.figure("losses.png"))
         print(f"eval step {step}: " + "; ".join(parts) + f" ({result['seconds']:.0f}s)",
               flush=True)
@@ -128,8 +165,8 @@ class Evaluation:
         """Exports the generator to <workdir>/export/best and publishes it to
         <save_dir>/<model>/best, the one place that copy is written; returns the latter."""
         config = self.config
-        info = export_info(config, step, **{k: result[k] for k in (
-            "fid", "kid", "kid_std", "num_samples", "reference")})
+        info = export_info(config, step, selected_by=self.selected_by,
+                           **{k: result[k] for k in EXPORT_KEYS if k in result})
         best = export.export_model(trainer.export_generator(), self.run.export_dir("best"),
                                    info, discriminator=trainer.export_discriminator())
         return export.publish(best, published_best(config.save_dir, config.model))
@@ -145,6 +182,26 @@ def _finite_only(generate, step):
                                    "lower --lr_g/--lr_d and train in a new --workdir")
         return images
     return checked
+
+
+def quality_summaries(result):
+    """TensorBoard scalars of the reference classifier's metrics in an eval record."""
+    values = {f"quality/{name}": result[name] for name in QUALITY_SUMMARIES if name in result}
+    for label, accuracy in enumerate(result.get("class_acc_per_class") or []):
+        values[f"quality/class_acc/{label}"] = accuracy
+    return values
+
+
+def quality_line(result):
+    """The reference classifier's metrics in one line."""
+    line = f"FD_classifier {result['fd_classifier']:.2f}"
+    if "class_acc" in result:
+        line += f", class accuracy {result['class_acc']:.3f}"
+    line += f", class KL {result['class_kl']:.3f}"
+    if "precision_clf" in result:
+        line += (f", precision {result['precision_clf']:.3f}, recall "
+                 f"{result['recall_clf']:.3f}")
+    return line + f" ({result['classifier_samples']} samples, reference classifier)"
 
 
 def _fid_line(result):

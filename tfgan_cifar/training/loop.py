@@ -227,6 +227,7 @@ def _train_locked(config, run, cluster):
     check_replicas(config, cluster)
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
+    classifier = hooks.load_classifier(config)  # a bad --classifier is refused here too
     run.write_config(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data, cluster)
     start = trainer.restore()
@@ -240,7 +241,7 @@ def _train_locked(config, run, cluster):
         return {}
     logged_until = run.metrics.last_step("train")
     summaries = Summaries(config.workdir)
-    evaluation = hooks.Evaluation(config, run, summaries, data)
+    evaluation = hooks.Evaluation(config, run, summaries, data, classifier)
     sample_grids = hooks.SampleGrids(config, run, summaries)
     print(f"training {config.model} ({'conditional' if config.conditional else 'unconditional'}"
           f", loss {config.loss}) on {trainer.backend} / {trainer.device}: steps "

@@ -150,3 +150,27 @@ def plot_classifier(records, path):
         ("classifier accuracy", [("cls_train_acc", "training images"),
                                  ("cls_test_acc", "test split")]),
     ], height=2.8)
+
+
+def plot_quality(records, path):
+    """The quality metrics beside FID against step: FD_classifier, class accuracy and KL from
+    uniform of the predicted classes, and precision/recall/density/coverage in Inception
+    and/or the reference classifier's features; one panel per group that has data.
+
+    Returns:
+      True if written, False (writing nothing) when no eval record has any of them.
+    """
+    evals = [r for r in records if r.get("kind") == "eval"]
+    groups = [
+        ("FD_classifier", [("fd_classifier", "reference classifier features")]),
+        ("class accuracy", [("class_acc", "GAN-test: classified as drawn")]),
+        ("KL(classes || uniform)", [("class_kl", "predicted classes")]),
+        ("PRDC (Inception)", [(k, k) for k in ("precision", "recall", "density", "coverage")]),
+        ("PRDC (classifier)", [(f"{k}_clf", k) for k in ("precision", "recall", "density",
+                                                         "coverage")]),
+    ]
+    panels = [(label, keys) for label, keys in groups
+              if any(r.get(key) is not None for r in evals for key, _ in keys)]
+    if not panels:
+        return False
+    return _panels(evals, path, panels, height=2.3)

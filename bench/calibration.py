@@ -1,0 +1,128 @@
+"""Calibration of the quality metrics: their values for real images, intact and degraded.
+
+  python bench/calibration.py --image_dir=PATH/cifar10/train --classifier=~/.cache/tfgan_cifar
+  python bench/calibration.py --image_dir=PATH/cifar10/train --classifier=... \\
+      --inception_weights=PATH --samples=10000 --out=bench/calibration
+
+Scores --samples training images against the test split (the reference of every GAN
+evaluation): as they are, blurred (Gaussian, sigma 1 pixel), noised (Gaussian, sigma 0.1 on
+the [-1, 1] scale, about 13 grey levels) and with half the classes removed (classes 0-4 only),
+with the reference classifier's metrics (class accuracy uses the true labels) and, given
+Inception weights, FID and precision/recall. Writes <out>/calibration.json and
+<out>/calibration.md (the README's calibration table).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from quality import machine  # noqa: E402  (bench/quality.py: this folder is on sys.path)
+
+COLUMNS = (("fd_classifier", "FD_classifier", "{:.2f}"), ("class_acc", "class accuracy",
+                                                          "{:.3f}"),
+           ("class_kl", "class KL", "{:.3f}"), ("precision_clf", "precision (clf)", "{:.3f}"),
+           ("recall_clf", "recall (clf)", "{:.3f}"), ("density_clf", "density (clf)", "{:.3f}"),
+           ("coverage_clf", "coverage (clf)", "{:.3f}"),
+           ("fid", "FID (Keras InceptionV3)", "{:.2f}"), ("precision", "precision", "{:.3f}"),
+           ("recall", "recall", "{:.3f}"))
+NOISE_SIGMA = 0.1
+BLUR_SIGMA = 1.0
+
+
+def _parse():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image_dir", required=True, help="training images; its sibling "
+                        "'test' folder is the reference")
+    parser.add_argument("--classifier", required=True, help="reference classifier")
+    parser.add_argument("--inception_weights", help="local InceptionV3 notop weights (FID)")
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--cache_dir", default=os.path.join("~", ".cache", "tfgan_cifar"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "calibration"))
+    return parser.parse_args()
+
+
+def degraded_sets(train, samples, seed):
+    """{name: (float images in [-1, 1], labels)}: the real and degraded sets to score."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(train))[:samples]
+    images = train.images[pick].astype(np.float32) / 127.5 - 1.0
+    labels = train.labels[pick]
+    half = np.flatnonzero(train.labels < len(train.class_names) // 2)
+    half = rng.permutation(half)[:samples]
+    noised = np.clip(images + rng.normal(0, NOISE_SIGMA, images.shape), -1, 1)
+    return {
+        "real training images": (images, labels),
+        f"blurred (Gaussian, σ = {BLUR_SIGMA:g} px)": (
+            gaussian_filter(images, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0)), labels),
+        f"noised (Gaussian, σ = {NOISE_SIGMA:g} on [-1, 1])": (noised.astype(np.float32),
+                                                                labels),
+        "half the classes removed (0-4 only)": (
+            train.images[half].astype(np.float32) / 127.5 - 1.0, train.labels[half]),
+    }
+
+
+def _batches(images, labels, size=500):
+    for start in range(0, len(images), size):
+        yield images[start:start + size], labels[start:start + size]
+
+
+def main():
+    """Scores every set and writes calibration.json and calibration.md under --out."""
+    args = _parse()
+    from tfgan_cifar import cli  # noqa: F401  (quiets TensorFlow's logging first)
+    from tfgan_cifar import data
+    from tfgan_cifar.config import TrainConfig
+    from tfgan_cifar.metrics import classifier as classifier_lib, fid
+    from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, Evaluator
+
+    config = TrainConfig(image_dir=args.image_dir, classifier=args.classifier,
+                         inception_weights=args.inception_weights, fid_samples=args.samples,
+                         fid_cache_dir=args.cache_dir)
+    classifier = classifier_lib.load(args.classifier, 10)
+    scorer = ClassifierEvaluator(config, classifier)
+    inception = Evaluator.create(config) if args.inception_weights else None
+    train = data.load_image_folder(args.image_dir)
+    results = {}
+    for name, (images, labels) in degraded_sets(train, args.samples, args.seed).items():
+        result = scorer.score(_batches(images, labels), conditional=True)
+        if inception is not None:
+            position = {"next": 0}
+
+            def sample(n, images=images):
+                start = position["next"]
+                position["next"] = start + n
+                return images[start:start + n]
+
+            result.update(fid.compute_metrics(sample, len(images), inception.extractor,
+                                              inception.reference, prdc=True))
+        results[name] = result
+        print(name, {k: round(result[k], 4) for k, _, _ in COLUMNS if k in result}, flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    host = machine()
+    with open(os.path.join(args.out, "calibration.json"), "w") as f:
+        json.dump({"machine": host, "args": vars(args), "classifier": classifier.info,
+                   "reference": scorer.reference_description, "results": results}, f, indent=2)
+    shown = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+    lines = ["| images | " + " | ".join(title for _, title, _ in shown) + " |",
+             "| --- | " + " | ".join("---:" for _ in shown) + " |"]
+    for name, result in results.items():
+        lines.append(f"| {name} | " + " | ".join(fmt.format(result[key]) for key, _, fmt
+                                                 in shown) + " |")
+    lines += ["", f"{args.samples} images of each kind vs {args.samples} test images; "
+              f"`python bench/calibration.py --samples={args.samples}` on {host}."]
+    with open(os.path.join(args.out, "calibration.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
