@@ -22,7 +22,7 @@ HALF = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "fl
 def tiny_config(cifar_like_dir, workdir, **overrides):
     values = dict(model="sagan", image_dir=str(cifar_like_dir / "train"), workdir=str(workdir),
                   width=4, z_dim=8, batch_size=4, steps=3, num_classes=3, seed=0,
-                  attention_res=(16, 32), save_dir=os.path.join(workdir, "saved"))
+                  save_dir=os.path.join(workdir, "saved"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
 
@@ -101,7 +101,7 @@ def test_attention_softmax_is_float32_under_bfloat16():
 
 def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_like_dir,
                                                                           tmp_path):
-    config = tiny_config(cifar_like_dir, tmp_path, precision="mixed_float16")
+    config = tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision="mixed_float16")
     trainer = TFTrainer(config, data.load_image_folder(str(cifar_like_dir / "train")))
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -122,10 +122,11 @@ def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_
 @pytest.mark.parametrize("first,second", [("float32", "mixed_float16"),
                                           ("mixed_float16", "mixed_bfloat16")])
 def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path, first, second):
-    config = tiny_config(cifar_like_dir, tmp_path, precision=first, ema_decay=0.5)
+    config = tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision=first, ema_decay=0.5)
     before = trained(config, cifar_like_dir, steps=2)
     before.save()
-    after = TFTrainer(tiny_config(cifar_like_dir, tmp_path, precision=second, ema_decay=0.5),
+    after = TFTrainer(tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision=second,
+                                  ema_decay=0.5),
                       data.load_image_folder(str(cifar_like_dir / "train")))
     assert after.restore() == 2
     for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "ema"):

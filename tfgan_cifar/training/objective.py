@@ -210,19 +210,19 @@ class GANObjective:
         images, g_nt = self.generator.stateless_call(g, g_nt, z, labels, training=True)
         return ops.cast(images, "float32"), g_nt
 
-    def critic(self, d, d_nt, images, labels, return_class_logits=False):
-        """(D's logits as float32, or (logits, class logits), new d_nt), in training mode: the
-        losses are computed in float32 whatever the precision of the layers."""
+    def critic(self, d, d_nt, images, labels, return_class_logits=False, training=True):
+        """(D's logits as float32, or (logits, class logits), new d_nt): the losses are
+        computed in float32 whatever the precision of the layers."""
         outputs, d_nt = self.discriminator.stateless_call(
-            d, d_nt, images, labels, training=True, return_class_logits=return_class_logits)
+            d, d_nt, images, labels, training=training, return_class_logits=return_class_logits)
         return tree_cast(outputs, "float32"), d_nt
 
     # ---- objectives ----------------------------------------------------------------------
 
-    def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon):
+    def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon, training=True):
         """(WGAN-GP of D at random interpolates of real and fake images, new d_nt)."""
         def critic_sum(x_hat, d_nt):
-            critic, d_nt = self.critic(d, d_nt, x_hat, labels)
+            critic, d_nt = self.critic(d, d_nt, x_hat, labels, training=training)
             return ops.sum(critic), d_nt
 
         gradients, d_nt = self.ops.grad(critic_sum)(interpolate(real, fake, epsilon), d_nt)
