@@ -298,6 +298,8 @@ class TrainConfig:
         if self.gp_weight and self.loss != "wasserstein":
             raise UserError(f"--gp_weight is the WGAN-GP penalty: it needs --loss=wasserstein, "
                             f"not --loss={self.loss}")
+        if self.devices and self.distribute != "mirrored":
+            raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
             raise UserError("pass either --image_dir or --data_dir, not both")
         if self.classifier and not os.path.exists(os.path.expanduser(self.classifier)):

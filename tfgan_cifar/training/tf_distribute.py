@@ -70,8 +70,6 @@ def connect(config):
     """The `Cluster` of `config.distribute`; raises UserError, one line, when it cannot be
     built (unknown --devices, multi_worker without a cluster description)."""
     if config.distribute == "none":
-        if config.devices:
-            raise UserError("--devices needs --distribute=mirrored")
         return Cluster(tf.distribute.get_strategy(), "none")
     key = (config.distribute, tuple(config.devices))
     if key not in _STRATEGIES:
