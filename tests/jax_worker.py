@@ -71,11 +71,13 @@ def steps_and_export(config):
         history.append([np.asarray(v) for v in trainer.state["g"]])
     metrics = trainer.pop_metrics()
     ema_deviation = None
-    if config.ema_decay:  # ema_k = d^k w_0 + (1 - d) sum_{j=1..k} d^(k-j) w_j
-        d, k = config.ema_decay, len(history) - 1
-        ema_deviation = max(float(np.abs(np.asarray(value) - (d ** k * history[0][i] + sum(
-            (1 - d) * d ** (k - j) * history[j][i] for j in range(1, k + 1)))).max())
-            for i, value in enumerate(trainer.state["ema"]))
+    if config.ema_decay:  # e_(t+1) = d_t e_t + (1 - d_t) w_(t+1), d_t = min(d, (1+t)/(10+t))
+        expected = history[0]
+        for t, weights in enumerate(history[1:]):
+            d = min(config.ema_decay, (1 + t) / (10 + t))
+            expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
+        ema_deviation = max(float(np.abs(np.asarray(value) - expected[i]).max())
+                            for i, value in enumerate(trainer.state["ema"]))
     changed = {k: [bool(not np.array_equal(a, np.asarray(b)))
                    for a, b in zip(before[k], trainer.state[k])] for k in ("g", "d")}
     z = np.random.default_rng(0).standard_normal((3, config.z_dim)).astype("float32")

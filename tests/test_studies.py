@@ -135,16 +135,26 @@ def test_mix_takes_the_configured_rows_from_the_filled_part_of_the_buffer():
     buffer = np.arange(8, dtype=np.float32)[:, None, None, None] * np.ones((8, 2, 2, 3))
     buffer_labels = np.arange(8, dtype=np.int32) + 100
     fresh = -np.ones((4, 2, 2, 3), np.float32)
-    index = np.array([7, 6, 5, 4], np.int32)
+    position = np.array([0.999, 0.3, 0.5, 0.1], np.float32)
     images, labels, replayed = (np.asarray(a) for a in replay.mix(
-        fresh, np.zeros(4, np.int32), buffer, buffer_labels, 5, index, 2))
+        fresh, np.zeros(4, np.int32), buffer, buffer_labels, 5, position, 2))
     np.testing.assert_array_equal(replayed, [1, 1, 0, 0])
-    np.testing.assert_array_equal(images[:2, 0, 0, 0], [7 % 5, 6 % 5])  # only filled rows
-    np.testing.assert_array_equal(labels, [102, 101, 0, 0])
+    np.testing.assert_array_equal(images[:2, 0, 0, 0], [4, 1])  # floor(position x 5 filled)
+    np.testing.assert_array_equal(labels, [104, 101, 0, 0])
     assert (images[2:] == -1).all()
-    _, _, none = replay.mix(fresh, np.zeros(4, np.int32), buffer, buffer_labels, 0, index, 2)
+    _, _, none = replay.mix(fresh, np.zeros(4, np.int32), buffer, buffer_labels, 0, position, 2)
     assert float(np.sum(none)) == 0  # an empty buffer replays nothing
     np.testing.assert_array_equal(np.asarray(replay.write_rows(6, 4, 8)), [6, 7, 0, 1])
+
+
+def test_replay_draws_uniformly_from_the_filled_rows():
+    size, filled, draws = 8, 5, 1000
+    buffer = np.arange(size, dtype=np.float32)[:, None, None, None] * np.ones((size, 1, 1, 1))
+    position = (np.arange(draws, dtype=np.float32) + 0.5) / draws  # evenly spread in [0, 1)
+    images, _, _ = replay.mix(np.zeros((draws, 1, 1, 1), np.float32), np.zeros(draws, np.int32),
+                              buffer, np.zeros(size, np.int32), filled, position, draws)
+    counts = np.bincount(np.asarray(images).astype(int).ravel(), minlength=size)
+    np.testing.assert_array_equal(counts, [200] * filled + [0] * (size - filled))
 
 
 @pytest.mark.parametrize("fraction,expected", [(0.25, 1), (1.0, 4)])
@@ -183,8 +193,9 @@ def test_replay_buffer_is_checkpointed(separable_dir, tmp_path):
 # Gradient penalty.
 
 def test_gradient_penalty_matches_finite_differences(separable_dir, tmp_path):
-    # DCGAN's D is piecewise linear in inference mode, so central differences are exact up to
-    # float32 rounding; the tape code is the same for every model.
+    # The tape code is the same for every model. DCGAN's D (layer norm under the penalty) is not
+    # piecewise linear: float32 central differences agree to about 0.4% at h = 1e-3 (measured
+    # 0.4% at h = 1e-3, 2% at 1e-2; float32 rounding dominates below 1e-3).
     config = tiny("dcgan", separable_dir / "train", tmp_path, loss="wasserstein", gp_weight=10.0,
                   batch_size=2)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
@@ -192,10 +203,10 @@ def test_gradient_penalty_matches_finite_differences(separable_dir, tmp_path):
     real, fake = (rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32) for _ in range(2))
     labels, epsilon = np.array([0, 2], np.int32), np.array([0.3, 0.8], np.float32)
     penalty = float(trainer.objective.gradient_penalty(
-        trainer.read("d"), trainer.read("d_nt"), real, fake, labels, epsilon, training=False)[0])
+        trainer.read("d"), trainer.read("d_nt"), real, fake, labels, epsilon, training=False))
 
     x_hat = epsilon[:, None, None, None] * real + (1 - epsilon[:, None, None, None]) * fake
-    h, norms = 1e-2, []
+    h, norms = 1e-3, []
     for i in range(2):  # central differences of D(x_hat_i) along every pixel, in one batch
         steps = np.eye(x_hat[i].size, dtype=np.float32).reshape(-1, 32, 32, 3) * h
         batch = np.concatenate([x_hat[i] + steps, x_hat[i] - steps])
@@ -204,17 +215,22 @@ def test_gradient_penalty_matches_finite_differences(separable_dir, tmp_path):
         gradient = (outputs[:len(steps)] - outputs[len(steps):]) / (2 * h)
         norms.append(np.linalg.norm(gradient))
     expected = np.mean((np.array(norms) - 1.0) ** 2)
-    assert penalty == pytest.approx(expected, rel=2e-3)
+    assert penalty == pytest.approx(expected, rel=1e-2)
     assert penalty > 1e-3  # a random critic is far from 1-Lipschitz: the check has teeth
 
 
-def test_gradient_penalty_is_part_of_the_step(separable_dir, tmp_path):
-    config = tiny("dcgan", separable_dir / "train", tmp_path, loss="wasserstein", gp_weight=10.0)
+def test_gradient_penalty_is_part_of_the_step(separable_dir, tmp_path, capsys):
+    config = tiny("dcgan", separable_dir / "train", tmp_path, loss="wasserstein", gp_weight=10.0,
+                  steps=1)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization)
+                   for layer in trainer.discriminator._flatten_layers())  # layer norm instead
     trainer.start()
     trainer.train_step()
     metrics = trainer.pop_metrics()
     assert metrics["gp"] > 0 and np.isfinite(metrics["d_loss"])
+    loop.train(config)
+    assert "DCGAN's D uses layer norm instead of batch norm" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -222,6 +238,8 @@ def test_gradient_penalty_is_part_of_the_step(separable_dir, tmp_path):
     (dict(replay_size=10), "--replay_size=10 must hold at least one batch"),
     (dict(replay_size=256, replay_fraction=1.5), "--replay_fraction must be in (0, 1]"),
     (dict(aux_weight=-1.0), "--aux_weight must be >= 0"),
+    (dict(loss="wasserstein"), "--loss=wasserstein needs a Lipschitz critic, and dcgan's D has "
+                               "no spectral norm: add --gp_weight=10, or use --model=sagan"),
 ])
 def test_bad_study_flags_are_refused_with_one_line(overrides, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")

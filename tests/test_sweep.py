@@ -34,9 +34,9 @@ def test_grid_expands_to_the_cartesian_product_with_sibling_workdirs():
 
 
 def test_an_explicit_workdir_is_the_base_of_the_run_directories():
-    grid, _, rest = sweep.parse_arguments(["--workdir=runs/x", "--grid", "loss=hinge,wasserstein"])
+    grid, _, rest = sweep.parse_arguments(["--workdir=runs/x", "--grid", "loss=hinge,lsgan"])
     assert [c[-1] for c in sweep.expand(grid, rest)] == [
-        "--workdir=runs/x_losshinge", "--workdir=runs/x_losswasserstein"]
+        "--workdir=runs/x_losshinge", "--workdir=runs/x_losslsgan"]
     assert not any(a == "--workdir=runs/x" for c in sweep.expand(grid, rest) for a in c)
 
 

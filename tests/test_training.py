@@ -17,7 +17,7 @@ from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.run_dir import RunDir
-from tfgan_cifar.training import loop
+from tfgan_cifar.training import loop, objective
 from tfgan_cifar.training.optimizers import make_optimizers
 from tfgan_cifar.training.tf_backend import TFTrainer
 
@@ -234,6 +234,24 @@ def test_other_optimizers_train_with_their_own_learning_rates(image_dir, tmp_pat
                for b, v in zip(before, trainer.generator.trainable_variables))
 
 
+def warmed_up_ema(history, decay):
+    """The EMA of the weights `history` [w_0, w_1, ...]: e_0 = w_0 and, at step t = 0, 1, ...,
+    e_(t+1) = d_t e_t + (1 - d_t) w_(t+1), with d_t = min(decay, (1 + t) / (10 + t))."""
+    ema = [np.asarray(w, np.float64) for w in history[0]]
+    for t, weights in enumerate(history[1:]):
+        d = min(decay, (1 + t) / (10 + t))
+        ema = [d * e + (1 - d) * w for e, w in zip(ema, weights)]
+    return ema
+
+
+def test_ema_decay_warms_up_to_the_configured_decay():
+    decays = [float(objective.ema_decay_at(0.999, t)) for t in (0, 1, 90, 9990, 10**6)]
+    np.testing.assert_allclose(decays, [0.1, 2 / 11, 0.91, 0.999, 0.999], rtol=1e-6)
+    # The initial weights' share after 1000 steps: under 1e-3 with the warm-up, 37% without.
+    share = np.prod([float(objective.ema_decay_at(0.999, t)) for t in range(1000)])
+    assert share < 1e-3 < 0.999 ** 1000
+
+
 def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir, tmp_path):
     decay = 0.5
     config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=decay, steps=3)
@@ -244,11 +262,7 @@ def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir
         trainer.train_step()
         history.append([v.numpy().copy() for v in trainer.generator.trainable_variables])
     ema = [v.numpy() for v in trainer.ema_generator.trainable_variables]
-    k = len(history) - 1
-    for i, value in enumerate(ema):
-        # ema_k = d^k w_0 + (1 - d) sum_{j=1..k} d^(k-j) w_j
-        expected = decay ** k * history[0][i] + sum(
-            (1 - decay) * decay ** (k - j) * history[j][i] for j in range(1, k + 1))
+    for value, expected in zip(ema, warmed_up_ema(history, decay)):
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(ema[0], history[-1][0])
     z = np.random.default_rng(0).standard_normal((2, config.z_dim)).astype(np.float32)
@@ -262,3 +276,62 @@ def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir
     restored.restore()
     for a, b in zip(trainer.ema_generator.variables, restored.ema_generator.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_standing_statistics_are_the_mean_batch_statistics_of_the_ema_generator(image_dir,
+                                                                                 tmp_path):
+    config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=0.9, standing_stats=3)
+    trainer = TFTrainer(config, data.load_image_folder(image_dir))
+    g, g_nt = trainer.read("ema"), trainer.read("g_nt")
+    standing = trainer.standing_statistics(g, g_nt)
+    rng = np.random.default_rng(config.seed)  # the draws standing_statistics makes
+    z = rng.standard_normal((3, config.batch_size, config.z_dim)).astype(np.float32)
+    first_norm_inputs = [  # DCGAN's G: z -> dense -> 4x4x4w -> its first batch norm
+        trainer.ema_generator.dense(batch).numpy().reshape(config.batch_size, 4, 4, -1)
+        for batch in z]
+    (mean_index, _), (variance_index, _) = objective.moving_statistics(trainer.sampler)[:2]
+    np.testing.assert_allclose(standing[mean_index], np.mean(
+        [x.mean(axis=(0, 1, 2)) for x in first_norm_inputs], axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(standing[variance_index], np.mean(
+        [x.var(axis=(0, 1, 2)) for x in first_norm_inputs], axis=0), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(standing[variance_index], g_nt[variance_index])  # not the live G's
+
+    # One batch: G in inference mode with its standing statistics is G in training mode.
+    one = TFTrainer(dataclasses.replace(config, standing_stats=1),
+                    data.load_image_folder(image_dir))
+    model = one.export_generator()
+    labels = np.zeros(config.batch_size, np.int32)
+    np.testing.assert_allclose(model(z[0], labels, training=False).numpy(),
+                               model(z[0], labels, training=True).numpy(), atol=1e-5)
+
+
+def test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly(image_dir, tmp_path):
+    config = tiny_config("dcgan", image_dir, tmp_path, lr_decay="linear", n_critic=2,
+                         sample_every=0, checkpoint_every=0)
+    straight = TFTrainer(config, data.load_image_folder(image_dir))
+    assert straight.learning_rates() == pytest.approx({"lr_g": 2e-4, "lr_d": 2e-4})
+    straight.start()
+    for _ in range(2):
+        straight.train_step()
+    assert straight.learning_rates() == pytest.approx({"lr_g": 1e-4, "lr_d": 1e-4})
+    assert float(straight.d_optimizer.learning_rate) == pytest.approx(1e-4)  # 4 of 8 updates
+    straight.save()
+    for _ in range(2):
+        straight.train_step()
+    assert straight.learning_rates() == pytest.approx({"lr_g": 0.0, "lr_d": 0.0}, abs=1e-12)
+
+    resumed = TFTrainer(config, data.load_image_folder(image_dir))
+    assert resumed.restore() == 2
+    resumed.start()
+    for _ in range(2):
+        resumed.train_step()
+    for a, b in zip(weights(straight), weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    constant = TFTrainer(dataclasses.replace(config, lr_decay="none",
+                                             workdir=str(tmp_path / "constant")),
+                         data.load_image_folder(image_dir))
+    constant.start()
+    for _ in range(4):
+        constant.train_step()
+    assert any(not np.allclose(a, b) for a, b in zip(weights(straight), weights(constant)))

@@ -53,6 +53,9 @@ OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
 ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
 PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+LR_DECAYS = ("none", "linear")
+# Discriminators whose layers are spectrally normalised: a Lipschitz critic without a penalty.
+SPECTRAL_NORM_CRITICS = ("sagan",)
 
 
 def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
@@ -211,9 +214,13 @@ class TrainConfig:
     lr_d: Optional[float] = setting(None, "Discriminator learning rate.", "objective")
     beta1: Optional[float] = setting(None, "Adam beta1.", "objective")
     beta2: Optional[float] = setting(None, "Adam beta2.", "objective")
+    lr_decay: str = setting("none", "Learning-rate schedule of both networks: none, or linear "
+                            "decay to 0 at --steps (SNGAN, BigGAN).", "objective",
+                            choices=LR_DECAYS)
     ema_decay: float = setting(0.0, "Keep an exponential moving average of G's weights with "
                                "this decay (e.g. 0.999) and use it for samples, FID and export; "
-                               "0 turns it off.", "objective")
+                               "the decay warms up as min(decay, (1+t)/(10+t)) at step t. 0 "
+                               "turns it off.", "objective")
     # Studies: multi-task D, experience replay, gradient penalty.
     aux_classifier: bool = setting(
         False, "Multi-task discriminator: a two-layer head on D's third convolution block "
@@ -253,6 +260,11 @@ class TrainConfig:
         None, "Local InceptionV3 ImageNet weights file (include_top=False, e.g. "
         "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5). Default: downloaded by "
         "Keras on first use.", "evaluation")
+    standing_stats: int = setting(
+        16, "Before sampling, FID and export, recompute the EMA generator's batch-norm "
+        "statistics over this many batches of its own samples in training mode (BigGAN's "
+        "standing statistics; 0: use the live G's statistics).", "evaluation", minimum=0,
+        off_at_zero=True, requires="ema_decay")
     fid_cache_dir: str = setting(os.path.join("~", ".cache", "tfgan_cifar"),
                                  "Where reference statistics are cached.", "evaluation")
     # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier).
@@ -298,6 +310,10 @@ class TrainConfig:
         if self.gp_weight and self.loss != "wasserstein":
             raise UserError(f"--gp_weight is the WGAN-GP penalty: it needs --loss=wasserstein, "
                             f"not --loss={self.loss}")
+        if (self.loss == "wasserstein" and not self.gp_weight
+                and self.model not in SPECTRAL_NORM_CRITICS):
+            raise UserError(f"--loss=wasserstein needs a Lipschitz critic, and {self.model}'s D "
+                            "has no spectral norm: add --gp_weight=10, or use --model=sagan")
         if self.devices and self.distribute != "mirrored":
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
@@ -305,6 +321,12 @@ class TrainConfig:
         if self.classifier and not os.path.exists(os.path.expanduser(self.classifier)):
             raise UserError(f"--classifier={self.classifier} does not exist: train one with "
                             "`python -m tfgan_cifar.classifier --image_dir=PATH/train`")
+
+    @property
+    def critic_norm(self):
+        """Normalisation of DCGAN's D: "layer" under the gradient penalty, which Gulrajani et
+        al. define per sample (batch norm would couple the interpolates), else "batch"."""
+        return "layer" if self.gp_weight else "batch"
 
     def to_json(self):
         """The configuration as pretty JSON text."""

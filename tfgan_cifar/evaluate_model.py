@@ -342,7 +342,8 @@ def load_classifier(path):
         chunks = []
         for start in range(0, len(images), batch_size):
             batch = np.asarray(images[start:start + batch_size], np.float32)
-            _, logits = discriminator(batch, np.zeros(len(batch), np.int32), training=False,
+            # Batch statistics, as in training: D's moving ones are mostly of fake batches.
+            _, logits = discriminator(batch, np.zeros(len(batch), np.int32), training=True,
                                       return_class_logits=True)
             chunks.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
         return np.concatenate(chunks)

@@ -14,7 +14,8 @@ def build_models(config):
     sync = dict(sync_bn=config.sync_bn)
     if config.model == "dcgan":
         return (DCGANGenerator(z_dim=config.z_dim, name="generator", **common, **sync),
-                DCGANDiscriminator(name="discriminator", **common, **head, **sync))
+                DCGANDiscriminator(name="discriminator", norm=config.critic_norm, **common,
+                                   **head, **sync))
     if config.model == "sagan":  # its D has no batch norm
         attention = dict(attention_res=config.attention_res)
         return (SAGANGenerator(z_dim=config.z_dim, name="generator", **common, **attention,

@@ -3,7 +3,8 @@
 Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep Convolutional
 Generative Adversarial Networks" (arXiv:1511.06434). Unconditional by default; with
 `conditional=True` G concatenates a label embedding to z and D adds a projection term; with
-`aux_classifier=True` D also predicts the class from its third convolution block.
+`aux_classifier=True` D also predicts the class from its third convolution block. Under the
+gradient penalty D normalises with layer norm (`norm="layer"`), as the WGAN-GP critic does.
 """
 
 import keras
@@ -11,6 +12,9 @@ from keras import layers, ops
 
 from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, projection
 from tfgan_cifar.nn.layers import ClassifierHead
+
+NORMS = ("batch", "layer")
+
 
 def _init():
     """N(0, 0.02) weights (DCGAN paper). A new initializer per layer, made after
@@ -53,18 +57,25 @@ class DCGANGenerator(Generator):
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
 class DCGANDiscriminator(Discriminator):
-    """Strided convolutions (2w, 4w, 8w channels) with LeakyReLU and batch norm -> one logit."""
+    """Strided convolutions (2w, 4w, 8w channels) with LeakyReLU and batch norm (or layer
+    norm: `norm="layer"`) -> one logit."""
 
     def __init__(self, width=32, num_classes=10, conditional=False, aux_classifier=False,
-                 sync_bn=False, **kwargs):
+                 sync_bn=False, norm="batch", **kwargs):
         super().__init__(dict(width=width, num_classes=num_classes, conditional=conditional,
-                              aux_classifier=aux_classifier, sync_bn=sync_bn), **kwargs)
+                              aux_classifier=aux_classifier, sync_bn=sync_bn, norm=norm),
+                         **kwargs)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.width, self.conditional = width, conditional
         self.convs = [
             layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_init())
             for c in (2 * width, 4 * width, 8 * width)
         ]
-        self.norms = [None] + [batch_norm(sync_bn) for _ in range(2)]
+        self.norms = [None] + [
+            batch_norm(sync_bn) if norm == "batch"
+            else layers.LayerNormalization(axis=(1, 2, 3), epsilon=1e-5)  # per image, as WGAN-GP
+            for _ in range(2)]
         self.flatten = layers.Flatten()
         self.head = layers.Dense(1, kernel_initializer=_init())
         self.label_embedding = (

@@ -247,6 +247,9 @@ def _train_locked(config, run, cluster):
           f", loss {config.loss}) on {trainer.backend} / {trainer.device}: steps "
           f"{start + 1}..{config.steps}, batch {config.batch_size}, workdir {config.workdir}",
           flush=True)
+    if config.model == "dcgan" and config.critic_norm == "layer":
+        print("note: with --gp_weight, DCGAN's D uses layer norm instead of batch norm, as the "
+              "WGAN-GP critic does (the penalty is defined per image)", flush=True)
     trainer.start()
     last, last_time, last_step = {}, time.perf_counter(), start
     stop = _StopRequest()

@@ -111,7 +111,7 @@ def draw_specs(config):
     if config.gp_weight:
         specs["gp_epsilon"] = ((n, b), "uniform", None)
     if config.replay_size:
-        specs["replay_index"] = ((n, b), "integers", config.replay_size)
+        specs["replay_position"] = ((n, b), "uniform", None)
     return specs
 
 
@@ -145,6 +145,23 @@ def discriminator_total(config, loss, real_logits, fake_logits, class_logits=Non
         total = total + config.gp_weight * penalty
         metrics["gp"] = penalty
     return total, metrics
+
+
+def moving_statistics(model):
+    """[(index in model.non_trainable_variables, momentum)] of every batch norm's moving mean
+    and moving variance, in layer order."""
+    positions = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    return [(positions[id(variable)], layer.momentum)
+            for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for variable in (layer.moving_mean, layer.moving_variance)]
+
+
+def ema_decay_at(decay, step):
+    """The EMA decay after `step` updates: min(decay, (1 + step) / (10 + step)), so that the
+    average forgets the random initial weights within the first few hundred steps."""
+    step = ops.cast(step, "float32")
+    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
 def all_finite(tensors):
@@ -220,13 +237,14 @@ class GANObjective:
     # ---- objectives ----------------------------------------------------------------------
 
     def gradient_penalty(self, d, d_nt, real, fake, labels, epsilon, training=True):
-        """(WGAN-GP of D at random interpolates of real and fake images, new d_nt)."""
-        def critic_sum(x_hat, d_nt):
-            critic, d_nt = self.critic(d, d_nt, x_hat, labels, training=training)
-            return ops.sum(critic), d_nt
+        """WGAN-GP of D at random interpolates of real and fake images. D's non-trainable
+        state is left as it was: the interpolates are not data its statistics should see."""
+        def critic_sum(x_hat):
+            critic, _ = self.critic(d, d_nt, x_hat, labels, training=training)
+            return ops.sum(critic), ()
 
-        gradients, d_nt = self.ops.grad(critic_sum)(interpolate(real, fake, epsilon), d_nt)
-        return gradient_penalty(gradients), d_nt
+        gradients, _ = self.ops.grad(critic_sum)(interpolate(real, fake, epsilon))
+        return gradient_penalty(gradients)
 
     def discriminator_objective(self, d, d_nt, g, g_nt, images, labels, z, fake_labels,
                                 buffer, step_draws):
@@ -241,7 +259,7 @@ class GANObjective:
         if config.replay_size:
             shown, shown_labels, replayed = replay.mix(
                 fake, fake_labels, buffer["images"], buffer["labels"], buffer["filled"],
-                step_draws["replay_index"], replay.replay_count(config))
+                step_draws["replay_position"], replay.replay_count(config))
             metrics["replayed"] = ops.mean(replayed)
         if config.aux_classifier:
             (real_logits, class_logits), d_nt = self.critic(d, d_nt, images, labels,
@@ -252,8 +270,8 @@ class GANObjective:
         fake_logits, d_nt = self.critic(d, d_nt, shown, shown_labels)
         penalty = None
         if config.gp_weight:
-            penalty, d_nt = self.gradient_penalty(d, d_nt, images, shown, labels,
-                                                  step_draws["gp_epsilon"])
+            penalty = self.gradient_penalty(d, d_nt, images, shown, labels,
+                                            step_draws["gp_epsilon"])
         total, d_metrics = discriminator_total(config, self.loss, real_logits, fake_logits,
                                                class_logits, labels, penalty)
         return total, (d_nt, g_nt, fake, real_logits, fake_logits, {**metrics, **d_metrics})
@@ -277,7 +295,7 @@ class GANObjective:
         z, fake_labels = draws["z"], draws["fake_labels"]
         d_objective = self.ops.value_and_grad(self._scaled(self.discriminator_objective))
         for i in range(config.n_critic):
-            step_draws = {name: draws[name][i] for name in ("replay_index", "gp_epsilon")
+            step_draws = {name: draws[name][i] for name in ("replay_position", "gp_epsilon")
                           if name in draws}
             (_, (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits,
                      d_metrics))), grads = d_objective(
@@ -328,7 +346,7 @@ class GANObjective:
         """`update`, then the EMA of G, the metric sums and the step counter: the new state."""
         state, metrics = self.update(state, images, labels, draws)
         if self.config.ema_decay:
-            decay = self.config.ema_decay
+            decay = ema_decay_at(self.config.ema_decay, state["step"])
             state["ema"] = [decay * e + (1.0 - decay) * w
                             for e, w in zip(state["ema"], state["g"])]
         state["sums"] = {name: state["sums"][name] + ops.cast(metrics[name], "float32")
@@ -347,12 +365,33 @@ class GANObjective:
         weights with --ema_decay, with G's batch-norm statistics and spectral-norm vectors."""
         return (state["ema"] if self.config.ema_decay else state["g"]), state["g_nt"]
 
+    def batch_statistics(self, g, g_nt, z, labels):
+        """[mean, variance, ...] of every batch norm of the sampling G on one batch of its own
+        samples in training mode (pure): the statistics of BigGAN's "standing statistics"."""
+        stats = moving_statistics(self.sampler)
+        zeroed = list(g_nt)
+        for index, _ in stats:
+            zeroed[index] = ops.zeros_like(zeroed[index])
+        # From zero, one update leaves (1 - momentum) x the batch's statistic.
+        _, updated = self.sampler.stateless_call(g, zeroed, z, labels, training=True)
+        return [updated[index] / (1.0 - momentum) for index, momentum in stats]
+
+    def with_statistics(self, g_nt, statistics):
+        """`g_nt` with the batch norms' moving statistics replaced by `statistics` (in the
+        order of `batch_statistics`)."""
+        g_nt = list(g_nt)
+        for (index, _), value in zip(moving_statistics(self.sampler), statistics):
+            g_nt[index] = value
+        return g_nt
+
     def generate(self, g, g_nt, z, labels):
         """Images in [-1, 1] from the float32 sampling G in inference mode (pure)."""
         return self.sampler.stateless_call(g, g_nt, z, labels, training=False)[0]
 
     def class_logits(self, d, d_nt, images):
-        """The classifier head's logits for images in [-1, 1] (pure)."""
+        """The classifier head's logits for images in [-1, 1] (pure). D normalises with the
+        statistics of `images` themselves, as in the step: its moving statistics mostly hold
+        those of fake batches. The updated statistics are dropped."""
         labels = ops.zeros((ops.shape(images)[0],), "int32")
         return ops.cast(self.discriminator.stateless_call(
-            d, d_nt, images, labels, training=False, return_class_logits=True)[0][1], "float32")
+            d, d_nt, images, labels, training=True, return_class_logits=True)[0][1], "float32")

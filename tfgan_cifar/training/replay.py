@@ -17,14 +17,15 @@ def replay_count(config):
     return int(round(config.replay_fraction * config.batch_size))
 
 
-def mix(fresh, fresh_labels, buffer, buffer_labels, filled, index, count):
+def mix(fresh, fresh_labels, buffer, buffer_labels, filled, position, count):
     """The fake batch D sees: rows < `count` from the buffer once it holds anything.
 
     Args:
         fresh, fresh_labels: the generated batch [B, H, W, C] and its labels [B].
         buffer, buffer_labels: the buffer [S, H, W, C] and labels [S].
         filled: how many buffer rows hold images (scalar).
-        index: random integers [B] in [0, S); row i reads buffer row index[i] mod filled.
+        position: uniform draws [B] in [0, 1); row i reads buffer row floor(position[i] *
+            filled), uniform over the filled rows.
         count: number of rows to replace.
 
     Returns:
@@ -32,7 +33,10 @@ def mix(fresh, fresh_labels, buffer, buffer_labels, filled, index, count):
         buffer.
     """
     batch = fresh.shape[0]
-    rows = ops.mod(ops.cast(index, "int32"), ops.maximum(ops.cast(filled, "int32"), 1))
+    filled_rows = ops.maximum(ops.cast(filled, "int32"), 1)
+    rows = ops.minimum(ops.cast(ops.floor(ops.cast(position, "float32")
+                                          * ops.cast(filled_rows, "float32")), "int32"),
+                       filled_rows - 1)
     replayed = ops.logical_and(ops.arange(batch) < count, ops.cast(filled, "int32") > 0)
     images = ops.where(replayed[:, None, None, None], ops.take(buffer, rows, axis=0), fresh)
     labels = ops.where(replayed, ops.take(buffer_labels, rows, axis=0),

@@ -16,6 +16,7 @@ from tfgan_cifar.errors import UserError
 from tfgan_cifar.nn.layers import SelfAttention
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
+from tfgan_cifar.training.optimizers import learning_rate
 
 CHUNK = 500  # images per compiled call when sampling or classifying
 
@@ -45,6 +46,8 @@ class Trainer(abc.ABC):
         self.metric_names = self.objective.metric_names
         self._generate = self.compile(self.objective.generate)
         self._class_logits = self.compile(self.objective.class_logits)
+        self._batch_statistics = self.compile(self.objective.batch_statistics)
+        self._standing = (None, None)  # (step, g_nt with standing statistics)
 
     # ---- what a backend provides -----------------------------------------------------------
 
@@ -99,6 +102,7 @@ class Trainer(abc.ABC):
                 print(f"warning: checkpoint {path} cannot be read ({reason}); trying an older "
                       "one", flush=True)
                 continue
+            self._standing = (None, None)
             print(f"resumed from {path} at step {self.step}", flush=True)
             return self.step
         if errors:
@@ -122,7 +126,9 @@ class Trainer(abc.ABC):
         return means
 
     def learning_rates(self):
-        return {"lr_g": float(self.config.lr_g), "lr_d": float(self.config.lr_d)}
+        """{"lr_g", "lr_d"}: the learning rates the next step uses."""
+        step = self.step
+        return {f"lr_{part}": learning_rate(self.config, part, step) for part in ("g", "d")}
 
     def attention_gains(self):
         """{"gamma/generator/attention16": value, ...} for every self-attention layer."""
@@ -137,8 +143,31 @@ class Trainer(abc.ABC):
         return gains
 
     def _sampling_weights(self):
-        return self.objective.sampling_weights({part: self.read(part)
-                                                for part in ("g", "g_nt", "ema")})
+        g, g_nt = self.objective.sampling_weights({part: self.read(part)
+                                                   for part in ("g", "g_nt", "ema")})
+        if self.config.ema_decay and self.config.standing_stats:
+            g_nt = self.standing_statistics(g, g_nt)
+        return g, g_nt
+
+    def standing_statistics(self, g, g_nt):
+        """`g_nt` with the batch-norm statistics that G with weights `g` has on its own samples:
+        the mean batch statistics over --standing_stats batches of --batch_size fixed draws
+        (computed once per step). The EMA weights never ran with the live G's statistics."""
+        step = self.step
+        if self._standing[0] != step:
+            config = self.config
+            rng = np.random.default_rng(config.seed)
+            shape = (config.standing_stats, config.batch_size)
+            z = rng.standard_normal(shape + (config.z_dim,)).astype(np.float32)
+            labels = rng.integers(0, config.num_classes, shape).astype(np.int32)
+            sums = None
+            for batch_z, batch_labels in zip(z, labels):
+                stats = [keras.ops.convert_to_numpy(s) for s in
+                         self._batch_statistics(g, g_nt, batch_z, batch_labels)]
+                sums = stats if sums is None else [a + b for a, b in zip(sums, stats)]
+            self._standing = (step, self.objective.with_statistics(
+                g_nt, [total / config.standing_stats for total in sums]))
+        return self._standing[1]
 
     def generate(self, z, labels, batch_size=CHUNK):
         """Images in [-1, 1] (numpy) from the sampling G in inference mode, in chunks."""
