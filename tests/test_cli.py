@@ -53,7 +53,8 @@ def test_every_setting_has_a_flag_of_its_type_and_default():
             assert isinstance(flag, flags.BooleanFlag), field.name
         elif kind is tuple:
             assert isinstance(flag.parser, flags.ListParser)
-            assert flag.parser.parse("16,32") == [item("16"), item("32")], field.name
+            two = [str(c) for c in choices[:2]] if choices is not None else ["16", "32"]
+            assert flag.parser.parse(",".join(two)) == [item(v) for v in two], field.name
             assert flag.value == default, field.name
         elif choices is not None:
             assert isinstance(flag, flags.EnumFlag) and flag.parser.enum_values == list(choices)
@@ -67,6 +68,7 @@ def test_every_setting_has_a_flag_of_its_type_and_default():
 def test_choices_come_from_the_registries_and_model_defaults_stay_unset():
     from tfgan_cifar import nn
     from tfgan_cifar.nn.sagan import ATTENTION_RESOLUTIONS
+    from tfgan_cifar.training.augment import AUGMENTATIONS
     from tfgan_cifar.training.losses import LOSSES
     from tfgan_cifar.training.optimizers import OPTIMIZERS
 
@@ -75,6 +77,7 @@ def test_choices_come_from_the_registries_and_model_defaults_stay_unset():
     assert config_lib.choices_of(fields["loss"]) == tuple(LOSSES)
     assert config_lib.choices_of(fields["optimizer"]) == OPTIMIZERS
     assert config_lib.choices_of(fields["attention_res"]) == ATTENTION_RESOLUTIONS
+    assert config_lib.choices_of(fields["augment"]) == tuple(AUGMENTATIONS)
     for name in MODEL_DEFAULTS["dcgan"]:
         assert fields[name].default is None
         help_text = config_lib.help_text(fields[name])
@@ -87,8 +90,9 @@ def test_config_from_flags_round_trips():
     config = TrainConfig(
         model="sagan", workdir="runs/x", steps=7, batch_size=8, seed=3, flip=False, z_dim=16,
         attention_res=(16, 32), loss="wasserstein", optimizer="rmsprop", n_critic=5,
-        lr_g=1e-3, gp_weight=10.0, replay_size=64, replay_fraction=0.25, eval_every=0,
-        fid_cache_dir="cache", inception_weights="w.h5", conditional=False).resolved()
+        lr_g=1e-3, gp_weight=10.0, augment=("translation", "cutout"), replay_size=64,
+        replay_fraction=0.25, eval_every=0, fid_cache_dir="cache", inception_weights="w.h5",
+        conditional=False).resolved()
     assert cli.config_from_flags(TrainConfig, _flags(argv=_argv(config))) == config
     options = EvaluateOptions(model="dcgan", fid=False, num_samples=5, seed=2, image_dir="x")
     assert cli.config_from_flags(EvaluateOptions, _flags(EvaluateOptions, _argv(options))) == options
@@ -145,7 +149,8 @@ def test_flags_without_effect_warn_once(capsys, monkeypatch):
 
 
 def test_bad_flag_values_fail_at_parse_time_with_one_line():
-    for argv in (["--model=biggan"], ["--attention_res=8"], ["--loss=l2"], ["--steps=x"]):
+    for argv in (["--model=biggan"], ["--attention_res=8"], ["--loss=l2"], ["--steps=x"],
+                 ["--augment=color,flip"]):
         with pytest.raises(UserError) as error:
             cli.parse_flags(["prog", *argv], _flags())
         assert "\n" not in str(error.value) and argv[0].split("=")[0] in str(error.value)

@@ -52,6 +52,7 @@ LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
 ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
 PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
+AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_DECAYS = ("none", "linear")
 # Discriminators whose layers are spectrally normalised: a Lipschitz critic without a penalty.
@@ -221,7 +222,7 @@ class TrainConfig:
                                "this decay (e.g. 0.999) and use it for samples, FID and export; "
                                "the decay warms up as min(decay, (1+t)/(10+t)) at step t. 0 "
                                "turns it off.", "objective")
-    # Studies: multi-task D, experience replay, gradient penalty.
+    # Studies: multi-task D, experience replay, gradient penalty, DiffAugment.
     aux_classifier: bool = setting(
         False, "Multi-task discriminator: a two-layer head on D's third convolution block "
         "predicts the class of real images; D minimises its GAN loss + --aux_weight x "
@@ -236,6 +237,11 @@ class TrainConfig:
                                      requires="replay_size")
     gp_weight: float = setting(0.0, "WGAN-GP gradient penalty weight (e.g. 10; needs "
                                "--loss=wasserstein; 0: off).", "studies")
+    augment: Tuple[str, ...] = setting(
+        (), "DiffAugment (Zhao et al. 2020): D sees every image, real and fake, through random "
+        "differentiable augmentations, in the D and G steps and the gradient penalty; any of "
+        "color, translation, cutout (e.g. translation,cutout). Counters D overfitting: small "
+        "data sets, long runs. Default: off.", "studies", choices=AUGMENTATIONS)
     # Cadences, in generator steps.
     log_every: int = setting(100, "Log losses and print progress every N steps.", "cadence",
                              minimum=1)
@@ -281,8 +287,12 @@ class TrainConfig:
         filled = {k: v for k, v in MODEL_DEFAULTS[self.model].items() if getattr(self, k) is None}
         if self.workdir is None:
             filled["workdir"] = os.path.join("logs", self.model)
+        known = AUGMENTATIONS.names()  # applied in this order whatever the flag's order
+        augment = sorted(set(self.augment),
+                         key=lambda name: known.index(name) if name in known else len(known))
         config = dataclasses.replace(
-            self, attention_res=tuple(sorted({int(r) for r in self.attention_res})), **filled
+            self, attention_res=tuple(sorted({int(r) for r in self.attention_res})),
+            augment=tuple(augment), **filled
         )
         config.validate()
         return config

@@ -26,6 +26,7 @@ from keras import ops
 from tfgan_cifar import precision
 from tfgan_cifar.nn import build_models
 from tfgan_cifar.training import replay
+from tfgan_cifar.training.augment import augment, draw_count
 from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classification_loss,
                                          discriminator_accuracy, gradient_penalty, interpolate)
 from tfgan_cifar.training.optimizers import make_optimizers
@@ -103,7 +104,9 @@ def draw_specs(config):
     """{name: (shape, distribution, high)} of the random numbers one training step uses.
 
     One step is n_critic D updates and one G update: z and fake labels for each of them, a
-    mixing weight per image for the gradient penalty and buffer rows for replay.
+    mixing weight per image for the gradient penalty, uniform buffer positions for replay and, with
+    --augment, DiffAugment's uniforms for each batch D sees: the reals of each D update and the
+    fakes of each update (G's last).
     """
     n, b = config.n_critic, config.batch_size
     specs = {"z": ((n + 1, b, config.z_dim), "normal", None),
@@ -112,6 +115,10 @@ def draw_specs(config):
         specs["gp_epsilon"] = ((n, b), "uniform", None)
     if config.replay_size:
         specs["replay_position"] = ((n, b), "uniform", None)
+    if config.augment:
+        k = draw_count(config.augment)
+        specs["augment_real"] = ((n, b, k), "uniform", None)
+        specs["augment_fake"] = ((n + 1, b, k), "uniform", None)
     return specs
 
 
@@ -261,6 +268,13 @@ class GANObjective:
                 fake, fake_labels, buffer["images"], buffer["labels"], buffer["filled"],
                 step_draws["replay_position"], replay.replay_count(config))
             metrics["replayed"] = ops.mean(replayed)
+        if config.augment:
+            # Each batch gets its own draws, as in the authors' code. The gradient penalty below
+            # is then taken at interpolates of the augmented images, where D looks: so do the
+            # authors' CIFAR runs, whose R1 is D's gradient at the augmented reals
+            # (`ns_r1_DiffAugment`, DiffAugment-stylegan2/training/loss.py).
+            images = augment(images, config.augment, step_draws["augment_real"])
+            shown = augment(shown, config.augment, step_draws["augment_fake"])
         if config.aux_classifier:
             (real_logits, class_logits), d_nt = self.critic(d, d_nt, images, labels,
                                                             return_class_logits=True)
@@ -276,9 +290,12 @@ class GANObjective:
                                                class_logits, labels, penalty)
         return total, (d_nt, g_nt, fake, real_logits, fake_logits, {**metrics, **d_metrics})
 
-    def generator_objective(self, g, g_nt, d, d_nt, z, fake_labels):
-        """G's loss on one batch: (loss, (g_nt, d_nt))."""
+    def generator_objective(self, g, g_nt, d, d_nt, z, fake_labels, augment_draws=None):
+        """G's loss on one batch: (loss, (g_nt, d_nt)). With --augment, D sees the batch
+        augmented by `augment_draws`."""
         fake, g_nt = self.fake_images(g, g_nt, z, fake_labels)
+        if self.config.augment:
+            fake = augment(fake, self.config.augment, augment_draws)
         fake_logits, d_nt = self.critic(d, d_nt, fake, fake_labels)
         return self.loss.g_loss(fake_logits), (g_nt, d_nt)
 
@@ -295,7 +312,8 @@ class GANObjective:
         z, fake_labels = draws["z"], draws["fake_labels"]
         d_objective = self.ops.value_and_grad(self._scaled(self.discriminator_objective))
         for i in range(config.n_critic):
-            step_draws = {name: draws[name][i] for name in ("replay_position", "gp_epsilon")
+            step_draws = {name: draws[name][i] for name in ("replay_position", "gp_epsilon",
+                                                            "augment_real", "augment_fake")
                           if name in draws}
             (_, (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits,
                      d_metrics))), grads = d_objective(
@@ -309,7 +327,7 @@ class GANObjective:
         (_, (g_loss, (state["g_nt"], state["d_nt"]))), grads = self.ops.value_and_grad(
             self._scaled(self.generator_objective))(
             state["g"], self._loss_scale(state, "g"), state["g_nt"], state["d"], state["d_nt"],
-            z[-1], fake_labels[-1])
+            z[-1], fake_labels[-1], draws["augment_fake"][-1] if config.augment else None)
         state = self._apply(state, "g", self.g_optimizer, grads)
         real_acc, fake_acc = discriminator_accuracy(self.loss, real_logits, fake_logits)
         return state, {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc,
