@@ -104,9 +104,9 @@ def draw_specs(config):
     """{name: (shape, distribution, high)} of the random numbers one training step uses.
 
     One step is n_critic D updates and one G update: z and fake labels for each of them, a
-    mixing weight per image for the gradient penalty, uniform buffer positions for replay and, with
-    --augment, DiffAugment's uniforms for each batch D sees: the reals of each D update and the
-    fakes of each update (G's last).
+    mixing weight per image for the gradient penalty, uniform buffer positions for replay and,
+    with --augment, DiffAugment's uniforms for each batch D sees: the reals of each D update
+    and the fakes of each update (G's last).
     """
     n, b = config.n_critic, config.batch_size
     specs = {"z": ((n + 1, b, config.z_dim), "normal", None),
