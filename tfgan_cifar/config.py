@@ -25,7 +25,7 @@ MODEL_DEFAULTS = {
     ),
     "sagan": dict(
         conditional=True, loss="hinge", n_critic=1, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
-        beta2=0.9, z_dim=128, width=64, batch_size=64,
+        beta2=0.9, z_dim=128, width=64, batch_size=64, arch="resnet",
     ),
 }
 
@@ -44,13 +44,21 @@ class Registry:
 
     def names(self):
         """The registered names, in the registry's order."""
-        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+        return tuple(self._registry())
+
+    def lookup(self, name):
+        """The entry registered as `name` (of a dict registry)."""
+        return self._registry()[name]
+
+    def _registry(self):
+        return getattr(importlib.import_module(self.module), self.attribute)
 
 
 MODELS = Registry("tfgan_cifar.nn", "MODELS")
 LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
-ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
+ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES")
+ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn", "ATTENTION_RESOLUTIONS")
 PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
@@ -194,12 +202,19 @@ class TrainConfig:
     # Architecture.
     conditional: Optional[bool] = setting(None, "Class-conditional G and D.", "architecture")
     z_dim: Optional[int] = setting(None, "Noise dimension.", "architecture", minimum=1)
+    arch: Optional[str] = setting(
+        None, "SAGAN's networks: resnet (the CIFAR-10 ResNets of SNGAN-projection, SAGAN and "
+        "BigGAN) or cnn (SNGAN's standard-CNN G and 7-convolution D). DCGAN has one network: "
+        "leave it unset.", "architecture", choices=ARCHITECTURES)
     width: Optional[int] = setting(
-        None, "Channel width w of both networks; DCGAN's G starts at 4x4x(4w), SAGAN's at "
-        "4x4x(8w).", "architecture", minimum=1)
+        None, "Channel width w of both networks. DCGAN: G starts at 4x4x(4w), D has 2w, 4w, "
+        "8w; SAGAN resnet: G has 4w channels, D 2w (256 and 128 at w=64); SAGAN cnn: G starts "
+        "at 4x4x(8w), D has w to 8w.", "architecture", minimum=1)
     attention_res: Tuple[int, ...] = setting(
-        (16,), "SAGAN: feature-map resolution(s) of the self-attention blocks in G and D: 16, "
-        "32 or 16,32.", "architecture", choices=ATTENTION_RESOLUTIONS)
+        (16,), "SAGAN: self-attention in G and D after the first block whose output has this "
+        "resolution; several joined by commas, none with --attention_res= (as in SNGAN). "
+        "--arch=resnet takes 8 and 16, --arch=cnn 8, 16 and 32.", "architecture",
+        choices=ATTENTION_RESOLUTIONS)
     # Objective and optimisation.
     loss: Optional[str] = setting(None, "GAN loss.", "objective", choices=LOSSES)
     optimizer: str = setting("adam", "Optimizer of both networks, each with its own learning "
@@ -216,9 +231,9 @@ class TrainConfig:
                                "0 turns it off.", "objective")
     # Studies: multi-task D, experience replay, gradient penalty.
     aux_classifier: bool = setting(
-        False, "Multi-task discriminator: a two-layer head on D's third convolution block "
-        "predicts the class of real images; D minimises its GAN loss + --aux_weight x "
-        "cross-entropy.", "studies")
+        False, "Multi-task discriminator: a two-layer head on an inner feature map of D (DCGAN: "
+        "the third convolution block; SAGAN: an 8x8 map) predicts the class of real images; "
+        "D minimises its GAN loss + --aux_weight x cross-entropy.", "studies")
     aux_weight: float = setting(1.0, "Weight of the classifier head's loss.", "studies",
                                 requires="aux_classifier")
     replay_size: int = setting(0, "Experience replay: keep the last N generated images in a "
@@ -298,6 +313,7 @@ class TrainConfig:
         if self.gp_weight and self.loss != "wasserstein":
             raise UserError(f"--gp_weight is the WGAN-GP penalty: it needs --loss=wasserstein, "
                             f"not --loss={self.loss}")
+        self._validate_architecture()
         if self.devices and self.distribute != "mirrored":
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
@@ -305,6 +321,23 @@ class TrainConfig:
         if self.classifier and not os.path.exists(os.path.expanduser(self.classifier)):
             raise UserError(f"--classifier={self.classifier} does not exist: train one with "
                             "`python -m tfgan_cifar.classifier --image_dir=PATH/train`")
+
+    def _validate_architecture(self):
+        if self.model != "sagan":
+            if self.arch is not None:
+                raise UserError(f"--arch={self.arch} picks a network of --model=sagan; "
+                                f"--model={self.model} has one network: leave --arch out")
+            return
+        supported = ARCHITECTURES.lookup(self.arch).attention_res
+        bad = [r for r in self.attention_res if r not in supported]
+        if bad:
+            others = [name for name in ARCHITECTURES.names()
+                      if set(bad) <= set(ARCHITECTURES.lookup(name).attention_res)]
+            listed = ",".join(map(str, bad))
+            raise UserError(
+                f"--attention_res={listed} is not available with --arch={self.arch}: its G "
+                f"and D both have blocks at {' and '.join(map(str, supported))} only (none: "
+                f"--attention_res=)" + "".join(f"; --arch={o} takes {listed}" for o in others))
 
     def to_json(self):
         """The configuration as pretty JSON text."""
