@@ -36,6 +36,7 @@ import keras  # noqa: E402
 from tfgan_cifar import data  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.nn.layers import _SpectralNorm  # noqa: E402
 from tfgan_cifar.run_dir import RunDir  # noqa: E402
 from tfgan_cifar.training import loop  # noqa: E402
 from tfgan_cifar.training.jax_backend import JaxTrainer  # noqa: E402
@@ -101,8 +102,8 @@ def steps_and_export(config):
             "device": trainer.device, "ema_deviation": ema_deviation,
             "compute_dtypes": sorted({layer.compute_dtype
                                       for layer in trainer.generator._flatten_layers()
-                                      if isinstance(layer, keras.layers.Conv2DTranspose)
-                                      or "deconv" in layer.name}),
+                                      if isinstance(layer, (keras.layers.Conv2DTranspose,
+                                                            _SpectralNorm))}),
             "export_policy": generator.dtype_policy.name,
             "images_dtype": str(expected.dtype)}
 

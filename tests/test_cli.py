@@ -67,7 +67,7 @@ def test_every_setting_has_a_flag_of_its_type_and_default():
 
 def test_choices_come_from_the_registries_and_model_defaults_stay_unset():
     from tfgan_cifar import nn
-    from tfgan_cifar.nn.sagan import ATTENTION_RESOLUTIONS
+    from tfgan_cifar.nn import ARCHITECTURES, ATTENTION_RESOLUTIONS
     from tfgan_cifar.training.augment import AUGMENTATIONS
     from tfgan_cifar.training.losses import LOSSES
     from tfgan_cifar.training.optimizers import OPTIMIZERS
@@ -76,7 +76,8 @@ def test_choices_come_from_the_registries_and_model_defaults_stay_unset():
     assert config_lib.choices_of(fields["model"]) == nn.MODELS == tuple(MODEL_DEFAULTS)
     assert config_lib.choices_of(fields["loss"]) == tuple(LOSSES)
     assert config_lib.choices_of(fields["optimizer"]) == OPTIMIZERS
-    assert config_lib.choices_of(fields["attention_res"]) == ATTENTION_RESOLUTIONS
+    assert config_lib.choices_of(fields["attention_res"]) == ATTENTION_RESOLUTIONS == (8, 16, 32)
+    assert config_lib.choices_of(fields["arch"]) == tuple(ARCHITECTURES) == ("resnet", "cnn")
     assert config_lib.choices_of(fields["augment"]) == tuple(AUGMENTATIONS)
     for name in MODEL_DEFAULTS["dcgan"]:
         assert fields[name].default is None
@@ -89,13 +90,63 @@ def test_config_from_flags_round_trips():
     assert cli.config_from_flags(TrainConfig, _flags()) == TrainConfig().resolved()
     config = TrainConfig(
         model="sagan", workdir="runs/x", steps=7, batch_size=8, seed=3, flip=False, z_dim=16,
-        attention_res=(16, 32), loss="wasserstein", optimizer="rmsprop", n_critic=5,
+        arch="cnn", attention_res=(16, 32), loss="wasserstein", optimizer="rmsprop", n_critic=5,
         lr_g=1e-3, gp_weight=10.0, augment=("translation", "cutout"), replay_size=64,
         replay_fraction=0.25, eval_every=0, fid_cache_dir="cache", inception_weights="w.h5",
         conditional=False).resolved()
     assert cli.config_from_flags(TrainConfig, _flags(argv=_argv(config))) == config
     options = EvaluateOptions(model="dcgan", fid=False, num_samples=5, seed=2, image_dir="x")
     assert cli.config_from_flags(EvaluateOptions, _flags(EvaluateOptions, _argv(options))) == options
+
+
+# The recipe each preset states in its header, and the networks it builds: (classes, channels
+# of G's and D's stages, attention resolutions of G and D).
+COMMON = dict(n_critic=1, beta1=0.0, beta2=0.9, batch_size=64, z_dim=128, width=64,
+              conditional=True, loss="hinge", model="sagan", arch="resnet")
+DCGAN = dict(model="dcgan", arch=None, conditional=False, loss="bce", n_critic=1, lr_g=2e-4,
+             lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=128, z_dim=100, steps=20000)
+RESNET = ("ResNetGenerator", "ResNetDiscriminator"), ([256] * 3, [128] * 4)
+PRESETS = {
+    "dcgan.cfg": (dict(DCGAN, width=32), (("DCGANGenerator", "DCGANDiscriminator"),
+                                          ([128, 64, 32], [64, 128, 256]), None, None)),
+    "dcgan_large.cfg": (dict(DCGAN, width=128), (("DCGANGenerator", "DCGANDiscriminator"),
+                                                 ([512, 256, 128], [256, 512, 1024]), None, None)),
+    "sagan.cfg": (dict(COMMON, attention_res=(16,), lr_g=1e-4, lr_d=4e-4, steps=20000),
+                  (*RESNET, (16,), (16,))),
+    "sngan.cfg": (dict(COMMON, attention_res=(), n_critic=5, lr_g=2e-4, lr_d=2e-4, steps=50000,
+                       lr_decay="linear"),
+                  (*RESNET, (), ())),
+}
+
+
+def _layout(generator, discriminator):
+    """(class names, (G's stage channels, D's stage channels), G's and D's attention
+    resolutions) of an unbuilt pair of networks."""
+    names = type(generator).__name__, type(discriminator).__name__
+    if hasattr(generator, "blocks"):
+        channels = ([b.channels for b in generator.blocks],
+                    [b.channels for b in discriminator.blocks])
+    else:
+        channels = ([generator.dense.units // 16] + [d.filters for d in generator.deconvs],
+                    [c.filters for c in discriminator.convs])
+    return (names, channels, getattr(generator, "attention_res", None),
+            getattr(discriminator, "attention_res", None))
+
+
+def test_every_preset_is_checked():
+    assert sorted(os.listdir(os.path.join(ROOT, "configs"))) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_resolve_to_their_recipes_and_networks(preset, tmp_path):
+    from tfgan_cifar.nn import build_models
+
+    recipe, layout = PRESETS[preset]
+    flag_values = _flags(argv=[f"--flagfile={os.path.join(ROOT, 'configs', preset)}",
+                               f"--workdir={tmp_path}"])
+    config = cli.config_from_flags(TrainConfig, flag_values, warn=False)
+    assert {name: getattr(config, name) for name in recipe} == recipe
+    assert _layout(*build_models(config)) == layout
 
 
 def test_evaluate_options_reuse_the_training_declarations():
@@ -124,7 +175,7 @@ def test_non_finite_floats_are_refused_naming_the_flag(name, value):
     (dict(fid_samples=1), "--fid_samples must be at least 2"),
     (dict(optimizer="adamw"), "--optimizer takes adam, rmsprop, sgd, got adamw"),
     (dict(loss="l1"), "--loss takes"),
-    (dict(attention_res=(16, 64)), "--attention_res takes 16, 32, got 64"),
+    (dict(attention_res=(16, 64)), "--attention_res takes 8, 16, 32, got 64"),
 ])
 def test_out_of_range_settings_give_one_line(values, message):
     with pytest.raises(UserError) as error:
@@ -149,8 +200,8 @@ def test_flags_without_effect_warn_once(capsys, monkeypatch):
 
 
 def test_bad_flag_values_fail_at_parse_time_with_one_line():
-    for argv in (["--model=biggan"], ["--attention_res=8"], ["--loss=l2"], ["--steps=x"],
-                 ["--augment=color,flip"]):
+    for argv in (["--model=biggan"], ["--attention_res=64"], ["--arch=biggan"], ["--loss=l2"],
+                 ["--steps=x"], ["--augment=color,flip"]):
         with pytest.raises(UserError) as error:
             cli.parse_flags(["prog", *argv], _flags())
         assert "\n" not in str(error.value) and argv[0].split("=")[0] in str(error.value)

@@ -79,7 +79,7 @@ def jax_run(cifar_like_dir, tmp_path_factory):
                            ("sagan", dict(precision="mixed_bfloat16")),
                            ("dcgan_float16", dict(precision="mixed_float16", ema_decay=0.5))):
         config = tiny(model.split("_")[0], cifar_like_dir, tmp / f"steps_{model}",
-                      attention_res=(16, 32), **studies)
+                      attention_res=(8, 16), **studies)
         os.makedirs(config.workdir)
         tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
                       "argument": config.to_json()})

@@ -1,26 +1,44 @@
-"""Shapes, dtypes and ranges of every generator and discriminator."""
+"""Shapes, dtypes and ranges of every generator and discriminator; the SAGAN architectures'
+layouts, sizes, attention positions and serialisation."""
 
+import keras
 import numpy as np
 import pytest
 
 from tfgan_cifar.config import TrainConfig
-from tfgan_cifar.nn import build_models
-from tfgan_cifar.nn.layers import ConditionalBatchNorm, SelfAttention
+from tfgan_cifar.errors import UserError
+from tfgan_cifar.nn import build_models, resnet, sagan
+from tfgan_cifar.nn.layers import ConditionalBatchNorm, SelfAttention, SNConv2D
 
+# (model, arch, conditional, attention_res)
 CASES = [
-    ("dcgan", False, (16,)),
-    ("dcgan", True, (16,)),
-    ("sagan", True, (16,)),
-    ("sagan", False, (16,)),
-    ("sagan", True, (32,)),
-    ("sagan", True, (16, 32)),
+    ("dcgan", None, False, (16,)),
+    ("dcgan", None, True, (16,)),
+    ("sagan", "resnet", True, (16,)),
+    ("sagan", "resnet", False, (16,)),
+    ("sagan", "resnet", True, (8, 16)),
+    ("sagan", "resnet", True, ()),
+    ("sagan", "cnn", True, (16,)),
+    ("sagan", "cnn", False, (16,)),
+    ("sagan", "cnn", True, (32,)),
+    ("sagan", "cnn", True, (8, 16, 32)),
+    ("sagan", "cnn", False, ()),
 ]
 
 
-@pytest.mark.parametrize("model,conditional,attention_res", CASES)
-def test_shapes_dtypes_and_ranges(model, conditional, attention_res):
-    config = TrainConfig(model=model, conditional=conditional, width=8,
-                         attention_res=attention_res).resolved()
+def _tiny(model="sagan", width=8, **values):
+    return TrainConfig(model=model, width=width, **values).resolved()
+
+
+def _attention_inputs(model):
+    """{layer path: the input shape it was built for} of every SelfAttention in `model`."""
+    return {layer.path: tuple(layer.get_build_config()["input_shape"])
+            for layer in model._flatten_layers() if isinstance(layer, SelfAttention)}
+
+
+@pytest.mark.parametrize("model,arch,conditional,attention_res", CASES)
+def test_shapes_dtypes_and_ranges(model, arch, conditional, attention_res):
+    config = _tiny(model, arch=arch, conditional=conditional, attention_res=attention_res)
     generator, discriminator = build_models(config)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((5, config.z_dim)).astype(np.float32) * 3
@@ -32,11 +50,15 @@ def test_shapes_dtypes_and_ranges(model, conditional, attention_res):
         logits = discriminator(images, labels, training=training).numpy()
         assert logits.shape == (5,) and logits.dtype == np.float32
         assert np.all(np.isfinite(logits))
+    if model == "sagan":
+        assert len(_attention_inputs(generator)) == len(attention_res)
+        assert len(_attention_inputs(discriminator)) == len(attention_res)
 
 
+@pytest.mark.parametrize("arch", ["resnet", "cnn"])
 @pytest.mark.parametrize("conditional", [False, True])
-def test_labels_matter_only_for_conditional_models(conditional):
-    config = TrainConfig(model="sagan", conditional=conditional, width=8).resolved()
+def test_labels_matter_only_for_conditional_models(arch, conditional):
+    config = _tiny(arch=arch, conditional=conditional)
     generator, discriminator = build_models(config)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((4, config.z_dim)).astype(np.float32)
@@ -52,17 +74,102 @@ def test_labels_matter_only_for_conditional_models(conditional):
     assert g_changed == conditional and d_changed == conditional
 
 
-def test_attention_blocks_sit_at_the_requested_resolutions():
-    config = TrainConfig(model="sagan", width=8, attention_res=(16, 32)).resolved()
+@pytest.mark.parametrize("arch,attention_res,g_channels,d_inputs", [
+    # ResNet: G's blocks have 4w channels; D's first block outputs 16x16, the second 8x8 (2w).
+    ("resnet", (8, 16), {8: 32, 16: 32}, {16: 16, 8: 16}),
+    # CNN: G's deconvolutions have 4w, 2w, w channels at 8, 16, 32; D reaches 32 at its first
+    # convolution (w), 16 at its second (w), 8 at its fourth (2w).
+    ("cnn", (8, 16, 32), {8: 32, 16: 16, 32: 8}, {32: 8, 16: 8, 8: 16}),
+])
+def test_attention_blocks_sit_at_the_requested_resolutions(arch, attention_res, g_channels,
+                                                           d_inputs):
+    config = _tiny(arch=arch, attention_res=attention_res)
     generator, discriminator = build_models(config)
     z = np.zeros((2, config.z_dim), np.float32)
     _, maps = generator(z, np.zeros(2, np.int32), return_attention=True)
     assert {r: tuple(m.shape) for r, m in maps.items()} == {
-        16: (2, 256, 256), 32: (2, 1024, 1024)}
+        r: (2, r * r, r * r) for r in attention_res}
     discriminator(np.zeros((2, 32, 32, 3), np.float32), np.zeros(2, np.int32))
-    names = sorted(layer.name for model in (generator, discriminator)
-                   for layer in model._flatten_layers() if isinstance(layer, SelfAttention))
-    assert names == ["attention16", "attention16", "attention32", "attention32"]
+    assert _attention_inputs(generator) == {
+        f"generator/attention{r}": (2, r, r, c) for r, c in g_channels.items()}
+    assert _attention_inputs(discriminator) == {
+        f"discriminator/attention{r}": (2, r, r, c) for r, c in d_inputs.items()}
+
+
+def _parameters(model):
+    """Trainable parameters of `model` outside its self-attention layers. Like PyTorch's
+    `parameters()`, this leaves out the SN vectors u and the BN moving statistics."""
+    attention = {id(v) for layer in model._flatten_layers() if isinstance(layer, SelfAttention)
+                 for v in layer.weights}
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights if id(v) not in attention)
+
+
+def test_resnet_at_the_defaults_has_the_published_size():
+    """SNGAN's CIFAR-10 ResNet: G about 4.3M parameters, D about 1.0M (its projection
+    embedding included), conditional on 10 classes, attention left out."""
+    config = TrainConfig(model="sagan").resolved()
+    assert (config.arch, config.width, config.conditional, config.num_classes) == (
+        "resnet", 64, True, 10)
+    generator, discriminator = (m.build_weights() for m in build_models(config))
+    assert isinstance(generator, resnet.ResNetGenerator)
+    assert isinstance(discriminator, resnet.ResNetDiscriminator)
+    assert generator.dense.kernel.shape == (128, 4 * 4 * 256)
+    assert discriminator.label_embedding.kernel.shape == (10, 128)
+    assert _parameters(generator) == pytest.approx(4.3e6, rel=0.1)
+    assert _parameters(discriminator) == pytest.approx(1.0e6, rel=0.1)
+    assert _attention_inputs(generator) and _attention_inputs(discriminator)
+
+
+def test_cnn_discriminator_is_sngans_seven_convolutions():
+    config = TrainConfig(model="sagan", arch="cnn").resolved()
+    _, discriminator = build_models(config)
+    assert isinstance(discriminator, sagan.SAGANDiscriminator)
+    assert [(c.filters, c.kernel_size, c.strides) for c in discriminator.convs] == [
+        (64, (3, 3), (1, 1)), (64, (4, 4), (2, 2)), (128, (3, 3), (1, 1)), (128, (4, 4), (2, 2)),
+        (256, (3, 3), (1, 1)), (256, (4, 4), (2, 2)), (512, (3, 3), (1, 1))]
+    _, tiny = build_models(_tiny(arch="cnn", attention_res=()))
+    maps = tiny.feature_maps(np.zeros((2, 32, 32, 3), np.float32))
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (32, 32, 8), (16, 16, 8), (16, 16, 16), (8, 8, 16), (8, 8, 32), (4, 4, 32), (4, 4, 64)]
+    assert sum(isinstance(layer, SNConv2D) for layer in tiny._flatten_layers()) == 7
+
+
+@pytest.mark.parametrize("arch", ["resnet", "cnn"])
+def test_keras_file_round_trip_gives_identical_outputs(arch, tmp_path):
+    config = _tiny(arch=arch, width=4, attention_res=(8, 16), aux_classifier=True)
+    generator, discriminator = (m.build_weights() for m in build_models(config))
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, config.z_dim)).astype(np.float32)
+    labels = np.array([0, 4, 9], np.int32)
+    for variable in generator.trainable_variables + discriminator.trainable_variables:
+        variable.assign(rng.normal(0, 0.1, variable.shape).astype(np.float32))  # gamma != 0
+    generator(z, labels, training=True)  # moves the BN statistics and the SN vectors
+    images = generator(z, labels).numpy()
+    outputs = [o.numpy() for o in discriminator(images, labels, return_class_logits=True)]
+    for model, path in ((generator, tmp_path / "g.keras"), (discriminator, tmp_path / "d.keras")):
+        model.save(str(path))
+    loaded_g = keras.saving.load_model(str(tmp_path / "g.keras"))
+    loaded_d = keras.saving.load_model(str(tmp_path / "d.keras"))
+    assert type(loaded_g) is type(generator) and type(loaded_d) is type(discriminator)
+    np.testing.assert_array_equal(loaded_g(z, labels).numpy(), images)
+    for a, b in zip(loaded_d(images, labels, return_class_logits=True), outputs):
+        np.testing.assert_array_equal(a.numpy(), b)
+
+
+@pytest.mark.parametrize("values,message", [
+    (dict(model="sagan", attention_res=(32,)),
+     "--attention_res=32 is not available with --arch=resnet: its G and D both have blocks at 8 "
+     "and 16 only (none: --attention_res=); --arch=cnn takes 32"),
+    (dict(model="sagan", arch="cnn", attention_res=(16, 64)), "--attention_res takes 8, 16, 32, "
+     "got 64"),
+    (dict(model="dcgan", arch="resnet"), "--arch=resnet picks a network of --model=sagan; "
+     "--model=dcgan has one network: leave --arch out"),
+    (dict(model="sagan", arch="dcgan"), "--arch takes resnet, cnn, got dcgan"),
+])
+def test_unsupported_architectures_give_one_line(values, message):
+    with pytest.raises(UserError) as error:
+        TrainConfig(**values).resolved()
+    assert str(error.value) == message
 
 
 def test_dcgan_generator_starts_at_4x4x128_by_default():

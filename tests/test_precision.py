@@ -49,8 +49,7 @@ def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
     assert trainer.step == 3
 
     # The layers compute in the half type; every variable, the SN state and the EMA stay float32.
-    convs = [layer for layer in trainer.generator._flatten_layers()
-             if isinstance(layer, keras.layers.Layer) and "deconv" in layer.name]
+    convs = spectral_layers(trainer.generator)
     assert convs and all(layer.compute_dtype == HALF[precision] for layer in convs)
     for model in (trainer.generator, trainer.discriminator, trainer.ema_generator):
         assert {v.dtype for v in model.variables} == {"float32"}
@@ -60,10 +59,14 @@ def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
     layers = spectral_layers(trainer.generator) + spectral_layers(trainer.discriminator)
     assert len(layers) >= 8
     for layer in layers:
-        for _ in range(100):  # power iteration to convergence, through the layer's own code
-            layer.normalized_kernel(training=True)
         w = keras.ops.convert_to_numpy(layer.kernel_matrix())
         assert w.dtype == np.float32 and layer.u.dtype == "float32"
+        # Power iteration through the layer's own code, from the top right singular vector: the
+        # ResNet's square 1x1 kernels can have top singular values too close to converge from
+        # where training left u.
+        layer.u.assign(np.linalg.svd(w)[2][:1])
+        for _ in range(10):
+            layer.normalized_kernel(training=True)
         normalized = keras.ops.convert_to_numpy(keras.ops.cast(
             layer.normalized_kernel(training=False), "float32")).reshape(w.shape)
         tolerance = 1e-3 if precision == "float32" else 1e-2  # + the cast to the half type

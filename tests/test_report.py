@@ -172,12 +172,13 @@ def _build(run_dirs, out, **kwargs):
 
 def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
     root = tmp_path / "logs"
+    cnn = dict(model="sagan", arch="cnn")  # the architecture with attention at 32x32
     runs = [
-        _fake_run(root, "s32_seed0", [(10, 30.0), (20, 10.0)], model="sagan", attention_res=(32,)),
-        _fake_run(root, "s32_seed1", [(10, 20.0), (20, 25.0)], model="sagan", attention_res=(32,),
-                  seed=1),
-        _fake_run(root, "s16_seed0", [(10, 12.0)], model="sagan", sample_steps=(10, 30)),
-        _fake_run(root, "s16_lr", [(10, 5.0)], model="sagan", lr_g=1e-3),  # no 32x32 partner
+        _fake_run(root, "s32_seed0", [(10, 30.0), (20, 10.0)], attention_res=(32,), **cnn),
+        _fake_run(root, "s32_seed1", [(10, 20.0), (20, 25.0)], attention_res=(32,), seed=1,
+                  **cnn),
+        _fake_run(root, "s16_seed0", [(10, 12.0)], sample_steps=(10, 30), **cnn),
+        _fake_run(root, "s16_lr", [(10, 5.0)], lr_g=1e-3, **cnn),  # no 32x32 partner
         _fake_run(root, "dcgan_aux", [(10, 40.0)], cls=True, model="dcgan"),
         _fake_run(root, "dcgan_no_eval", model="dcgan"),
     ]

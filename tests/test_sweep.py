@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_grid_expands_to_the_cartesian_product_with_sibling_workdirs():
     grid, dry_run, rest = sweep.parse_arguments([
-        "--flagfile=configs/sagan.cfg", "--grid", "batch_size=64,128",
+        "--flagfile=configs/sagan.cfg", "--arch=cnn", "--grid", "batch_size=64,128",
         "--grid=attention_res=16,32,16+32", "--steps=10", "--dry_run"])
     assert dry_run and grid == {"batch_size": ["64", "128"],
                                 "attention_res": ["16", "32", "16,32"]}
@@ -51,7 +51,7 @@ def test_bad_grids_are_refused(argv):
     ("workdir=a,b", "the sweep names the run directories itself"),
     ("batch_size=64,big", "--grid batch_size=big: "),
     ("loss=hinge,l1", "--grid loss=l1: value should be one of"),
-    ("attention_res=16,64", "--grid attention_res=64: takes 16, 32"),
+    ("attention_res=16,64", "--grid attention_res=64: takes 8, 16, 32"),
     ("flip=true,maybe", "--grid flip=maybe: "),
 ])
 def test_grid_names_and_values_are_checked_by_the_flags_of_train_py(spec, message):

@@ -25,7 +25,7 @@ MODEL_DEFAULTS = {
     ),
     "sagan": dict(
         conditional=True, loss="hinge", n_critic=1, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
-        beta2=0.9, z_dim=128, width=64, batch_size=64,
+        beta2=0.9, z_dim=128, width=64, batch_size=64, arch="resnet",
     ),
 }
 
@@ -44,13 +44,21 @@ class Registry:
 
     def names(self):
         """The registered names, in the registry's order."""
-        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+        return tuple(self._registry())
+
+    def lookup(self, name):
+        """The entry registered as `name` (of a dict registry)."""
+        return self._registry()[name]
+
+    def _registry(self):
+        return getattr(importlib.import_module(self.module), self.attribute)
 
 
 MODELS = Registry("tfgan_cifar.nn", "MODELS")
 LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
-ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn.sagan", "ATTENTION_RESOLUTIONS")
+ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES")
+ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn", "ATTENTION_RESOLUTIONS")
 PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
 AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
@@ -198,12 +206,19 @@ class TrainConfig:
     # Architecture.
     conditional: Optional[bool] = setting(None, "Class-conditional G and D.", "architecture")
     z_dim: Optional[int] = setting(None, "Noise dimension.", "architecture", minimum=1)
+    arch: Optional[str] = setting(
+        None, "SAGAN's networks: resnet (the CIFAR-10 ResNets of SNGAN-projection, SAGAN and "
+        "BigGAN) or cnn (SNGAN's standard-CNN G and 7-convolution D). DCGAN has one network: "
+        "leave it unset.", "architecture", choices=ARCHITECTURES)
     width: Optional[int] = setting(
-        None, "Channel width w of both networks; DCGAN's G starts at 4x4x(4w), SAGAN's at "
-        "4x4x(8w).", "architecture", minimum=1)
+        None, "Channel width w of both networks. DCGAN: G starts at 4x4x(4w), D has 2w, 4w, "
+        "8w; SAGAN resnet: G has 4w channels, D 2w (256 and 128 at w=64); SAGAN cnn: G starts "
+        "at 4x4x(8w), D has w to 8w.", "architecture", minimum=1)
     attention_res: Tuple[int, ...] = setting(
-        (16,), "SAGAN: feature-map resolution(s) of the self-attention blocks in G and D: 16, "
-        "32 or 16,32.", "architecture", choices=ATTENTION_RESOLUTIONS)
+        (16,), "SAGAN: self-attention in G and D after the first block whose output has this "
+        "resolution; several joined by commas, none with --attention_res= (as in SNGAN). "
+        "--arch=resnet takes 8 and 16, --arch=cnn 8, 16 and 32.", "architecture",
+        choices=ATTENTION_RESOLUTIONS)
     # Objective and optimisation.
     loss: Optional[str] = setting(None, "GAN loss.", "objective", choices=LOSSES)
     optimizer: str = setting("adam", "Optimizer of both networks, each with its own learning "
@@ -224,9 +239,9 @@ class TrainConfig:
                                "turns it off.", "objective")
     # Studies: multi-task D, experience replay, gradient penalty, DiffAugment.
     aux_classifier: bool = setting(
-        False, "Multi-task discriminator: a two-layer head on D's third convolution block "
-        "predicts the class of real images; D minimises its GAN loss + --aux_weight x "
-        "cross-entropy.", "studies")
+        False, "Multi-task discriminator: a two-layer head on an inner feature map of D (DCGAN: "
+        "the third convolution block; SAGAN: an 8x8 map) predicts the class of real images; "
+        "D minimises its GAN loss + --aux_weight x cross-entropy.", "studies")
     aux_weight: float = setting(1.0, "Weight of the classifier head's loss.", "studies",
                                 requires="aux_classifier")
     replay_size: int = setting(0, "Experience replay: keep the last N generated images in a "
@@ -324,6 +339,7 @@ class TrainConfig:
                 and self.model not in SPECTRAL_NORM_CRITICS):
             raise UserError(f"--loss=wasserstein needs a Lipschitz critic, and {self.model}'s D "
                             "has no spectral norm: add --gp_weight=10, or use --model=sagan")
+        self._validate_architecture()
         if self.devices and self.distribute != "mirrored":
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
@@ -337,6 +353,23 @@ class TrainConfig:
         """Normalisation of DCGAN's D: "layer" under the gradient penalty, which Gulrajani et
         al. define per sample (batch norm would couple the interpolates), else "batch"."""
         return "layer" if self.gp_weight else "batch"
+
+    def _validate_architecture(self):
+        if self.model != "sagan":
+            if self.arch is not None:
+                raise UserError(f"--arch={self.arch} picks a network of --model=sagan; "
+                                f"--model={self.model} has one network: leave --arch out")
+            return
+        supported = ARCHITECTURES.lookup(self.arch).attention_res
+        bad = [r for r in self.attention_res if r not in supported]
+        if bad:
+            others = [name for name in ARCHITECTURES.names()
+                      if set(bad) <= set(ARCHITECTURES.lookup(name).attention_res)]
+            listed = ",".join(map(str, bad))
+            raise UserError(
+                f"--attention_res={listed} is not available with --arch={self.arch}: its G "
+                f"and D both have blocks at {' and '.join(map(str, supported))} only (none: "
+                f"--attention_res=)" + "".join(f"; --arch={o} takes {listed}" for o in others))
 
     def to_json(self):
         """The configuration as pretty JSON text."""

@@ -1,6 +1,6 @@
 """Run a grid of train.py configurations one after another, into sibling run directories.
 
-  python -m tfgan_cifar.sweep --flagfile=configs/sagan.cfg \\
+  python -m tfgan_cifar.sweep --flagfile=configs/sagan.cfg --arch=cnn \\
       --grid batch_size=64,128 --grid attention_res=16,32,16+32 --steps=20000 [--dry_run]
 
 Each `--grid NAME=V1,V2,...` multiplies the runs; `+` inside a value stands for a comma

@@ -1,9 +1,27 @@
-"""Model registry: build a (generator, discriminator) pair by name."""
+"""Model registry: build a (generator, discriminator) pair by name.
 
+`--model=dcgan` has one network (`nn/dcgan.py`); `--model=sagan` has two, picked by `--arch`:
+`resnet` (`nn/resnet.py`) and `cnn` (`nn/sagan.py`), both on the frame of `nn/frame.py`.
+"""
+
+import collections
+
+from tfgan_cifar.nn import resnet, sagan
 from tfgan_cifar.nn.dcgan import DCGANDiscriminator, DCGANGenerator
-from tfgan_cifar.nn.sagan import SAGANDiscriminator, SAGANGenerator
 
 MODELS = ("dcgan", "sagan")
+
+Architecture = collections.namedtuple("Architecture",
+                                      ["generator", "discriminator", "attention_res"])
+# SAGAN's networks by --arch, with the attention resolutions each takes.
+ARCHITECTURES = {
+    "resnet": Architecture(resnet.ResNetGenerator, resnet.ResNetDiscriminator,
+                           resnet.ATTENTION_RESOLUTIONS),
+    "cnn": Architecture(sagan.SAGANGenerator, sagan.SAGANDiscriminator,
+                        sagan.ATTENTION_RESOLUTIONS),
+}
+# What --attention_res parses: the resolutions of any architecture (validate checks --arch's).
+ATTENTION_RESOLUTIONS = tuple(sorted({r for a in ARCHITECTURES.values() for r in a.attention_res}))
 
 
 def build_models(config):
@@ -17,8 +35,9 @@ def build_models(config):
                 DCGANDiscriminator(name="discriminator", norm=config.critic_norm, **common,
                                    **head, **sync))
     if config.model == "sagan":  # its D has no batch norm
+        arch = ARCHITECTURES[config.arch]
         attention = dict(attention_res=config.attention_res)
-        return (SAGANGenerator(z_dim=config.z_dim, name="generator", **common, **attention,
+        return (arch.generator(z_dim=config.z_dim, name="generator", **common, **attention,
                                **sync),
-                SAGANDiscriminator(name="discriminator", **common, **attention, **head))
+                arch.discriminator(name="discriminator", **common, **attention, **head))
     raise ValueError(f"unknown model {config.model!r}; choose one of {MODELS}")

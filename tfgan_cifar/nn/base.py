@@ -50,7 +50,8 @@ class Discriminator(GANModel):
     """Base of discriminators: `call(images, labels=None, training=False)` -> logits [N].
 
     Built with `aux_classifier=True`, `call(..., return_class_logits=True)` returns
-    (logits [N], class logits [N, num_classes]) from a head on the third convolution block.
+    (logits [N], class logits [N, num_classes]) from a head on an intermediate feature map
+    (each discriminator's docstring says which).
     """
 
     @property
@@ -63,13 +64,14 @@ class Discriminator(GANModel):
             self(*self.dummy_inputs(), training=False, return_class_logits=self.has_classifier)
         return self
 
-    def with_class_logits(self, logits, block3_features, return_class_logits):
-        """`logits`, or (logits, class logits of the head) when they are asked for."""
+    def with_class_logits(self, logits, head_features, return_class_logits):
+        """`logits`, or (logits, class logits of the head on `head_features`) when they are
+        asked for."""
         if not return_class_logits:
             return logits
         if self.classifier is None:
             raise ValueError("this discriminator has no classifier head (aux_classifier=False)")
-        return logits, self.classifier(block3_features)
+        return logits, self.classifier(head_features)
 
     def dummy_inputs(self, batch=2):
         return ops.zeros((batch, 32, 32, 3)), ops.zeros((batch,), dtype="int32")

@@ -16,6 +16,7 @@ BOOKKEEPING_FIELDS = ("log_every", "sample_every", "checkpoint_every", "keep_che
 # Fields that mean something only in some runs (shown as "–" in the others): {field: test of
 # the run's config values}.
 APPLIES = {
+    "arch": lambda values: values.get("model") == "sagan",
     "attention_res": lambda values: values.get("model") == "sagan",
     "aux_weight": lambda values: bool(values.get("aux_classifier")),
     "replay_fraction": lambda values: bool(values.get("replay_size")),
