@@ -98,8 +98,9 @@ def jax_run(cifar_like_dir, tmp_path_factory):
             ("locked", "train_expecting_error", tiny("dcgan", cifar_like_dir, tmp / "locked"))):
         tasks.append({"name": name, "task": task, "argument": config.to_json()})
     (tmp / "tasks.json").write_text(json.dumps(tasks))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # for the sharded step
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",  # conftest's XLA flags
+           "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")  # and two devices for the sharded step
+           + " --xla_force_host_platform_device_count=2"}
     with RunDir(str(tmp / "locked")).lock():  # held by this process while the worker runs
         result = subprocess.run([sys.executable, os.path.join(HERE, "jax_worker.py"),
                                  str(tmp / "tasks.json"), str(tmp / "results.json")],
