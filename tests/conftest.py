@@ -20,14 +20,6 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_backend_optimization_level=0").strip()
 
-# XLA's CPU code generation at LLVM optimisation level 0, for every JAX step the tests compile
-# (the JAX worker, JAX training processes) and TensorFlow's --jit_compile: they compile in about
-# a third of the time. The HLO (fusion, sharding, collectives) is the same; only the machine
-# code of a few steps of tiny networks is slower. Subprocesses inherit it.
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_backend_optimization_level=0").strip()
-
 
 @pytest.fixture(scope="session")
 def cifar_like_dir(tmp_path_factory):
