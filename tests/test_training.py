@@ -254,7 +254,7 @@ def test_ema_decay_warms_up_to_the_configured_decay():
 
 def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir, tmp_path):
     decay = 0.5
-    config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=decay, steps=3)
+    config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=decay, steps=3, standing_stats=2)
     trainer = TFTrainer(config, data.load_image_folder(image_dir))
     history = [[v.numpy().copy() for v in trainer.generator.trainable_variables]]
     trainer.start()
