@@ -200,6 +200,7 @@ class GANObjective:
         self.loss = LOSSES[config.loss]
         self.metric_names = metric_names(config)
         self.loss_scaled = precision.needs_loss_scaling(config.precision)
+        self.sampler_statistics = moving_statistics(self.sampler)
 
     def initial_state(self, ema_generator=None):
         """The state of an untrained run, from the networks' and optimizers' variables."""
@@ -386,7 +387,7 @@ class GANObjective:
     def batch_statistics(self, g, g_nt, z, labels):
         """[mean, variance, ...] of every batch norm of the sampling G on one batch of its own
         samples in training mode (pure): the statistics of BigGAN's "standing statistics"."""
-        stats = moving_statistics(self.sampler)
+        stats = self.sampler_statistics
         zeroed = list(g_nt)
         for index, _ in stats:
             zeroed[index] = ops.zeros_like(zeroed[index])
@@ -398,7 +399,7 @@ class GANObjective:
         """`g_nt` with the batch norms' moving statistics replaced by `statistics` (in the
         order of `batch_statistics`)."""
         g_nt = list(g_nt)
-        for (index, _), value in zip(moving_statistics(self.sampler), statistics):
+        for (index, _), value in zip(self.sampler_statistics, statistics):
             g_nt[index] = value
         return g_nt
 

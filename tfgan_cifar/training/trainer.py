@@ -160,13 +160,11 @@ class Trainer(abc.ABC):
             shape = (config.standing_stats, config.batch_size)
             z = rng.standard_normal(shape + (config.z_dim,)).astype(np.float32)
             labels = rng.integers(0, config.num_classes, shape).astype(np.int32)
-            sums = None
-            for batch_z, batch_labels in zip(z, labels):
-                stats = [keras.ops.convert_to_numpy(s) for s in
-                         self._batch_statistics(g, g_nt, batch_z, batch_labels)]
-                sums = stats if sums is None else [a + b for a, b in zip(sums, stats)]
+            batches = [[keras.ops.convert_to_numpy(s)
+                        for s in self._batch_statistics(g, g_nt, batch_z, batch_labels)]
+                       for batch_z, batch_labels in zip(z, labels)]
             self._standing = (step, self.objective.with_statistics(
-                g_nt, [total / config.standing_stats for total in sums]))
+                g_nt, [np.mean(values, axis=0) for values in zip(*batches)]))
         return self._standing[1]
 
     def generate(self, z, labels, batch_size=CHUNK):
