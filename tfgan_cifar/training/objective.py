@@ -202,22 +202,32 @@ class GANObjective:
         self.loss_scaled = precision.needs_loss_scaling(config.precision)
         self.sampler_statistics = moving_statistics(self.sampler)
 
-    def initial_state(self, ema_generator=None):
-        """The state of an untrained run, from the networks' and optimizers' variables."""
-        config, G, D = self.config, self.generator, self.discriminator
-        size = config.replay_size
+    def model_variables(self, ema_generator=None):
+        """The parts of the state that are the networks' and optimizers' Keras variables:
+        {"g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "loss_scale", "ema"}."""
+        G, D = self.generator, self.discriminator
         optimizers = {"g": self.g_optimizer, "d": self.d_optimizer}
         return {
-            "g": values(G.trainable_variables), "g_nt": values(G.non_trainable_variables),
-            "d": values(D.trainable_variables), "d_nt": values(D.non_trainable_variables),
-            **{f"{part}_opt": values(precision.split_variables(optimizer)[1])
+            "g": G.trainable_variables, "g_nt": G.non_trainable_variables,
+            "d": D.trainable_variables, "d_nt": D.non_trainable_variables,
+            **{f"{part}_opt": precision.split_variables(optimizer)[1]
                for part, optimizer in optimizers.items()},
-            "loss_scale": {part: values(precision.split_variables(optimizer)[0])
+            "loss_scale": {part: precision.split_variables(optimizer)[0]
                            for part, optimizer in optimizers.items()}
             if self.loss_scaled else {},
+            "ema": ema_generator.trainable_variables if ema_generator else [],
+        }
+
+    def initial_state(self, ema_generator=None):
+        """The state of an untrained run, from the networks' and optimizers' variables."""
+        size = self.config.replay_size
+        variables = self.model_variables(ema_generator)
+        return {
+            **{part: values(variables[part])
+               for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt")},
+            "loss_scale": {part: values(scale) for part, scale in variables["loss_scale"].items()},
             # Copies: a JAX step donates the state, which must not hold one buffer twice.
-            "ema": [ops.copy(v) for v in values(ema_generator.trainable_variables)]
-            if ema_generator else [],
+            "ema": [ops.copy(v) for v in values(variables["ema"])],
             "replay": {"images": ops.zeros((size, 32, 32, 3)),
                        "labels": ops.zeros((size,), "int32"),
                        "position": ops.zeros((), "int32"),

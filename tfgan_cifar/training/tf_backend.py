@@ -22,7 +22,6 @@ import os
 import tensorflow as tf
 
 from tfgan_cifar import data as data_lib
-from tfgan_cifar import precision
 from tfgan_cifar.training import objective, tf_distribute
 from tfgan_cifar.training.trainer import Trainer
 
@@ -78,17 +77,9 @@ class TFTrainer(Trainer):
 
     def _build_state(self, config):
         super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply))
-        G, D, ema = self.generator, self.discriminator, self.ema_generator
-        initial = self.objective.initial_state(ema)
+        initial = self.objective.initial_state(self.ema_generator)
         self.state = {
-            "g": G.trainable_variables, "g_nt": G.non_trainable_variables,
-            "d": D.trainable_variables, "d_nt": D.non_trainable_variables,
-            "g_opt": precision.split_variables(self.g_optimizer)[1],
-            "d_opt": precision.split_variables(self.d_optimizer)[1],
-            "loss_scale": {part: precision.split_variables(optimizer)[0] for part, optimizer
-                           in (("g", self.g_optimizer), ("d", self.d_optimizer))}
-            if self.objective.loss_scaled else {},
-            "ema": ema.trainable_variables if ema else [],
+            **self.objective.model_variables(self.ema_generator),
             **{part: tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False),
                                            initial[part])
                for part in ("replay", "sums", "count", "diverged_at")},
