@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import keras  # noqa: E402
 
-from tfgan_cifar import data  # noqa: E402
+from tfgan_cifar import data, precision  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
 from tfgan_cifar.nn.layers import _SpectralNorm  # noqa: E402
@@ -85,10 +85,19 @@ def steps_and_export(config):
     generator.save(path)
     reloaded = keras.saving.load_model(path)
     images = keras.ops.convert_to_numpy(reloaded(z, labels, training=False))
+    learning_rates = {}
+    for part, optimizer in (("g", trainer.objective.g_optimizer),
+                            ("d", trainer.objective.d_optimizer)):
+        inner = precision.split_variables(optimizer)[1]  # the rate is read from its iterations
+        with keras.StatelessScope(state_mapping=list(zip(inner, trainer.state[f"{part}_opt"]))):
+            learning_rates[part] = float(getattr(optimizer, "inner_optimizer", optimizer)
+                                         .learning_rate)
     class_logits_shape = None
     if config.aux_classifier:
         class_logits_shape = list(trainer.class_logits(np.zeros((5, 32, 32, 3), "float32")).shape)
     return {"metrics": metrics, "changed": changed, "step": trainer.step,
+            "optimizer_learning_rates": learning_rates,
+            "logged_learning_rates": trainer.learning_rates(),
             "class_logits_shape": class_logits_shape,
             "exported_discriminator": discriminator is not None,
             "replay_filled": int(trainer.state["replay"]["filled"]) if config.replay_size else None,

@@ -17,11 +17,13 @@ from tfgan_cifar.training.tf_backend import TFTrainer
 
 pytest.importorskip("jax")
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Each case also switches on studies: DCGAN the classifier head and replay (read from the buffer
-# in its second D step), SAGAN the Wasserstein loss with the gradient penalty.
+# Each case also switches on studies: DCGAN the classifier head, replay (read from the buffer
+# in its second D step) and every DiffAugment op, SAGAN the Wasserstein loss with the gradient
+# penalty of translated images. Translation and cutout put exact zeros into D's activations.
 LOSS_CASES = {
-    "dcgan": dict(loss="bce", n_critic=2, aux_classifier=True, replay_size=8),
-    "sagan": dict(loss="wasserstein", n_critic=1, gp_weight=10.0),
+    "dcgan": dict(loss="bce", n_critic=2, aux_classifier=True, replay_size=8,
+                  augment=("color", "translation", "cutout")),
+    "sagan": dict(loss="wasserstein", n_critic=1, gp_weight=10.0, augment=("translation",)),
 }
 
 
@@ -75,7 +77,8 @@ def jax_run(cifar_like_dir, tmp_path_factory):
         path = str(tmp / f"inputs_{model}.npz")
         tf_metrics[model] = tensorflow_first_step(config, path)
         tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
-    for model, studies in (("dcgan", dict(ema_decay=0.5, aux_classifier=True, replay_size=8)),
+    for model, studies in (("dcgan", dict(ema_decay=0.5, aux_classifier=True, replay_size=8,
+                                          lr_decay="linear")),
                            ("sagan", dict(precision="mixed_bfloat16")),
                            ("dcgan_float16", dict(precision="mixed_float16", ema_decay=0.5))):
         config = tiny(model.split("_")[0], cifar_like_dir, tmp / f"steps_{model}",
@@ -162,6 +165,17 @@ def test_jax_classifier_head_and_replay_run_in_the_compiled_step(jax_run):
     assert out["replay_filled"] == 8 and out["metrics"]["replayed"] == pytest.approx(0.25)
     assert np.isfinite(out["metrics"]["cls_loss"]) and out["exported_discriminator"]
     assert jax_run[2]["steps_sagan"]["class_logits_shape"] is None
+
+
+def test_jax_linear_lr_decay_is_what_the_optimizers_use(jax_run):
+    out = jax_run[2]["steps_dcgan"]  # --lr_decay=linear, 2 of 4 steps done: half the rates
+    dcgan, sagan = (TrainConfig(model=model).resolved() for model in ("dcgan", "sagan"))
+    expected = {"g": dcgan.lr_g / 2, "d": dcgan.lr_d / 2}
+    assert out["optimizer_learning_rates"] == pytest.approx(expected, rel=1e-6)
+    assert out["logged_learning_rates"] == pytest.approx(
+        {f"lr_{part}": rate for part, rate in expected.items()}, rel=1e-6)
+    assert jax_run[2]["steps_sagan"]["optimizer_learning_rates"] == pytest.approx(
+        {"g": sagan.lr_g, "d": sagan.lr_d}, rel=1e-6)  # --lr_decay=none
 
 
 def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):

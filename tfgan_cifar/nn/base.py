@@ -93,3 +93,13 @@ def synchronizable(synchronized):
 def projection(logits, features, embedding, labels, training):
     """Adds the projection term <embed(y), phi(x)> of Miyato & Koyama 2018 to the logits."""
     return logits + ops.sum(embedding(labels, training=training) * features, axis=-1)
+
+
+def leaky_relu(x, negative_slope):
+    """Leaky ReLU whose gradient at exactly 0 is `negative_slope` on every backend.
+
+    `ops.leaky_relu`'s is not: TensorFlow's kernel takes the slope there, JAX's `x >= 0` takes
+    1. Zeros reach the activations whenever DiffAugment pads or cuts out, so the two backends'
+    steps would differ.
+    """
+    return ops.where(x > 0, x, negative_slope * x)

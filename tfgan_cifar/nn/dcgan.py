@@ -10,7 +10,7 @@ gradient penalty D normalises with layer norm (`norm="layer"`), as the WGAN-GP c
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, leaky_relu, projection
 from tfgan_cifar.nn.layers import ClassifierHead
 
 NORMS = ("batch", "layer")
@@ -91,7 +91,7 @@ class DCGANDiscriminator(Discriminator):
             x = conv(x)
             if norm is not None:
                 x = norm(x, training=training)
-            x = ops.leaky_relu(x, negative_slope=0.2)
+            x = leaky_relu(x, negative_slope=0.2)
         return self.flatten(x)
 
     def call(self, images, labels=None, training=False, return_class_logits=False):

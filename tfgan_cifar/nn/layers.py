@@ -17,7 +17,7 @@ are computed in float32; the convolutions and matmuls run in the layer's compute
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import synchronizable
+from tfgan_cifar.nn.base import leaky_relu, synchronizable
 
 _SERIALIZABLE = "tfgan_cifar"
 
@@ -346,7 +346,7 @@ class ClassifierHead(keras.layers.Layer):
     def call(self, features):
         if len(features.shape) == 4:
             features = ops.mean(features, axis=(1, 2))
-        hidden = ops.leaky_relu(self.hidden_layer(features), negative_slope=0.2)
+        hidden = leaky_relu(self.hidden_layer(features), negative_slope=0.2)
         return self.logits_layer(hidden)
 
     def get_config(self):

@@ -14,7 +14,7 @@ resolution in `attention_res` (8, 16, 32, several, or none). The ResNet networks
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import batch_norm
+from tfgan_cifar.nn.base import batch_norm, leaky_relu
 from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, SNConv2DTranspose, SNDense
 
@@ -89,4 +89,4 @@ class SAGANDiscriminator(ProjectionDiscriminator):
                       for i, (c, k, s) in enumerate(D_LAYERS)]
 
     def stage(self, index, x, training):
-        return ops.leaky_relu(self.convs[index](x, training=training), negative_slope=0.1)
+        return leaky_relu(self.convs[index](x, training=training), negative_slope=0.1)

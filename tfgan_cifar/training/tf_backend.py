@@ -70,8 +70,9 @@ class TFTrainer(Trainer):
             self._build_state(config)
         self.data = data
         self.rng = tf.random.Generator.from_seed(config.seed)
-        self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile)
-        self._next_and_step = tf.function(self._next_and_step_eager)
+        self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile,
+                                          autograph=False)
+        self._next_and_step = tf.function(self._next_and_step_eager, autograph=False)
         self._iterator = None
         self._make_checkpoint(config)
 
@@ -126,7 +127,7 @@ class TFTrainer(Trainer):
                                               max_to_keep=self.config.keep_checkpoints)
 
     def compile(self, function):
-        return tf.function(function, reduce_retracing=True)
+        return tf.function(function, reduce_retracing=True, autograph=False)
 
     def read(self, part):
         return tf.nest.map_structure(tf.convert_to_tensor, self.state[part])
