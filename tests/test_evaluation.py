@@ -109,22 +109,20 @@ def test_reference_is_the_test_folder_beside_image_dir_or_a_clear_error(tmp_path
     assert reference_source(custom)[0] == f"folder:{lonely}"
 
 
-def test_evaluate_py_writes_every_documented_output(trained_run, inception_weights_file,
-                                                    cifar_like_dir, tmp_path):
+def test_evaluation_writes_every_documented_output(trained_run, inception_weights_file,
+                                                   cifar_like_dir, tmp_path, capsys):
+    # In-process: evaluate.py is this call behind the flags (its command line is checked by
+    # test_evaluate_py_without_a_model_says_what_to_do and the flag tests of test_cli).
     config = trained_run
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "evaluate.py"), "--model=sagan",
-         f"--save_dir={config.save_dir}", f"--output_dir={out}", "--fid_samples=6",
-         f"--inception_weights={inception_weights_file}",
-         f"--image_dir={cifar_like_dir / 'train'}", f"--fid_cache_dir={config.fid_cache_dir}",
-         f"--samples_npz={out / 'samples.npz'}", "--num_samples=25", "--attention_maps",
-         "--real_baseline", "--weights"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "FID (Keras InceptionV3)" in result.stdout and "6 generated images" in result.stdout
-    assert "real baseline" in result.stdout
+    evaluate_model.run(evaluate_model.EvaluateOptions(
+        model="sagan", save_dir=config.save_dir, output_dir=str(out), fid_samples=6,
+        inception_weights=inception_weights_file, image_dir=str(cifar_like_dir / "train"),
+        fid_cache_dir=config.fid_cache_dir, samples_npz=str(out / "samples.npz"),
+        num_samples=25, attention_maps=True, real_baseline=True, weights=True))
+    printed = capsys.readouterr().out
+    assert "FID (Keras InceptionV3)" in printed and "6 generated images" in printed
+    assert "real baseline" in printed
     folder = out / "SAGAN"
     with Image.open(folder / "grid_8x8.png") as grid:
         assert grid.size == (2 * (8 * 34 + 2),) * 2

@@ -21,6 +21,8 @@ from tfgan_cifar.errors import UserError
 
 IMAGE_SIZE = 32
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+PIPELINE_THREADS = 2  # parallel batch gathers of the training pipeline
+PREFETCH_BATCHES = 2  # batches ready ahead of the step
 NO_DATA_HINT = (
     "pass --image_dir=PATH (a folder with one subfolder per class, e.g. cifar10/train) or "
     "--data_dir=PATH (a prepared tensorflow-datasets copy)"
@@ -213,12 +215,18 @@ def make_dataset(data, batch_size, seed, start_batch=0, flip=True):
                 x, seed=tf.stack([tf.constant(seed + 1, tf.int64), batch_index]))
         return x, tf.gather(labels, indices)
 
+    # No autotuning: its model thread sleeps for up to a minute between passes, and deleting
+    # the iterator (the end of every run, or a trainer garbage-collected) waits for it to wake.
+    # A fixed pipeline gathers batches from memory at hundreds per second: far above any step.
+    options = tf.data.Options()
+    options.autotune.enabled = False
     return (
         tf.data.Dataset.range(first_epoch, 2**62)
         .flat_map(epoch_order)
         .skip(offset)
         .batch(batch_size, drop_remainder=True)
         .enumerate(start=start_batch)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+        .map(gather, num_parallel_calls=PIPELINE_THREADS)
+        .prefetch(PREFETCH_BATCHES)
+        .with_options(options)
     )
