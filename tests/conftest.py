@@ -21,19 +21,6 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
                                + " --xla_backend_optimization_level=0").strip()
 
 
-# Test files by their time on two cores (measured, slowest first); the rest follow in name order.
-SLOWEST_FIRST = ("test_training.py", "test_distributed.py", "test_jax_backend.py",
-                 "test_precision.py", "test_evaluation.py", "test_report.py", "test_faults.py",
-                 "test_classifier.py", "test_run_integrity.py", "test_models.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Collects the slowest files first: pytest-xdist hands files to whichever worker is free in
-    this order (pytest.ini), so the long ones do not start last and leave one core idle."""
-    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))
-
-
 @pytest.fixture(scope="session")
 def cifar_like_dir(tmp_path_factory):
     """<root>/train and <root>/test, three classes of eight random 32x32 images each."""
