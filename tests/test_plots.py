@@ -144,6 +144,20 @@ def test_weight_figures_for_conv_first_and_dense_first_models(tmp_path):
         "conv_filters.png", "conv_histograms.png", "dense_filters.png", "dense_histograms.png"]
 
 
+def test_filter_mosaic_places_each_normalised_filter_in_its_tile():
+    rng = np.random.default_rng(0)
+    filters = rng.normal(size=(5, 3, 2, 3)) * np.arange(1, 6)[:, None, None, None]
+    mosaic = internals.filter_mosaic(filters, cols=2, border=1)
+    assert mosaic.shape == (3 * 4 - 1, 2 * 3 - 1, 3)
+    for i in range(5):
+        top, left = (i // 2) * 4, (i % 2) * 3
+        tile = mosaic[top:top + 3, left:left + 2]
+        np.testing.assert_allclose(tile, (filters[i] - filters[i].min()) / np.ptp(filters[i]),
+                                   atol=1e-9)
+    np.testing.assert_array_equal(mosaic[3], 1.0)  # the border row between tile rows
+    np.testing.assert_array_equal(mosaic[8:, 3:], 1.0)  # the sixth tile is empty
+
+
 def test_first_layer_filters_orientation():
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3)])
     path, shape, filters = internals.first_layer_filters(conv)
