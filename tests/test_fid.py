@@ -95,10 +95,21 @@ def test_a_failed_eigendecomposition_is_retried_with_eps_on_the_diagonals(monkey
     a, b = np.array([1.0, 4.0]), np.array([4.0, 1.0])
     with caplog.at_level(logging.WARNING):
         value = fid.frechet_distance(np.zeros(2), np.diag(a), np.zeros(2), np.diag(b), eps=1e-3)
-    np.testing.assert_allclose(calls[1], np.diag(a + 1e-3))
+    np.testing.assert_allclose(calls[1], np.diag(b + 1e-3))  # the root is S2's
     # The traces keep the given covariances; only the square root sees the offset.
     assert value == pytest.approx(np.sum(a + b - 2 * np.sqrt((a + 1e-3) * (b + 1e-3))))
     assert "retrying" in caplog.text
+
+
+def test_a_known_root_of_the_second_covariance_gives_the_same_distance():
+    rng = np.random.default_rng(12)
+    s1, s2 = _random_covariance(rng, 6), _random_covariance(rng, 6)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    root = fid.covariance_sqrt(s2)
+    np.testing.assert_allclose(root @ root, s2, atol=1e-12)
+    np.testing.assert_allclose(root, root.T)
+    assert fid.frechet_distance(mu1, s1, mu2, s2, sigma2_root=root) == pytest.approx(
+        _exact_fid(mu1, s1, mu2, s2), rel=1e-9)
 
 
 def test_a_matrix_that_is_not_a_covariance_is_reported_and_clipped(caplog):
@@ -350,6 +361,24 @@ def test_compute_metrics_streams_samples_in_chunks(tmp_path):
 
     same = fid.compute_metrics(lambda n: _images(60)[:n], 60, FakeExtractor(), stats)
     assert abs(same["fid"]) < 1e-9  # the reference images themselves
+
+
+def test_the_reference_root_is_computed_once_for_all_evaluations(tmp_path, monkeypatch):
+    stats = reference.reference_statistics(lambda: _images(60), {"s": 3}, FakeExtractor(),
+                                           tmp_path, 60)
+    real_eigh, sizes = np.linalg.eigh, []
+
+    def counting(matrix):
+        sizes.append(len(matrix))
+        return real_eigh(matrix)
+
+    monkeypatch.setattr(np.linalg, "eigh", counting)
+    values = [fid.compute_metrics(lambda n: _images(n, seed=seed, offset=0.3), 30,
+                                  FakeExtractor(), stats)["fid"] for seed in (1, 2, 3)]
+    assert len(sizes) == 1 + 3  # the reference's root once, then one per evaluation
+    for seed, value in zip((1, 2, 3), values):
+        mu, sigma = _stats(FakeExtractor()(_images(30, seed=seed, offset=0.3)))
+        assert value == pytest.approx(_exact_fid(mu, sigma, stats.mu, stats.sigma), rel=1e-6)
 
 
 def test_fid_module_runs_under_the_jax_backend_without_tensorflow(tmp_path):

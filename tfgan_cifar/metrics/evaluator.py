@@ -165,7 +165,7 @@ class ClassifierEvaluator(_ReferenceScorer):
         ref = self.reference
         result = {
             "fd_classifier": fid.frechet_distance(stats.mean(), stats.covariance(), ref.mu,
-                                                  ref.sigma),
+                                                  ref.sigma, sigma2_root=ref.sigma_root),
             "class_kl": quality.kl_from_uniform(distribution),
             "class_distribution": [float(p) for p in distribution],
             "classifier_samples": int(stats.count),

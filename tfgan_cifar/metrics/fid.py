@@ -71,24 +71,33 @@ def _psd_eigenvalues(matrix, name):
     return np.clip(values, 0.0, None), vectors
 
 
-def trace_sqrt_product(sigma1, sigma2):
+def covariance_sqrt(sigma, name="S"):
+    """The symmetric square root S^(1/2) of a covariance matrix (rounding-negative eigenvalues
+    clipped to 0), in float64."""
+    values, vectors = _psd_eigenvalues(np.asarray(sigma, np.float64), name)
+    return (vectors * np.sqrt(values)) @ vectors.T
+
+
+def trace_sqrt_product(sigma1, sigma2, sigma2_root=None):
     """tr((S1 S2)^(1/2)) for covariance matrices S1 and S2.
 
-    S1 S2 has the eigenvalues of the symmetric S1^(1/2) S2 S1^(1/2), so the trace is the sum of
+    S1 S2 has the eigenvalues of the symmetric S2^(1/2) S1 S2^(1/2), so the trace is the sum of
     their square roots: two symmetric eigendecompositions, exact for singular covariances, and
     several times faster than a general matrix square root (scipy.linalg.sqrtm) at 2048 x 2048.
+    `sigma2_root`, if given, is S2^(1/2) (see `covariance_sqrt`) and saves one of the two: a
+    fixed reference's root is computed once for all the evaluations against it.
     """
-    values, vectors = _psd_eigenvalues(sigma1, "S1")
-    root = (vectors * np.sqrt(values)) @ vectors.T
-    inner, _ = _psd_eigenvalues(root @ sigma2 @ root, "S1^(1/2) S2 S1^(1/2)")
+    root = covariance_sqrt(sigma2, "S2") if sigma2_root is None else sigma2_root
+    inner, _ = _psd_eigenvalues(root @ sigma1 @ root, "S2^(1/2) S1 S2^(1/2)")
     return float(np.sqrt(inner).sum())
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, sigma2_root=None):
     """Fréchet distance between two Gaussians, in float64.
 
-    ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), see `trace_sqrt_product`. If the
-    eigendecomposition does not converge, it is retried with eps * I added to both covariances.
+    ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), see `trace_sqrt_product` (which
+    takes `sigma2_root`, S2^(1/2) if known). If the eigendecomposition does not converge, it is
+    retried with eps * I added to both covariances.
 
     Returns:
         The distance as a float (NaN, with a warning, if the statistics are not finite).
@@ -103,7 +112,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
         logging.warning("FID: the feature statistics contain NaN or inf; FID is NaN")
         return float("nan")
     try:
-        cross = trace_sqrt_product(sigma1, sigma2)
+        cross = trace_sqrt_product(sigma1, sigma2, sigma2_root)
     except np.linalg.LinAlgError:
         logging.warning("FID: the eigendecomposition did not converge; retrying with %g added "
                         "to both diagonals", eps)
@@ -168,7 +177,8 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
         if not len(images):
             raise ValueError(f"sample_fn({n}) returned no images")
         stats.update(extractor(images))
-    fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma)
+    fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma,
+                           sigma2_root=reference.sigma_root)
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
     result = {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
     if prdc:

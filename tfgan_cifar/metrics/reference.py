@@ -3,6 +3,7 @@ cached on disk under a hash of what they depend on.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from tfgan_cifar import atomic
-from tfgan_cifar.metrics.fid import FeatureStats
+from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics.inception import one_line
 
 CACHE_FORMAT = 1
@@ -26,6 +27,16 @@ class ReferenceStats:
     kid_features: np.ndarray
     num_samples: int
     key: dict
+
+    @functools.cached_property
+    def sigma_root(self):
+        """sigma^(1/2), computed on first use and kept: every FID against this reference
+        needs it. None if its eigendecomposition does not converge (`fid.frechet_distance`
+        then retries with a small diagonal offset)."""
+        try:
+            return fid.covariance_sqrt(self.sigma, "the reference covariance")
+        except np.linalg.LinAlgError:
+            return None
 
 
 def _canonical(key):
@@ -65,7 +76,7 @@ def reference_statistics(images_fn, source_key, extractor, cache_dir, num_sample
     if len(images) < num_samples:
         logging.warning("FID: the reference has %d images, fewer than the %d asked for",
                         len(images), num_samples)
-    stats = FeatureStats()
+    stats = fid.FeatureStats()
     for start in range(0, len(images), 500):
         stats.update(extractor(images[start:start + 500]))
     result = ReferenceStats(stats.mean(), stats.covariance(), stats.kid_features(),
