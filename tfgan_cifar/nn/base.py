@@ -27,10 +27,23 @@ class GANModel(keras.Model):
         raise NotImplementedError
 
     def build_weights(self):
-        """Creates every weight by calling the model once on dummy inputs."""
+        """Creates every weight by calling the model once on dummy inputs.
+
+        Under JAX the call is symbolic (shapes only): an eager call there compiles every op
+        on its own, 27 s for a width-4 ResNet SAGAN's G and D against 0.7 s symbolically.
+        Under TensorFlow the eager call is the faster one (2.4 s against 3.7 s). The weights
+        are the same either way.
+        """
         if not self.built:
-            self(*self.dummy_inputs(), training=False)
+            inputs = self.dummy_inputs()
+            if keras.backend.backend() == "jax":
+                inputs = [keras.KerasTensor(tuple(x.shape), x.dtype) for x in inputs]
+            self(*inputs, training=False, **self.build_call_options())
         return self
+
+    def build_call_options(self):
+        """Keyword arguments of the call that `build_weights` makes, beyond `training`."""
+        return {}
 
     def get_build_config(self):
         return {"dummy_inputs": True}  # a non-empty config makes Keras call build_from_config
@@ -58,11 +71,9 @@ class Discriminator(GANModel):
     def has_classifier(self):
         return self.classifier is not None
 
-    def build_weights(self):
-        """Creates every weight, the classifier head's included."""
-        if not self.built:
-            self(*self.dummy_inputs(), training=False, return_class_logits=self.has_classifier)
-        return self
+    def build_call_options(self):
+        """The build call asks for class logits, so the classifier head is built too."""
+        return {"return_class_logits": self.has_classifier}
 
     def with_class_logits(self, logits, head_features, return_class_logits):
         """`logits`, or (logits, class logits of the head on `head_features`) when they are
