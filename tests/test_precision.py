@@ -39,8 +39,9 @@ def spectral_layers(model):
     return [layer for layer in model._flatten_layers() if isinstance(layer, _SpectralNorm)]
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
-def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
+# float32 training, spectral norm and exports: test_training, test_layers and test_export.
+@pytest.mark.parametrize("precision", ("mixed_bfloat16", "mixed_float16"))
+def test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
         cifar_like_dir, tmp_path, precision):
     config = tiny_config(cifar_like_dir, tmp_path, precision=precision, ema_decay=0.9)
     trainer = trained(config, cifar_like_dir)
@@ -69,7 +70,7 @@ def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
             layer.normalized_kernel(training=True)
         normalized = keras.ops.convert_to_numpy(keras.ops.cast(
             layer.normalized_kernel(training=False), "float32")).reshape(w.shape)
-        tolerance = 1e-3 if precision == "float32" else 1e-2  # + the cast to the half type
+        tolerance = 1e-2  # float32 accuracy, then the cast to the half type
         assert np.linalg.norm(normalized, 2) == pytest.approx(1.0, abs=tolerance), layer.path
 
     # Samples and exports are float32, computed by a float32 generator.
@@ -80,8 +81,6 @@ def test_each_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
     generator = trainer.export_generator()
     assert generator.dtype_policy.name == "float32"
     assert all(layer.compute_dtype == "float32" for layer in generator._flatten_layers())
-    if precision == "float32":
-        return  # float32 exports: test_export
     path = export.export_model(generator, str(tmp_path / "best"), {"step": 3})
     sample, z_dim = export.load_sampler(path)
     signature = sample.saved_model.signatures["serving_default"]
