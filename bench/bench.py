@@ -4,8 +4,10 @@
   python bench/bench.py --backends=jax --models=sagan --out=bench/results.json
   python bench/bench.py --precisions=float32,mixed_bfloat16      # one row per precision
   python bench/bench.py --distribute=mirrored --cpu_devices=2    # 2 virtual CPU devices
+  python bench/bench.py --presets=configs/sagan.cfg,configs/dcgan.cfg   # the presets' recipes
 
-For every (backend, model, batch size) a worker process (Keras picks its backend once per
+For every (backend, model, batch size), or every preset (a train.py flagfile: its model,
+batch, width, n_critic and the rest), a worker process (Keras picks its backend once per
 process) builds the trainer on synthetic CIFAR-sized data, compiles the step, then times
 `--repeats` runs of `--steps` steps and reports the median. FLOPs per step are counted by XLA's
 cost analysis of the compiled JAX step (the same networks on both backends), so they need JAX.
@@ -14,6 +16,7 @@ them). Prints a table and writes JSON.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -47,6 +50,9 @@ def _parse():
     parser.add_argument("--cpu_devices", type=int, default=0,
                         help="split the CPU into N virtual devices (to try --distribute on a "
                         "CPU machine; they share its cores)")
+    parser.add_argument("--presets", default="",
+                        help="comma list of train.py flagfiles, each measured with its own "
+                        "settings (replaces --models and --batch_sizes)")
     parser.add_argument("--extra", default="", help="more config overrides, key=value,...")
     parser.add_argument("--fid_images", type=int, default=200, help="0 skips the FID timing")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
@@ -63,6 +69,39 @@ def _overrides(text):
     return values
 
 
+def preset_config(path):
+    """The TrainConfig a train.py flagfile describes (train.py's own flag parsing)."""
+    from absl import flags
+
+    from tfgan_cifar import cli
+    from tfgan_cifar.config import TrainConfig
+
+    flag_values = flags.FlagValues()
+    cli.define_flags(TrainConfig, flag_values)
+    cli.parse_flags(["bench", f"--flagfile={path}"], flag_values)
+    return cli.config_from_flags(TrainConfig, flag_values, warn=False)
+
+
+def configs(args):
+    """(name, TrainConfig) of every measurement: each preset, or each model at its batch size;
+    then each --precisions value, with --extra and the run-wide settings applied. Each has a
+    temporary workdir of its own."""
+    from tfgan_cifar.config import TrainConfig
+
+    run_wide = dict(jit_compile=args.jit_compile, distribute=args.distribute,
+                    **_overrides(args.extra))
+    if args.presets:
+        bases = [(os.path.splitext(os.path.basename(p))[0], preset_config(p))
+                 for p in args.presets.split(",") if p]
+    else:
+        batch_sizes = dict(item.split(":") for item in args.batch_sizes.split(","))
+        bases = [(m, TrainConfig(model=m, batch_size=int(batch_sizes[m])))
+                 for m in args.models.split(",")]
+    return [(name, dataclasses.replace(base, precision=precision, **run_wide,
+                                       workdir=tempfile.mkdtemp(prefix="bench_")).resolved())
+            for name, base in bases for precision in args.precisions.split(",")]
+
+
 def worker(args):
     """Runs in a process whose KERAS_BACKEND is set: prints one JSON line per measurement."""
     import keras
@@ -75,7 +114,6 @@ def worker(args):
             tf.config.list_physical_devices("CPU")[0],
             [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
 
-    from tfgan_cifar.config import TrainConfig
     from tfgan_cifar.data import ImageSet
     from tfgan_cifar.training.loop import make_trainer
 
@@ -84,13 +122,7 @@ def worker(args):
     data = ImageSet(rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8),
                     rng.integers(0, 10, 10000).astype(np.int32), [str(i) for i in range(10)],
                     "synthetic")
-    batch_sizes = dict(item.split(":") for item in args.batch_sizes.split(","))
-    for model, precision in ((m, p) for m in args.models.split(",")
-                             for p in args.precisions.split(",")):
-        workdir = tempfile.mkdtemp(prefix="bench_")
-        config = TrainConfig(model=model, batch_size=int(batch_sizes[model]), workdir=workdir,
-                             jit_compile=args.jit_compile, precision=precision,
-                             distribute=args.distribute, **_overrides(args.extra)).resolved()
+    for name, config in configs(args):
         trainer = make_trainer(config, data)
         trainer.start()
         started = time.perf_counter()
@@ -114,8 +146,9 @@ def worker(args):
             analysis = analysis[0] if isinstance(analysis, list) else analysis
             flops = float(analysis.get("flops", 0.0)) or None
         print(json.dumps({
-            "kind": "train", "backend": backend, "device": trainer.device, "model": model,
-            "precision": precision, "devices": trainer.cluster.replicas,
+            "kind": "train", "backend": backend, "device": trainer.device, "name": name,
+            "model": config.model, "arch": config.arch, "precision": config.precision,
+            "devices": trainer.cluster.replicas,
             "batch_size": config.batch_size, "n_critic": config.n_critic,
             "width": config.width, "attention_res": list(config.attention_res),
             "steps_per_sec": steps_per_sec, "steps_per_sec_all": rates,
@@ -158,18 +191,18 @@ def main():
         if process.returncode != 0:
             print(f"{backend}: worker failed\n{process.stderr[-2000:]}", file=sys.stderr)
         results += [json.loads(line) for line in lines]
-    flops = {(r["model"], r["batch_size"]): r["flops_per_step"] for r in results
+    flops = {(r["name"], r["batch_size"]): r["flops_per_step"] for r in results
              if r["kind"] == "train" and r["flops_per_step"] and r["precision"] == "float32"}
-    print(f"{'backend':<11}{'device':<28}{'devices':>8} {'model':<7}{'precision':<15}{'batch':>6}"
+    print(f"{'backend':<11}{'device':<28}{'devices':>8} {'model':<12}{'precision':<15}{'batch':>6}"
           f"{'steps/s':>10}{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}")
     for r in results:
         if r["kind"] == "train":
-            r["flops_per_step"] = r["flops_per_step"] or flops.get((r["model"], r["batch_size"]))
+            r["flops_per_step"] = r["flops_per_step"] or flops.get((r["name"], r["batch_size"]))
             r["tflops"] = r["flops_per_step"] * r["steps_per_sec"] / 1e12 \
                 if r["flops_per_step"] else None
             gflop = f"{r['flops_per_step'] / 1e9:.1f}" if r["flops_per_step"] else "n/a"
             tflops = f"{r['tflops']:.2f}" if r["tflops"] else "n/a"
-            print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['devices']:>8} {r['model']:<7}"
+            print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['devices']:>8} {r['name']:<12}"
                   f"{r['precision']:<15}{r['batch_size']:>6}{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
                   f"{tflops:>9}")
     for r in results:

@@ -227,6 +227,29 @@ def test_train_py_gives_one_error_line_and_exit_code_2(argv, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_flag_is_reported_before_tensorflow_or_keras_is_loaded():
+    script = ("import runpy, sys\n"
+              "sys.argv = ['train.py', '--model=sagan', '--attention_res=32']\n"
+              "try:\n"
+              "    runpy.run_path('train.py', run_name='__main__')\n"
+              "except SystemExit as stop:\n"
+              "    print(stop.code, sorted({'tensorflow', 'keras', 'jax'} & set(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.split("\n")[0] == "2 []", result.stdout + result.stderr[-2000:]
+    assert "is not available with --arch=resnet" in result.stderr
+
+
+def test_declared_registry_names_are_the_implemented_ones():
+    for registry in (config_lib.MODELS, config_lib.LOSSES, config_lib.OPTIMIZERS,
+                     config_lib.ARCHITECTURES, config_lib.ATTENTION_RESOLUTIONS,
+                     config_lib.PRECISIONS, config_lib.AUGMENTATIONS):
+        assert registry.names() == tuple(registry.implementation()), registry.attribute
+    assert config_lib.ARCHITECTURE_ATTENTION == {
+        name: tuple(arch.attention_res)
+        for name, arch in config_lib.ARCHITECTURES.implementation().items()}
+
+
 def test_jit_compile_under_jax_says_it_has_no_effect(tmp_path):
     result = _train_py("--jit_compile", f"--image_dir={tmp_path / 'missing'}",
                        f"--workdir={tmp_path / 'run'}", env={"KERAS_BACKEND": "jax"})

@@ -3,8 +3,8 @@
 Every setting is declared once, as a dataclass field made by `setting`: its default, help text,
 help group and (for names picked from a registry) its choices. `tfgan_cifar.cli` turns the
 declarations into absl flags, and `EvaluateOptions` reuses the ones it shares with training.
-This module does not import TensorFlow or Keras: registries are imported only when their
-choices are needed.
+This module does not import TensorFlow or Keras: the registries' names are declared here and
+their entries imported only when looked up, so checking flags needs neither.
 """
 
 import dataclasses
@@ -36,31 +36,40 @@ GROUPS = ("run", "devices", "paths", "data", "architecture", "objective", "studi
 
 @dataclasses.dataclass(frozen=True)
 class Registry:
-    """A registry of names (`module.attribute`: a tuple, or a dict keyed by name), imported
-    only when its names are asked for, since the registries import Keras."""
+    """A registry: its names are declared here, so that flags and validation need no import;
+    its entries live in `module.attribute` (a tuple, or a dict keyed by name), imported only
+    when an entry is looked up, since the registries import Keras. test_config checks that
+    the declared names are the implemented ones."""
 
     module: str
     attribute: str
+    declared: tuple
 
     def names(self):
         """The registered names, in the registry's order."""
-        return tuple(self._registry())
+        return self.declared
 
     def lookup(self, name):
         """The entry registered as `name` (of a dict registry)."""
-        return self._registry()[name]
+        return self.implementation()[name]
 
-    def _registry(self):
+    def implementation(self):
+        """`module.attribute` itself (imports `module`)."""
         return getattr(importlib.import_module(self.module), self.attribute)
 
 
-MODELS = Registry("tfgan_cifar.nn", "MODELS")
-LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES")
-OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS")
-ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES")
-ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn", "ATTENTION_RESOLUTIONS")
-PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS")
-AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS")
+MODELS = Registry("tfgan_cifar.nn", "MODELS", ("dcgan", "sagan"))
+LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES",
+                  ("bce", "lsgan", "hinge", "wasserstein"))
+OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS", ("adam", "rmsprop", "sgd"))
+ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES", ("resnet", "cnn"))
+ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn", "ATTENTION_RESOLUTIONS", (8, 16, 32))
+# The resolutions at which each --arch's G and D both have blocks (nn.ARCHITECTURES' own).
+ARCHITECTURE_ATTENTION = {"resnet": (8, 16), "cnn": (8, 16, 32)}
+PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS",
+                      ("float32", "mixed_bfloat16", "mixed_float16"))
+AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS",
+                         ("color", "translation", "cutout"))
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_DECAYS = ("none", "linear")
 # Discriminators whose layers are spectrally normalised: a Lipschitz critic without a penalty.
@@ -110,7 +119,7 @@ def value_type(field):
 
 
 def choices_of(field):
-    """The values a setting allows (importing its registry), or None if any value goes."""
+    """The values a setting allows, or None if any value goes."""
     choices = field.metadata.get("choices")
     return choices.names() if isinstance(choices, Registry) else choices
 
@@ -360,11 +369,11 @@ class TrainConfig:
                 raise UserError(f"--arch={self.arch} picks a network of --model=sagan; "
                                 f"--model={self.model} has one network: leave --arch out")
             return
-        supported = ARCHITECTURES.lookup(self.arch).attention_res
+        supported = ARCHITECTURE_ATTENTION[self.arch]
         bad = [r for r in self.attention_res if r not in supported]
         if bad:
             others = [name for name in ARCHITECTURES.names()
-                      if set(bad) <= set(ARCHITECTURES.lookup(name).attention_res)]
+                      if set(bad) <= set(ARCHITECTURE_ATTENTION[name])]
             listed = ",".join(map(str, bad))
             raise UserError(
                 f"--attention_res={listed} is not available with --arch={self.arch}: its G "
