@@ -38,8 +38,8 @@ GROUPS = ("run", "devices", "paths", "data", "architecture", "objective", "studi
 class Registry:
     """A registry: its names are declared here, so that flags and validation need no import;
     its entries live in `module.attribute` (a tuple, or a dict keyed by name), imported only
-    when an entry is looked up, since the registries import Keras. test_config checks that
-    the declared names are the implemented ones."""
+    when an entry is looked up, since the registries import Keras. A registry that is only a
+    tuple of names takes this declaration; test_cli checks that the others' keys match."""
 
     module: str
     attribute: str
@@ -63,9 +63,11 @@ LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES",
                   ("bce", "lsgan", "hinge", "wasserstein"))
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS", ("adam", "rmsprop", "sgd"))
 ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES", ("resnet", "cnn"))
-ATTENTION_RESOLUTIONS = Registry("tfgan_cifar.nn", "ATTENTION_RESOLUTIONS", (8, 16, 32))
 # The resolutions at which each --arch's G and D both have blocks (nn.ARCHITECTURES' own).
 ARCHITECTURE_ATTENTION = {"resnet": (8, 16), "cnn": (8, 16, 32)}
+ATTENTION_RESOLUTIONS = Registry(
+    "tfgan_cifar.nn", "ATTENTION_RESOLUTIONS",
+    tuple(sorted({r for resolutions in ARCHITECTURE_ATTENTION.values() for r in resolutions})))
 PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS",
                       ("float32", "mixed_bfloat16", "mixed_float16"))
 AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS",

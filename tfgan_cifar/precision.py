@@ -17,7 +17,9 @@ import contextlib
 
 import keras
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from tfgan_cifar import config as config_lib
+
+PRECISIONS = config_lib.PRECISIONS.names()
 
 
 @contextlib.contextmanager

@@ -6,10 +6,11 @@
 
 import collections
 
+from tfgan_cifar import config as config_lib
 from tfgan_cifar.nn import resnet, sagan
 from tfgan_cifar.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
-MODELS = ("dcgan", "sagan")
+MODELS = config_lib.MODELS.names()
 
 Architecture = collections.namedtuple("Architecture",
                                       ["generator", "discriminator", "attention_res"])

@@ -8,7 +8,9 @@ runs over n_critic x --steps iterations.
 
 import keras
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+from tfgan_cifar import config as config_lib
+
+OPTIMIZERS = config_lib.OPTIMIZERS.names()
 
 
 def make_optimizer(name, learning_rate, beta1, beta2, label):
