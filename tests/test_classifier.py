@@ -30,8 +30,7 @@ def coloured_images(n, seed):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     model, settings = classifier_lib.train_classifier(
-        coloured_images(192, seed=0), epochs=3, batch_size=16, width=4, learning_rate=0.05,
-        seed=0, verbose=False)
+        coloured_images(192, seed=0), epochs=3, batch_size=16, width=4, seed=0, verbose=False)
     path = str(tmp_path_factory.mktemp("classifier") / "tiny.keras")
     classifier_lib.save(model, path, {"test_accuracy": 1.0, "settings": settings})
     return model, path
@@ -49,7 +48,10 @@ def test_saved_classifier_round_trips(trained):
     images = coloured_images(10, seed=2).images.astype(np.float32) / 127.5 - 1
     logits, features = loaded.logits_and_features(images)
     np.testing.assert_allclose(logits, np.asarray(model(images, training=False)), atol=1e-5)
-    assert features.shape == (10, loaded.feature_dim) == (10, 32)
+    assert features.shape == (10, loaded.feature_dim) == (10, 16)
+    mirrored = loaded.logits_and_features(images[:, :, ::-1])  # mirror averaging, saved too
+    np.testing.assert_allclose(mirrored[0], logits, atol=1e-5)
+    np.testing.assert_allclose(mirrored[1], features, atol=1e-5)
     assert loaded.info["settings"]["width"] == 4
     assert loaded.cache_key["classifier"] == os.path.abspath(path)
     assert classifier_lib.load(os.path.dirname(path) + "/tiny.keras").num_classes == 3
@@ -66,6 +68,96 @@ def test_augmentation_crops_and_flips_within_the_image():
     original = images.astype(np.float32) / 127.5 - 1
     assert all(np.array_equal(s, o) or np.array_equal(s, o[:, ::-1])
                for s, o in zip(same, original))
+
+
+def test_alternating_flips_flip_exactly_the_given_images():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    flips = np.array([True, False, True, False, False, True])
+    out = classifier_lib.augment(images, rng, pad=0, flips=flips)
+    original = images.astype(np.float32) / 127.5 - 1
+    np.testing.assert_array_equal(out[flips], original[flips][:, :, ::-1])
+    np.testing.assert_array_equal(out[~flips], original[~flips])
+
+
+def test_patch_whitening_decorrelates_the_patches_it_was_adapted_on():
+    import keras
+
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(3, 3))  # strongly correlated colour channels
+    images = (rng.normal(size=(40, 8, 8, 3)) @ mixing).astype(np.float32)
+    layer = classifier_lib.PatchWhitening(name="whitening")
+    layer.build((None, 8, 8, 3))
+    layer.adapt(images, eps=1e-9)
+    out = np.asarray(layer(keras.ops.convert_to_tensor(images)), np.float64)
+    assert out.shape == (40, 7, 7, 24)
+    first = out[..., :12].reshape(-1, 12)
+    np.testing.assert_allclose(first.T @ first / len(first), np.eye(12), atol=1e-4)
+    np.testing.assert_allclose(out[..., 12:], -out[..., :12], atol=1e-5)
+
+
+def test_shift_batch_norm_learns_its_shift_64_times_faster():
+    import keras
+    import tensorflow as tf
+
+    layer = classifier_lib.ShiftBatchNorm()
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 2, 2, 3)), tf.float32)
+    layer.build(x.shape)
+    layer.shift.assign(np.array([1.0, 0.0, -0.5], np.float32))
+    normalized = np.asarray(layer.norm(x, training=True))
+    applied = np.asarray(layer(x, training=True)) - normalized  # the shift the layer adds
+    np.testing.assert_allclose(applied[0, 0, 0], 8.0 * np.array([1.0, 0.0, -0.5]), atol=1e-5)
+    upstream = tf.constant([1.0, 2.0, -3.0])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True) * upstream)
+    gradient = tape.gradient(loss, layer.shift.value)
+    keras.optimizers.SGD(0.01).apply_gradients([(gradient, layer.shift)])
+    # d loss / d (applied shift) = 16 * upstream (4 x 2 x 2 positions per channel)
+    np.testing.assert_allclose(np.asarray(layer.shift) * 8.0,
+                               8.0 * np.array([1.0, 0.0, -0.5]) - 64 * 0.01 * 16 * upstream,
+                               rtol=1e-5)
+
+
+def test_convolutions_start_as_identities_on_their_first_channels():
+    model = classifier_lib.build_classifier(3, width=4)
+    kernel = np.asarray(model.get_layer("group2_conv2").kernel)  # 16 -> 16 channels
+    centre = np.zeros((3, 3))
+    centre[1, 1] = 1
+    for channel in range(16):
+        expected = np.zeros((3, 3, 16))
+        expected[..., channel] = centre
+        np.testing.assert_array_equal(kernel[..., channel], expected)
+    widening = np.asarray(model.get_layer("group2_conv1").kernel)  # 4 -> 16: 12 stay random
+    assert widening[1, 1, 3, 3] == 1 and np.abs(widening[..., 4:]).max() > 0
+
+
+def test_triangle_schedule_rises_to_its_peak_then_falls():
+    schedule = classifier_lib.Triangle(2.0, total_steps=100, peak_at=0.25, start=0.2, end=0.1)
+    values = [float(schedule(step)) for step in (0, 12.5, 25, 62.5, 100)]
+    np.testing.assert_allclose(values, [0.4, 1.2, 2.0, 1.1, 0.2], atol=1e-6)
+
+
+def test_lookahead_replaces_the_weights_by_their_slow_average():
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    lookahead = classifier_lib.Lookahead(total_steps=10, start=0.2, every=2, decay=0.5, power=1)
+    lookahead.set_model(model)
+    kernel = model.weights[0]
+    slow = None
+    for step in range(1, 11):
+        kernel.assign(np.full((2, 1), float(step), np.float32))  # what training did
+        lookahead.on_train_batch_end(step - 1)
+        if step >= 2 and step % 2 == 0:
+            if slow is None:
+                slow = float(step)
+            else:
+                rho = 0.5 ** 2 * (step / 10)
+                slow = rho * slow + (1 - rho) * step
+            np.testing.assert_allclose(np.asarray(kernel), slow, rtol=1e-6)
+    kernel.assign(np.zeros((2, 1), np.float32))
+    lookahead.on_epoch_end(0)
+    np.testing.assert_allclose(np.asarray(kernel), slow, rtol=1e-6)
 
 
 def test_bad_classifier_files_give_one_clear_line(trained, tmp_path):
