@@ -4,7 +4,8 @@ TensorFlow is made unimportable here, so the checks also prove that JAX training
 
   KERAS_BACKEND=jax python tests/jax_worker.py TASKS.json RESULTS.json
 
-TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train", ...};
+TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train" |
+"lookahead", ...};
 RESULTS.json maps each name to what its task measured.
 """
 
@@ -159,6 +160,13 @@ def train_expecting_error(config):
             "checkpoints_finite": finite}
 
 
+def lookahead(_):
+    """The classifier's Lookahead in a JAX `fit` (tests/lookahead_case.py)."""
+    import lookahead_case
+
+    return {"weights": lookahead_case.run()}
+
+
 def truncate_newest_checkpoint_and_resume(config):
     """Cuts the newest .npz in half, then trains on: the run resumes from the one before."""
     config = TrainConfig.from_json(config)
@@ -172,7 +180,7 @@ def truncate_newest_checkpoint_and_resume(config):
 if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
     functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
-                 "sharded_step": sharded_step,
+                 "sharded_step": sharded_step, "lookahead": lookahead,
                  "train_expecting_error": train_expecting_error,
                  "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}

@@ -71,7 +71,8 @@ def tensorflow_first_step(config, path):
 def jax_run(cifar_like_dir, tmp_path_factory):
     """Prepares every check, runs them all in one JAX process, returns (tmp, TF side, results)."""
     tmp = tmp_path_factory.mktemp("jax")
-    tasks, tf_metrics = [], {}
+    # The lookahead task first: the later ones leave global Keras state (policies, a distribution).
+    tasks, tf_metrics = [{"name": "lookahead", "task": "lookahead", "argument": None}], {}
     for model, studies in LOSS_CASES.items():
         config = tiny(model, cifar_like_dir, tmp / f"loss_{model}", **studies)
         path = str(tmp / f"inputs_{model}.npz")
@@ -240,3 +241,15 @@ def test_jax_sharded_step_equals_the_single_device_step(jax_run):
         assert sharded[name] == pytest.approx(single[name], abs=1e-5), name
     for part, difference in out["max_difference"].items():
         assert difference < 1e-5, (part, difference)
+
+
+def test_lookahead_averages_the_same_weights_as_on_tensorflow(jax_run):
+    """JAX may share a NumPy array's memory when a variable is assigned from it: an average
+    updated in place afterwards then changed the weights behind the training step's back."""
+    import lookahead_case
+
+    jax_weights = jax_run[2]["lookahead"]["weights"]
+    tf_weights = lookahead_case.run()
+    assert len(jax_weights) == len(tf_weights)
+    for got, expected in zip(jax_weights, tf_weights):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-4, atol=1e-6)

@@ -133,6 +133,23 @@ class ShiftBatchNorm(keras.layers.Layer):
                 "shift_speed": self.shift_speed}
 
 
+@keras.saving.register_keras_serializable(package="tfgan_cifar")
+class Scale(keras.layers.Layer):
+    """Multiplies its input by a constant `factor` (keras.layers.Rescaling is a preprocessing
+    layer: on the JAX backend it looks for TensorFlow whenever `tensorflow` is in sys.modules)."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        """The layer's arguments."""
+        return {**super().get_config(), "factor": self.factor}
+
+
 def _conv(filters, name):
     return keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                kernel_initializer=keras.initializers.VarianceScaling(
@@ -175,7 +192,7 @@ def build_classifier(num_classes, width=32):
     features = keras.layers.GlobalMaxPooling2D(name=FEATURES_LAYER, dtype="float32")(x)
     logits = keras.layers.Dense(num_classes, use_bias=False, name="logits",
                                 dtype="float32")(features)
-    logits = keras.layers.Rescaling(HEAD_SCALE, name="scaled_logits", dtype="float32")(logits)
+    logits = Scale(HEAD_SCALE, name="scaled_logits", dtype="float32")(logits)
     model = keras.Model(inputs, logits, name="reference_classifier")
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -263,9 +280,10 @@ class Lookahead(keras.callbacks.Callback):
             self.slow = [keras.ops.convert_to_numpy(v).copy() for v in weights]
             return
         rho = self.decay ** self.every * (self.step / self.total_steps) ** self.power
+        # New arrays, never updated in place: JAX may share a NumPy array's memory on assign.
+        self.slow = [rho * slow + (1.0 - rho) * keras.ops.convert_to_numpy(variable)
+                     for slow, variable in zip(self.slow, weights)]
         for slow, variable in zip(self.slow, weights):
-            slow *= rho
-            slow += (1.0 - rho) * keras.ops.convert_to_numpy(variable)
             variable.assign(slow)
 
     def on_epoch_end(self, epoch, logs=None):
