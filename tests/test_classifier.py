@@ -334,3 +334,15 @@ def test_report_shows_the_quality_metrics(classifier_run, tmp_path):
     assert cells["class accuracy"] == f"{best['class_acc']:.3f}"
     assert "## Quality metrics" in markdown
     assert any(name.endswith("-quality.png") for name in os.listdir(tmp_path / "report" / "images"))
+
+
+def test_command_defaults_are_the_recipe_defaults():
+    """ClassifierOptions repeats train_classifier's defaults (it must not import Keras)."""
+    import inspect
+
+    from tfgan_cifar.classifier import ClassifierOptions
+
+    options = ClassifierOptions()
+    defaults = inspect.signature(classifier_lib.train_classifier).parameters
+    for name in ("epochs", "batch_size", "width", "learning_rate", "seed"):
+        assert getattr(options, name) == defaults[name].default, name
