@@ -6,7 +6,7 @@
 
 Scores --samples training images against the test split (the reference of every GAN
 evaluation): as they are, blurred (Gaussian, sigma 1 pixel), noised (Gaussian, sigma 0.1 on
-the [-1, 1] scale, about 13 grey levels) and with half the classes removed (classes 0-4 only),
+the [-1, 1] scale, about 13 grey levels) and with half the classes removed (0-4 of CIFAR-10's),
 with the reference classifier's metrics (class accuracy uses the true labels) and, given
 Inception weights, FID and precision/recall. Writes <out>/calibration.json and
 <out>/calibration.md (the README's calibration table).
@@ -56,8 +56,8 @@ def degraded_sets(train, samples, seed):
     pick = rng.permutation(len(train))[:samples]
     images = train.images[pick].astype(np.float32) / 127.5 - 1.0
     labels = train.labels[pick]
-    half = np.flatnonzero(train.labels < len(train.class_names) // 2)
-    half = rng.permutation(half)[:samples]
+    kept = len(train.class_names) // 2
+    half = rng.permutation(np.flatnonzero(train.labels < kept))[:samples]
     noised = np.clip(images + rng.normal(0, NOISE_SIGMA, images.shape), -1, 1)
     return {
         "real training images": (images, labels),
@@ -65,7 +65,7 @@ def degraded_sets(train, samples, seed):
             gaussian_filter(images, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0)), labels),
         f"noised (Gaussian, σ = {NOISE_SIGMA:g} on [-1, 1])": (noised.astype(np.float32),
                                                                 labels),
-        "half the classes removed (0-4 only)": (
+        f"half the classes removed (0-{kept - 1} only)": (
             train.images[half].astype(np.float32) / 127.5 - 1.0, train.labels[half]),
     }
 
@@ -87,10 +87,10 @@ def main():
     config = TrainConfig(image_dir=args.image_dir, classifier=args.classifier,
                          inception_weights=args.inception_weights, fid_samples=args.samples,
                          fid_cache_dir=args.cache_dir)
-    classifier = classifier_lib.load(args.classifier, 10)
+    train = data.load_image_folder(args.image_dir)
+    classifier = classifier_lib.load(args.classifier, len(train.class_names))
     scorer = ClassifierEvaluator(config, classifier)
     inception = Evaluator.create(config) if args.inception_weights else None
-    train = data.load_image_folder(args.image_dir)
     results = {}
     for name, (images, labels) in degraded_sets(train, args.samples, args.seed).items():
         result = scorer.score(_batches(images, labels), conditional=True)

@@ -8,7 +8,8 @@ Each preset (a train.py flagfile) is trained by `train.py` in its own run direct
 --out for --steps steps; `evaluate.py` then scores the final generator on --samples images:
 FID and precision/recall with --inception_weights, and the reference classifier's metrics
 (FD_classifier, class accuracy and KL, precision/recall/density/coverage) with --classifier.
-A preset already trained under --out is not trained again, so a rerun only re-evaluates.
+A preset already trained under --out is not trained again, so a rerun only re-evaluates; the
+table names each run's --extra flags (those it was trained with).
 Writes <out>/quality.json and <out>/quality.md (the README's quality table) with the machine
 it ran on. The defaults fit a two-core CPU in well under an hour.
 """
@@ -90,7 +91,8 @@ def train(preset, args):
               f"--log_every={max(1, args.steps // 10)}", "--checkpoint_every=0", *data,
               *args.extra.split()])
         with open(timing, "w") as f:
-            json.dump({"seconds": round(time.perf_counter() - started), "steps": args.steps}, f)
+            json.dump({"seconds": round(time.perf_counter() - started), "steps": args.steps,
+                       "extra": args.extra}, f)
     with open(timing) as f:
         trained = json.load(f)
     from tfgan_cifar.run_dir import RunDir
@@ -111,8 +113,8 @@ def train(preset, args):
     speeds = [r["steps_per_sec"] for r in RunDir(workdir).metrics.records("train")
               if r.get("steps_per_sec")]
     return {"preset": preset, "name": name, "steps": trained["steps"],
-            "seconds": trained["seconds"], "steps_per_sec": speeds[-1] if speeds else None,
-            "metrics": metrics}
+            "extra": trained.get("extra", ""), "seconds": trained["seconds"],
+            "steps_per_sec": speeds[-1] if speeds else None, "metrics": metrics}
 
 
 def markdown(results, args, host):
@@ -124,7 +126,8 @@ def markdown(results, args, host):
     for r in results:
         cells = [fmt.format(r["metrics"][key]) if r["metrics"].get(key) is not None else "n/a"
                  for key, _, fmt in shown]
-        lines.append(f"| {r['name']} | {r['steps']} | {r['seconds'] / 60:.0f} min | "
+        name = f"{r['name']} `{r['extra']}`" if r.get("extra") else r["name"]
+        lines.append(f"| {name} | {r['steps']} | {r['seconds'] / 60:.0f} min | "
                      + " | ".join(cells) + " |")
     lines += ["", f"{args.samples} generated images per model vs the CIFAR-10 test split; "
               f"`python bench/quality.py --steps={args.steps} --samples={args.samples}` on "

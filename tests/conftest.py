@@ -46,3 +46,16 @@ def inception_weights_file(tmp_path_factory):
                                            input_shape=(299, 299, 3))
     model.save_weights(str(path))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def untrained_classifier_file(tmp_path_factory):
+    """An untrained 3-class reference classifier file (for cifar_like_dir): enough to check
+    the plumbing of the metrics."""
+    import keras
+
+    from tfgan_cifar.metrics import classifier as classifier_lib
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("untrained") / "c3.keras")
+    return classifier_lib.save(classifier_lib.build_classifier(3, width=4), path, {})

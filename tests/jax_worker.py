@@ -161,10 +161,10 @@ def train_expecting_error(config):
 
 
 def lookahead(_):
-    """The classifier's Lookahead in a JAX `fit` (tests/lookahead_case.py)."""
+    """The classifier's Lookahead, in `fit` and in its own loop, on JAX (lookahead_case.py)."""
     import lookahead_case
 
-    return {"weights": lookahead_case.run()}
+    return lookahead_case.run()
 
 
 def truncate_newest_checkpoint_and_resume(config):

@@ -80,6 +80,52 @@ def test_alternating_flips_flip_exactly_the_given_images():
     np.testing.assert_array_equal(out[~flips], original[~flips])
 
 
+def test_training_batches_cover_each_image_once_per_epoch_and_alternate_flips():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    images[:, :, :5] = 0  # dark on the left, bright on the right: a 2-px shift keeps both
+    images[:, :, -5:] = 255
+    onehot = np.eye(10, dtype=np.float32)  # image i has label i
+    batches = classifier_lib.TrainingBatches(images, onehot, batch_size=4, seed=3)
+    assert len(batches) == 2  # the last partial batch is dropped
+
+    def epoch():
+        backwards = [batches[i] for i in reversed(range(len(batches)))][::-1]
+        pairs = [batches[i] for i in range(len(batches))]
+        for (x, y), (x_again, y_again) in zip(pairs, backwards):  # order-independent
+            np.testing.assert_array_equal(x, x_again)
+            np.testing.assert_array_equal(y, y_again)
+        x = np.concatenate([x for x, _ in pairs])
+        labels = np.concatenate([y for _, y in pairs]).argmax(1)
+        flipped = x[:, :, :2].mean(axis=(1, 2, 3)) > x[:, :, -2:].mean(axis=(1, 2, 3))
+        return labels, flipped, x
+
+    first, first_flips, first_x = epoch()
+    batches.on_epoch_end()
+    second, second_flips, second_x = epoch()
+    assert len(set(first)) == len(first) == 8 and len(set(second)) == 8
+    assert not np.array_equal(first, second)  # reshuffled
+    assert 0 < first_flips.sum() < 8
+    flipped_in_first = dict(zip(first, first_flips))
+    for label, flips in zip(second, second_flips):
+        if label in flipped_in_first:
+            assert flips != flipped_in_first[label]  # the other half is flipped
+    assert first_x.min() >= -1 and first_x.max() <= 1 and first_x.dtype == np.float32
+    again = classifier_lib.TrainingBatches(images, onehot, batch_size=4, seed=3)
+    np.testing.assert_array_equal(again[0][0], first_x[:4])  # a batch is a function of the seed
+
+
+def test_noise_goes_on_about_half_the_images_within_its_largest_sigma():
+    images = np.zeros((400, 32, 32, 3), np.float32)
+    noised = classifier_lib.add_noise(images, np.random.default_rng(0), max_sigma=0.1)
+    sigma = noised.reshape(400, -1).std(axis=1)
+    assert noised.dtype == np.float32 and np.abs(noised).max() <= 1
+    assert 150 < (sigma == 0).sum() < 250  # about half untouched
+    assert sigma.max() < 0.105 and 0.04 < sigma[sigma > 0].mean() < 0.06  # uniform in [0, 0.1]
+    ones = np.ones((8, 32, 32, 3), np.float32)
+    assert classifier_lib.add_noise(ones, np.random.default_rng(1), 5.0).max() == 1.0  # clipped
+
+
 def test_patch_whitening_decorrelates_the_patches_it_was_adapted_on():
     import keras
 
@@ -94,6 +140,19 @@ def test_patch_whitening_decorrelates_the_patches_it_was_adapted_on():
     first = out[..., :12].reshape(-1, 12)
     np.testing.assert_allclose(first.T @ first / len(first), np.eye(12), atol=1e-4)
     np.testing.assert_allclose(out[..., 12:], -out[..., :12], atol=1e-5)
+
+
+def test_patch_whitening_amplifies_faint_directions_at_most_by_its_floor():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(40, 8, 8, 3)).astype(np.float32)
+    images[..., 2] = images[..., 0] + 1e-3 * images[..., 2]  # a direction with almost no variance
+    layer = classifier_lib.PatchWhitening(name="whitening")
+    layer.build((None, 8, 8, 3))
+    layer.adapt(images)
+    gains = np.linalg.svd(np.asarray(layer.kernel).reshape(12, 24)[:, :12], compute_uv=False)
+    mean_variance = np.mean(images.astype(np.float64) ** 2)  # the uncentred patch variance
+    floor = classifier_lib.WHITENING_EPS * mean_variance
+    assert gains.max() == pytest.approx(1 / np.sqrt(floor), rel=0.01)  # not 1/sqrt(1e-6)
 
 
 def test_shift_batch_norm_learns_its_shift_64_times_faster():
@@ -199,16 +258,6 @@ def test_command_without_image_dir_says_what_to_pass():
     assert len(errors) == 1 and "--image_dir" in errors[0]
 
 
-@pytest.fixture(scope="module")
-def untrained_file(tmp_path_factory):
-    """An untrained 3-class classifier file: enough to check the plumbing of the metrics."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("untrained") / "c3.keras")
-    return classifier_lib.save(classifier_lib.build_classifier(3, width=4), path, {})
-
-
 def _no_inception(monkeypatch):
     from tfgan_cifar.metrics import inception
 
@@ -231,7 +280,7 @@ def _train_config(cifar_like_dir, tmp_path, **overrides):
 
 
 @pytest.fixture(scope="module")
-def classifier_run(cifar_like_dir, tmp_path_factory, untrained_file):
+def classifier_run(cifar_like_dir, tmp_path_factory, untrained_classifier_file):
     """A tiny SAGAN run with --classifier and no Inception weights: (config, its stdout)."""
     import contextlib
     import io
@@ -241,7 +290,7 @@ def classifier_run(cifar_like_dir, tmp_path_factory, untrained_file):
     tmp = tmp_path_factory.mktemp("classifier_run")
     with pytest.MonkeyPatch.context() as monkeypatch:
         _no_inception(monkeypatch)
-        config = _train_config(cifar_like_dir, tmp, classifier=untrained_file)
+        config = _train_config(cifar_like_dir, tmp, classifier=untrained_classifier_file)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             loop.train(config)
@@ -279,15 +328,15 @@ def test_training_with_a_classifier_logs_quality_and_selects_by_fd_classifier(cl
     assert {"quality/fd_classifier", "quality/class_acc", "quality/class_acc/2"} <= tags
 
 
-def test_evaluate_reports_classifier_metrics_intra_class_and_cas(classifier_run, tmp_path,
-                                                                untrained_file, capsys):
+def test_evaluate_reports_classifier_metrics_intra_class_and_cas(
+        classifier_run, tmp_path, untrained_classifier_file, capsys):
     from tfgan_cifar import evaluate_model
     from tfgan_cifar.run_dir import RunDir
 
     config, _ = classifier_run
     outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="sagan", saved_model=RunDir(config.workdir).export_dir("best"),
-        output_dir=str(tmp_path), fid=False, classifier=untrained_file, fid_samples=12,
+        output_dir=str(tmp_path), fid=False, classifier=untrained_classifier_file, fid_samples=12,
         real_baseline=True, intra_class=True, cas=True, cas_samples=24, cas_epochs=1,
         fid_cache_dir=config.fid_cache_dir, image_dir=config.image_dir))
     assert outputs["quality"]["classifier_samples"] == 12 and "class_acc" in outputs["quality"]
@@ -305,10 +354,10 @@ def test_evaluate_reports_classifier_metrics_intra_class_and_cas(classifier_run,
 
 
 def test_training_refuses_a_classifier_for_other_classes_before_writing(
-        cifar_like_dir, tmp_path, untrained_file):
+        cifar_like_dir, tmp_path, untrained_classifier_file):
     from tfgan_cifar.training import loop
 
-    config = _train_config(cifar_like_dir, tmp_path, classifier=untrained_file,
+    config = _train_config(cifar_like_dir, tmp_path, classifier=untrained_classifier_file,
                            num_classes=10)
     with pytest.raises(UserError, match="classifies 3 classes but the model has 10"):
         loop.train(config)
@@ -344,5 +393,5 @@ def test_command_defaults_are_the_recipe_defaults():
 
     options = ClassifierOptions()
     defaults = inspect.signature(classifier_lib.train_classifier).parameters
-    for name in ("epochs", "batch_size", "width", "learning_rate", "seed"):
+    for name in ("epochs", "batch_size", "width", "learning_rate", "noise", "seed"):
         assert getattr(options, name) == defaults[name].default, name

@@ -150,8 +150,9 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested, self.signum = True, signum
-        print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a "
-              "checkpoint (send it again to abort without saving)", flush=True)
+        print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
+              "JAX, up to --log_every steps already queued) and saving a checkpoint (send it "
+              "again to abort without saving)", flush=True)
 
     @contextlib.contextmanager
     def installed(self):
