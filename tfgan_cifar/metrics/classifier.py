@@ -416,8 +416,9 @@ def train_classifier(train, epochs=4, batch_size=512, width=32, learning_rate=LE
     whitening_sample = rng.permutation(len(train))[:5000]
     model.get_layer("whitening").adapt(train.images[whitening_sample] / 127.5 - 1.0)
     batch_size = min(batch_size, len(train))
-    steps_per_epoch = len(train) // batch_size
-    total_steps = epochs * steps_per_epoch
+    onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(train.labels, np.int64)]
+    batches = TrainingBatches(train.images, onehot, batch_size, seed, augmentation, noise)
+    total_steps = epochs * len(batches)
     model.compile(
         optimizer=keras.optimizers.SGD(
             Triangle(learning_rate * batch_size / 1024, total_steps), momentum=MOMENTUM,
@@ -425,8 +426,6 @@ def train_classifier(train, epochs=4, batch_size=512, width=32, learning_rate=LE
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=label_smoothing),
         metrics=["accuracy"], jit_compile=False)  # XLA was no faster on a 2-core CPU
-    onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(train.labels, np.int64)]
-    batches = TrainingBatches(train.images, onehot, batch_size, seed, augmentation, noise)
     started = time.perf_counter()
     train_epochs(model, batches, epochs, Lookahead(total_steps, **LOOKAHEAD), verbose, on_epoch)
     settings = {"epochs": epochs, "batch_size": batch_size, "width": width,
