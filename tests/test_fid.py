@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from tfgan_cifar import data
 from tfgan_cifar.metrics import fid, inception, reference
 
 
@@ -276,6 +277,27 @@ def _images(n, seed=9, offset=0.0):
     return np.clip(rng.uniform(-1, 1, (n, 4, 4, 3)) + offset, -1, 1).astype(np.float32)
 
 
+def test_reference_of_fewer_images_than_a_class_sorted_folder_covers_every_class(tmp_path):
+    # A folder is read class by class: the first 20 of these 40 images are all class 0.
+    labels = np.repeat(np.arange(4), 10)
+    images = np.zeros((40, 4, 4, 3), np.float32) + labels[:, None, None, None] / 4
+    ref = reference.reference_statistics(lambda: images, {"source": "sorted"}, FakeExtractor(),
+                                         tmp_path, 20)
+    drawn = np.round(ref.kid_features[:, 0] * 4).astype(int)
+    assert ref.num_samples == 20 and set(drawn) == {0, 1, 2, 3}
+    np.testing.assert_allclose(ref.mu[0], drawn.mean() / 4, atol=1e-12)
+    again = reference.reference_statistics(lambda: images, {"source": "sorted"}, FakeExtractor(),
+                                           tmp_path / "other", 20)
+    np.testing.assert_array_equal(ref.kid_features, again.kid_features)  # the same draw
+
+
+def test_subset_indices_draw_without_replacement_and_keep_everything_when_asked():
+    picked = data.subset_indices(100, 30, seed=4)
+    assert len(set(picked.tolist())) == 30 and picked.max() < 100
+    np.testing.assert_array_equal(picked, data.subset_indices(100, 30, seed=4))
+    assert sorted(data.subset_indices(10, 50).tolist()) == list(range(10))
+
+
 def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path):
     images, loads = _images(40), []
 
@@ -285,7 +307,7 @@ def test_reference_cache_is_reused_and_recomputed_when_its_key_changes(tmp_path)
 
     extractor = FakeExtractor()
     first = reference.reference_statistics(images_fn, {"source": "x"}, extractor, tmp_path, 30)
-    mu, sigma = _stats(extractor(images[:30]))
+    mu, sigma = _stats(extractor(images[data.subset_indices(40, 30)]))
     np.testing.assert_allclose(first.mu, mu, atol=1e-12)
     np.testing.assert_allclose(first.sigma, sigma, atol=1e-12)
     assert first.num_samples == 30 and first.kid_features.shape == (30, 6)

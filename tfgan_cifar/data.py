@@ -120,6 +120,13 @@ def load_image_folder(root, limit=None):
     return ImageSet(images, labels[ok], class_names, source=f"folder:{os.path.abspath(root)}")
 
 
+def subset_indices(total, count, seed=0):
+    """Indices of `count` of `total` images, a fixed seeded draw without replacement (all of
+    them when `count >= total`). Use it, not the first `count`: a folder is read class by
+    class, so its first 2,000 CIFAR-10 images are all airplanes and automobiles."""
+    return np.random.default_rng(seed).permutation(total)[:count]
+
+
 CIFAR10_HOST = "www.cs.toronto.edu"
 
 

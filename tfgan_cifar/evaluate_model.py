@@ -290,8 +290,8 @@ def classifier_metrics(classifier, config, sample, options):
     outputs = {"quality": result}
     if options.real_baseline:
         real = data_lib.load_training_data(config)
-        count = min(options.fid_samples, len(real))
-        baseline = evaluator.score(real_batches(real.images[:count], real.labels[:count]),
+        pick = data_lib.subset_indices(len(real), options.fid_samples)
+        baseline = evaluator.score(real_batches(real.images[pick], real.labels[pick]),
                                    conditional=True)
         print(f"real baseline: {quality_line(baseline)}", flush=True)
         outputs["quality_real_baseline"] = baseline

@@ -53,7 +53,7 @@ class _ReferenceScorer:
         """Reference statistics, computed on first use and cached on disk."""
         if self._reference is None:
             self._reference = reference.reference_statistics(
-                lambda: _as_float(self._load().images[: self.config.fid_samples]),
+                lambda: _as_float(self._load().images),
                 {"source": self.reference_description, "split": "test"},
                 self.extractor,
                 os.path.expanduser(self.config.fid_cache_dir),
@@ -101,7 +101,7 @@ class Evaluator(_ReferenceScorer):
 
 def evaluate_real_images(evaluator, images, num_samples):
     """FID/KID of real images (uint8) against the reference: the floor at that sample count."""
-    images = images[:num_samples]
+    images = images[data_lib.subset_indices(len(images), num_samples)]
     position = {"next": 0}
 
     def sample(n):

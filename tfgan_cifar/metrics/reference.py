@@ -12,10 +12,11 @@ import numpy as np
 from absl import logging
 
 from tfgan_cifar import atomic
+from tfgan_cifar import data as data_lib
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics.inception import one_line
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a seeded draw of the images (1 took the first ones)
 
 
 @dataclasses.dataclass
@@ -44,7 +45,10 @@ def _canonical(key):
 
 
 def reference_statistics(images_fn, source_key, extractor, cache_dir, num_samples):
-    """Statistics of the first `num_samples` images of `images_fn()`, cached on disk.
+    """Statistics of `num_samples` images of `images_fn()`, cached on disk.
+
+    The images are a fixed seeded draw (`data.subset_indices`), not the first ones: the same
+    subset on every call, and every class of a folder read class by class.
 
     Args:
         images_fn: returns the real images, float in [-1, 1], NHWC; only called on a miss.
@@ -72,7 +76,8 @@ def reference_statistics(images_fn, source_key, extractor, cache_dir, num_sample
                                       int(cached["num_samples"]), json.loads(text))
         except Exception as error:  # a corrupt cache is only a lost shortcut
             logging.warning("FID: recomputing the reference cache %s (%s)", path, one_line(error))
-    images = images_fn()[:num_samples]
+    images = images_fn()
+    images = images[data_lib.subset_indices(len(images), num_samples)]
     if len(images) < num_samples:
         logging.warning("FID: the reference has %d images, fewer than the %d asked for",
                         len(images), num_samples)
