@@ -1,8 +1,11 @@
-"""bench/bench.py's choice of what to measure: presets read as train.py reads them."""
+"""bench/bench.py: what it measures (presets read as train.py reads them) and a worker's row."""
 
 import argparse
 import importlib.util
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -45,3 +48,24 @@ def test_without_presets_each_model_is_measured_at_its_batch_size(bench):
     measured = bench.configs(_args())
     assert [(name, c.model, c.batch_size) for name, c in measured] == [
         ("dcgan", "dcgan", 128), ("sagan", "sagan", 64)]
+
+
+def test_the_jax_worker_times_a_step_and_counts_its_flops(tmp_path):
+    pytest.importorskip("jax")
+    out = tmp_path / "results.json"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--backends=jax",
+         "--models=dcgan", "--batch_sizes=dcgan:4", "--extra=width=4", "--steps=1",
+         "--repeats=2", "--warmup=1", "--fid_images=0", f"--out={out}"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [row] = json.load(open(out))["results"]
+    assert (row["backend"], row["model"], row["batch_size"], row["width"]) == (
+        "jax", "dcgan", 4, 4)
+    assert len(row["steps_per_sec_all"]) == 2 and row["steps_per_sec"] > 0
+    # D's first convolution alone (3 -> 4 channels, 4x4 kernel, 16x16 outputs, 2 FLOPs per
+    # multiply-add) over a batch of 4 is 0.39 MFLOP, run on real and fake images, forward and
+    # backward: the count must include the convolutions.
+    assert row["flops_per_step"] > 16 * 16 * 4 * 4 * 4 * 3 * 2 * 4 * 2 * 2
+    assert row["tflops"] == pytest.approx(row["flops_per_step"] * row["steps_per_sec"] / 1e12)

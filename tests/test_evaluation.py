@@ -152,3 +152,39 @@ def test_evaluate_py_without_a_model_says_what_to_do(tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--saved_model" in errors[0]
+
+
+NO_TENSORFLOW = ("import runpy, sys; sys.modules.update(dict.fromkeys(('tensorflow', "
+                 "'tensorflow_datasets', 'tensorboard'))); sys.argv = sys.argv[1:]; "
+                 "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_evaluate_py_samples_the_keras_copy_on_jax_without_tensorflow(
+        trained_run, untrained_classifier_file, cifar_like_dir, tmp_path):
+    # As on a GPU machine with JAX and no TensorFlow: the SavedModel cannot be read there.
+    pytest.importorskip("jax")
+    best = RunDir(trained_run.workdir).export_dir("best")
+    no_keras = tmp_path / "saved_model_only"
+    os.makedirs(no_keras)
+    for name in ("best.json", "saved_model"):
+        os.symlink(os.path.join(best, name), no_keras / name)
+    env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    runs = {}
+    for name, model in (("keras", best), ("saved_model_only", no_keras)):
+        runs[name] = subprocess.run(
+            [sys.executable, "-c", NO_TENSORFLOW, os.path.join(ROOT, "evaluate.py"),
+             f"--saved_model={model}", f"--classifier={untrained_classifier_file}", "--nofid",
+             "--fid_samples=6", f"--image_dir={cifar_like_dir / 'train'}",
+             f"--fid_cache_dir={tmp_path / 'cache'}", f"--output_dir={tmp_path / name}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert runs["keras"].returncode == 0, runs["keras"].stderr[-2000:]
+    assert "FD_classifier" in runs["keras"].stdout
+    metrics = json.load(open(tmp_path / "keras" / "SAGAN" / "metrics.json"))
+    assert metrics["quality"]["classifier_samples"] == 6
+    assert np.isfinite(metrics["quality"]["fd_classifier"])
+    with Image.open(tmp_path / "keras" / "SAGAN" / "grid_8x8.png") as grid:
+        assert grid.size == (2 * (8 * 34 + 2),) * 2
+    assert runs["saved_model_only"].returncode == 2
+    errors = [line for line in runs["saved_model_only"].stderr.splitlines()
+              if line.startswith("error:")]
+    assert len(errors) == 1 and "generator.keras" in errors[0] and "TensorFlow" in errors[0]

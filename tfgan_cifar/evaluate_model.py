@@ -164,20 +164,26 @@ def read_record(path, where=None):
 
 
 def load_saved_model(path, where=None):
-    """`export.load_sampler(path)`; a path that holds no SavedModel, or a damaged one (a
-    truncated or garbage saved_model.pb, missing variables, no serving signature), raises
-    UserError naming `where` (default: path)."""
+    """`export.load_sampler(path)`; a path that holds no SavedModel (without TensorFlow: no
+    generator.keras), or a damaged one (a truncated or garbage saved_model.pb, missing
+    variables, no serving signature), raises UserError naming `where` (default: path)."""
     where = where or path
     if not os.path.isdir(path):
         raise UserError(f"{where} is not a folder: {_EXPORT_HINT}")
-    if not any(os.path.isfile(os.path.join(folder, "saved_model.pb"))
-               for folder in (os.path.join(path, export.SAVED_MODEL), path)):
+    if not export.tensorflow_available():
+        if not os.path.isfile(os.path.join(path, export.KERAS_FILE)):
+            raise UserError(f"{where} holds no {export.KERAS_FILE}, and without TensorFlow "
+                            "its SavedModel cannot be read: install tensorflow, or pass a "
+                            "directory that train.py exported (they hold both)")
+    elif not any(os.path.isfile(os.path.join(folder, "saved_model.pb"))
+                 for folder in (os.path.join(path, export.SAVED_MODEL), path)):
         raise UserError(f"{where} holds no SavedModel (neither saved_model/saved_model.pb "
                         f"nor saved_model.pb): {_EXPORT_HINT}")
     try:
         return export.load_sampler(path)
     except Exception as error:  # TensorFlow raises OSError, ValueError, KeyError, its own errors
-        raise UserError(f"{where}: the SavedModel cannot be loaded ({type(error).__name__}: "
+        kind = "SavedModel" if export.tensorflow_available() else export.KERAS_FILE
+        raise UserError(f"{where}: the {kind} cannot be loaded ({type(error).__name__}: "
                         f"{_one_line(error)}): it is damaged or not a generator exported by "
                         "train.py; pass another --saved_model") from None
 

@@ -172,8 +172,12 @@ def load_sampler(path):
     """Loads a best-model directory (or a bare SavedModel) for sampling.
 
     Returns a function `sample(z, labels) -> images` (numpy float32 in [-1, 1]) and the z
-    dimension. Uses `tf.saved_model.load`, so it needs only TensorFlow, not this package's code.
+    dimension. Uses `tf.saved_model.load` when TensorFlow is installed, so it needs only
+    TensorFlow, not this package's code; without TensorFlow (a JAX-only machine) it loads the
+    directory's `generator.keras` on the backend Keras runs.
     """
+    if not tensorflow_available():
+        return _load_keras_sampler(path)
     import numpy as np
     import tensorflow as tf
 
@@ -193,6 +197,34 @@ def load_sampler(path):
 
     sample.saved_model = loaded
     return sample, z_dim
+
+
+def _load_keras_sampler(path):
+    import keras
+    import numpy as np
+
+    import tfgan_cifar.nn  # noqa: F401  (registers this package's layers for deserialisation)
+
+    _recover(path)
+    keras_file = os.path.join(path, KERAS_FILE)
+    if not os.path.isfile(keras_file):
+        raise FileNotFoundError(f"no {KERAS_FILE} at {path} (without TensorFlow the "
+                                "SavedModel cannot be read)")
+    generator = keras.saving.load_model(keras_file)
+
+    def forward(z, labels):
+        return generator(z, labels, training=False)
+
+    if keras.backend.backend() == "jax":  # op by op, JAX would compile every layer on its own
+        import jax
+
+        forward = jax.jit(forward)
+
+    def sample(z, labels):
+        images = forward(np.asarray(z, np.float32), np.asarray(labels, np.int32))
+        return np.asarray(keras.ops.convert_to_numpy(images), np.float32)
+
+    return sample, generator.z_dim
 
 
 def _convert(keras_file, saved_model_dir):
