@@ -79,3 +79,22 @@ def test_calibration_scores_real_and_degraded_images(cifar_like_dir, untrained_c
         assert np.isfinite(result["fd_classifier"]) and result["classifier_samples"] in (8, 20)
     table = (out / "calibration.md").read_text().splitlines()
     assert len(table) == 2 + 4 + 2 and table[2].startswith("| real training images | ")
+
+
+def test_calibration_adds_fid_and_inception_precision_recall_given_inception_weights(
+        cifar_like_dir, untrained_classifier_file, inception_weights_file, tmp_path,
+        monkeypatch):
+    calibration = _load("calibration")
+    out = tmp_path / "calibration"
+    monkeypatch.setattr(sys, "argv", [
+        "calibration.py", f"--image_dir={cifar_like_dir / 'train'}",
+        f"--classifier={untrained_classifier_file}", "--samples=12",
+        f"--inception_weights={inception_weights_file}", f"--cache_dir={tmp_path / 'cache'}",
+        f"--out={out}"])
+    calibration.main()
+    results = json.loads((out / "calibration.json").read_text())["results"]
+    for result in results.values():
+        assert np.isfinite(result["fid"]) and result["fid"] >= 0
+        assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    header = (out / "calibration.md").read_text().splitlines()[0]
+    assert header.endswith("| FID (Keras InceptionV3) | precision | recall |")
