@@ -1,10 +1,12 @@
 """The JAX trainer, run in one subprocess with KERAS_BACKEND=jax, against the TensorFlow one."""
 
+import collections
 import dataclasses
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -258,3 +260,30 @@ def test_classifier_training_with_lookahead_equals_tensorflow(jax_run):
                                        atol=1e-6)
     assert len(on_tf["loop_losses"]) == 2
     np.testing.assert_allclose(on_jax["loop_losses"], on_tf["loop_losses"], rtol=1e-5)
+
+
+class _Marker:
+    def __init__(self, log, index):
+        self.log, self.index = log, index
+
+    def block_until_ready(self):
+        self.log.append(self.index)
+
+
+def test_the_host_waits_for_the_step_dispatched_max_in_flight_steps_earlier():
+    # Bounded run-ahead: Ctrl-C waits for at most MAX_IN_FLIGHT queued steps before saving.
+    from tfgan_cifar.training import jax_backend
+
+    waited = []
+
+    def step(state, images, labels):
+        return state + 1, _Marker(waited, state + 1)
+
+    trainer = types.SimpleNamespace(_train_step=step, state=0, images=None, labels=None,
+                                    _in_flight=collections.deque())
+    limit = jax_backend.MAX_IN_FLIGHT
+    for n in range(1, 9):
+        jax_backend.JaxTrainer.train_step(trainer)
+        # after dispatching step n, the host has waited for every step up to n - limit
+        assert waited == list(range(1, max(n - limit, 0) + 1))
+    assert trainer.state == 8 and len(trainer._in_flight) == limit

@@ -151,7 +151,7 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
-              "JAX, up to --log_every steps already queued) and saving a checkpoint (send it "
+              "JAX, the up to 3 steps already queued) and saving a checkpoint (send it "
               "again to abort without saving)", flush=True)
 
     @contextlib.contextmanager
