@@ -188,3 +188,22 @@ def test_evaluate_py_samples_the_keras_copy_on_jax_without_tensorflow(
     errors = [line for line in runs["saved_model_only"].stderr.splitlines()
               if line.startswith("error:")]
     assert len(errors) == 1 and "generator.keras" in errors[0] and "TensorFlow" in errors[0]
+
+
+def test_a_missing_model_is_reported_before_keras_and_tensorflow_load(tmp_path):
+    script = f"""
+import sys
+from tfgan_cifar import evaluate_model
+from tfgan_cifar.errors import UserError
+try:
+    evaluate_model.run(evaluate_model.EvaluateOptions(model="dcgan", save_dir={str(tmp_path)!r}))
+except UserError as error:
+    print("error:", error)
+print(sorted(m for m in ("keras", "tensorflow") if m in sys.modules))
+"""
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("error: no saved model at") and lines[-1] == "[]"

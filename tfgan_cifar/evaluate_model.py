@@ -11,9 +11,7 @@ from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metrics import classifier as classifier_lib, conditional, fid
-from tfgan_cifar.metrics.evaluator import (ClassifierEvaluator, Evaluator, evaluate_real_images,
-                                           real_batches, reference_source)
+from tfgan_cifar.metrics import fid
 from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids, internals
 
@@ -196,6 +194,10 @@ def run(options):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
                         "improves, and when training finishes), or pass --run_dir=RUN_DIR or "
                         "--saved_model=PATH")
+    # Keras (and so TensorFlow) only now: a missing model is reported in a second, not ten.
+    from tfgan_cifar.metrics import classifier as classifier_lib, conditional
+    from tfgan_cifar.metrics.evaluator import Evaluator, evaluate_real_images, reference_source
+
     where = f"--saved_model={path}" if options.saved_model else path
     info = read_record(path, where)
     config = _train_config(options, info)
@@ -287,6 +289,7 @@ def run(options):
 def classifier_metrics(classifier, config, sample, options):
     """The reference classifier's metrics of `sample` ("quality") and, with
     --real_baseline, of real training images ("quality_real_baseline"), each printed."""
+    from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, real_batches
     from tfgan_cifar.training.hooks import quality_line
 
     evaluator = ClassifierEvaluator(config, classifier)
@@ -307,6 +310,9 @@ def classifier_metrics(classifier, config, sample, options):
 def intra_class(config, sample, z_dim, seed, evaluator, classifier):
     """Intra-class FID (with an Inception `evaluator`) and intra-class FD_classifier (with a
     reference `classifier`) of a conditional generator, each printed."""
+    from tfgan_cifar.metrics import conditional
+    from tfgan_cifar.metrics.evaluator import reference_source
+
     extractors = {}
     if evaluator is not None:
         extractors["fid"] = evaluator.extractor
