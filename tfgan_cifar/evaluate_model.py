@@ -89,15 +89,12 @@ def _train_config(options, info):
 
 
 def _load_keras_generator(path):
-    import keras
-
-    import tfgan_cifar.nn  # noqa: F401  (registers the classes for deserialisation)
-
-    keras_file = os.path.join(path, export.KERAS_FILE)
-    if not os.path.exists(keras_file):
+    try:
+        return export.load_keras_generator(path)
+    except FileNotFoundError:
         raise UserError(f"{path} has no {export.KERAS_FILE}: attention maps and weight images "
-                        "need the .keras copy that training exports beside the SavedModel")
-    return keras.saving.load_model(keras_file)
+                        "need the .keras copy that training exports beside the SavedModel"
+                        ) from None
 
 
 def _class_names(config):

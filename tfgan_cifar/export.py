@@ -199,18 +199,25 @@ def load_sampler(path):
     return sample, z_dim
 
 
-def _load_keras_sampler(path):
+def load_keras_generator(path):
+    """The generator of an export directory, from its `.keras` copy (FileNotFoundError when
+    it has none)."""
     import keras
-    import numpy as np
 
     import tfgan_cifar.nn  # noqa: F401  (registers this package's layers for deserialisation)
 
     _recover(path)
     keras_file = os.path.join(path, KERAS_FILE)
     if not os.path.isfile(keras_file):
-        raise FileNotFoundError(f"no {KERAS_FILE} at {path} (without TensorFlow the "
-                                "SavedModel cannot be read)")
-    generator = keras.saving.load_model(keras_file)
+        raise FileNotFoundError(f"no {KERAS_FILE} at {path}")
+    return keras.saving.load_model(keras_file)
+
+
+def _load_keras_sampler(path):
+    import keras
+    import numpy as np
+
+    generator = load_keras_generator(path)
 
     def forward(z, labels):
         return generator(z, labels, training=False)

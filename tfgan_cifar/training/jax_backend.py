@@ -20,11 +20,7 @@ import numpy as np
 
 from tfgan_cifar.atomic import replacing
 from tfgan_cifar.training import jax_distribute, objective
-from tfgan_cifar.training.trainer import Trainer
-
-# Steps the host may dispatch ahead of the device. Unbounded, Python queued up to --log_every
-# steps, and Ctrl-C then waited for all of them (about 100 s on a 2-core CPU) before saving.
-MAX_IN_FLIGHT = 3
+from tfgan_cifar.training.trainer import MAX_IN_FLIGHT, Trainer
 
 
 def _apply(part, optimizer, grads, params, optimizer_values):

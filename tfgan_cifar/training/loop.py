@@ -20,6 +20,7 @@ from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
 from tfgan_cifar.training.summaries import Summaries
+from tfgan_cifar.training.trainer import MAX_IN_FLIGHT
 from tfgan_cifar.viz import curves
 
 def connect(config):
@@ -151,8 +152,8 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
-              "JAX, the up to 3 steps already queued) and saving a checkpoint (send it "
-              "again to abort without saving)", flush=True)
+              f"JAX, the up to {MAX_IN_FLIGHT} steps already queued) and saving a checkpoint "
+              "(send it again to abort without saving)", flush=True)
 
     @contextlib.contextmanager
     def installed(self):

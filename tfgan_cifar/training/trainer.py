@@ -18,6 +18,11 @@ from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
 from tfgan_cifar.training.optimizers import learning_rate
 
+# Steps a backend that dispatches asynchronously (JAX) may run ahead of the device. Unbounded,
+# Python queued up to --log_every steps, and Ctrl-C then waited for all of them (about 100 s on
+# a 2-core CPU) before saving.
+MAX_IN_FLIGHT = 3
+
 CHUNK = 500  # images per compiled call when sampling or classifying
 
 
