@@ -212,7 +212,8 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_p
 
 
 def test_bad_flags_give_one_line(tmp_path):
-    process = _run_train(["--model=sagan", "--image_dir", str(tmp_path / "missing")])
+    process = _run_train(["--model=sagan", "--image_dir", str(tmp_path / "missing"),
+                          f"--workdir={tmp_path / 'run'}", f"--save_dir={tmp_path / 'saved'}"])
     output = process.communicate(timeout=120)[0]
     assert process.returncode == 2
     errors = [line for line in output.splitlines() if line.startswith("error:")]
