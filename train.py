@@ -6,7 +6,7 @@
 Run `python train.py --helpfull` for every flag. Rerunning with the same --workdir resumes.
 """
 
-from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.quiet)
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.tf_log_filter)
 from tfgan_cifar.config import TrainConfig
 
 cli.define_flags(TrainConfig)

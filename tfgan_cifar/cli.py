@@ -6,13 +6,13 @@ import sys
 
 from absl import app, flags, logging
 
-from tfgan_cifar import paths, quiet
+from tfgan_cifar import paths, tf_log_filter
 from tfgan_cifar.config import GROUPS, TrainConfig, choices_of, help_text, settings, value_type
 from tfgan_cifar.errors import UserError
 
 # Every entry point imports this module before anything imports TensorFlow (none of the
 # imports above does).
-quiet.quiet_tensorflow()
+tf_log_filter.quiet_tensorflow()
 
 FLAGS = flags.FLAGS
 

@@ -28,12 +28,12 @@ Modules: `runs` (reading run directories, finding their exported models), `table
 
 import os
 
-from tfgan_cifar import paths, quiet
+from tfgan_cifar import paths, tf_log_filter
 from tfgan_cifar.report import figures, sections
 from tfgan_cifar.report.document import Document, compile_pdf
 from tfgan_cifar.report.runs import read_runs
 
-quiet.quiet_tensorflow()  # the sample figures import TensorFlow later
+tf_log_filter.quiet_tensorflow()  # the sample figures import TensorFlow later
 
 IMAGES = "images"
 

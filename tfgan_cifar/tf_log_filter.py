@@ -2,7 +2,9 @@
 
 Without this, every TensorFlow run prints lines such as `E0000 ... cuda_platform.cc:52] failed
 call to cuInit` and `I0000 ... cudart_stub.cc] Could not find cuda drivers on your machine`
-(harmless: there is no GPU), and on some machines `E0000 ... remapper failed: INVALID_ARGUMENT`
+(harmless: there is no GPU), on CPUs with AVX-512 `I0000 ... port.cc:153] oneDNN custom
+operations are on` (printed before absl logging starts, so no log level hides it; setting
+TF_ENABLE_ONEDNN_OPTS=0 would hide it by turning oneDNN's CPU speed-ups off), and on some machines `E0000 ... remapper failed: INVALID_ARGUMENT`
 (harmless too: grappler skips a graph rewrite and runs the graph as written); next to the one
 `error:` line of a real failure they read like a crash. `quiet_tensorflow()`, called by
 `tfgan_cifar.cli`, which every entry point imports before anything imports TensorFlow:
@@ -33,6 +35,7 @@ LOAD_NOISE = (
     "cuda_platform.cc",
     "cuInit",
     "Could not find cuda drivers",
+    "oneDNN custom operations are on",
 )
 
 
