@@ -2,6 +2,7 @@
 way every entry point reports bad input: a single `error: ...` line and exit code 2."""
 
 import dataclasses
+import os
 import sys
 
 from absl import app, flags, logging
@@ -83,7 +84,8 @@ def define_flags(config_class, flag_values=FLAGS):
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
     """Freezes the parsed flags naming settings of `config_class` into a validated config
     (resolved against the model defaults when the class has `resolved`). Output folders
-    (OUTPUT_FOLDERS) that cannot be written raise UserError; nothing is created.
+    (OUTPUT_FOLDERS, or the class's own `output_folders`) that cannot be written raise
+    UserError; nothing is created.
 
     With `warn`, prints one `warning:` line per flag given explicitly that has no effect.
     """
@@ -97,7 +99,7 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         config = config.resolved()
     else:
         config.validate()
-    for name in OUTPUT_FOLDERS:
+    for name in getattr(config_class, "output_folders", OUTPUT_FOLDERS):
         if getattr(config, name, None):
             paths.check_writable(getattr(config, name), name)
     if warn:
@@ -130,26 +132,57 @@ def _ineffective_flags(config, flag_values):
                "KERAS_BACKEND=tensorflow: TF_CONFIG or Slurm describes the cluster")
 
 
+PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def presets():
+    """The names of the preset flagfiles shipped in tfgan_cifar/configs (`--preset=NAME`)."""
+    return sorted(name[:-len(".cfg")] for name in os.listdir(PRESETS) if name.endswith(".cfg"))
+
+
+def expand_arguments(argv):
+    """argv with `-h` as `--help` and `--preset=NAME` as `--flagfile=<its .cfg file>` (the
+    presets are found wherever the package is installed); raises UserError for an unknown
+    preset. Arguments after `--` are left alone."""
+    expanded = list(argv[:1])
+    for index, argument in enumerate(argv[1:], 1):
+        if argument == "--":
+            return expanded + list(argv[index:])
+        if argument == "-h":
+            argument = "--help"
+        elif argument.startswith("--preset="):
+            name = argument.partition("=")[2]
+            if name not in presets():
+                raise UserError(f"--preset={name} is not a preset; choose one of "
+                                f"{', '.join(presets())} (or pass --flagfile=PATH)")
+            argument = f"--flagfile={os.path.join(PRESETS, name + '.cfg')}"
+        expanded.append(argument)
+    return expanded
+
+
 def parse_flags(argv, flag_values=FLAGS, known_only=False):
-    """Parses argv into `flag_values`; returns the arguments left (with `known_only`, also
-    the flags `flag_values` does not define). A bad flag raises UserError with absl's message
-    on one line."""
+    """Parses argv (after `expand_arguments`) into `flag_values`; returns the arguments left
+    (with `known_only`, also the flags `flag_values` does not define). A bad flag raises
+    UserError with absl's message on one line."""
+    argv = expand_arguments(argv)
     try:
         return flag_values(argv, known_only=known_only)
     except flags.Error as error:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def run(main, argv=None, positional=False, parse=parse_flags):
+def run(main, argv=None, positional=False, parse=parse_flags, usage=None):
     """Runs an entry point's `main(argv)` after parsing its flags with `parse` (argv -> argv
     left). Positional arguments are refused unless `positional`. A UserError, from the flags or
     from `main`, becomes one `error: ...` line on stderr and exit code 2 (see `call`).
 
-    With `argv` None the command line is parsed under absl's `app.run` (which adds --help and
-    --helpfull) and the process exits with main's return value. An `argv` list (program name
-    first) is parsed afresh into FLAGS and main's return value is returned: for calling an
-    entry point from Python.
+    With `argv` None the command line is parsed under absl's `app.run` (which adds --help, -h
+    and --helpfull, printing `usage` first) and the process exits with main's return value. An
+    `argv` list (program name first) is parsed afresh into FLAGS and main's return value is
+    returned: for calling an entry point from Python.
     """
+    if usage:  # absl's --help prints the main module's docstring
+        sys.modules["__main__"].__doc__ = usage
 
     def checked_main(args):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress

@@ -201,9 +201,9 @@ class TrainConfig:
     workdir: Optional[str] = setting(
         None, "Run directory (checkpoints, TensorBoard events, metrics.jsonl, samples, "
         "config.json). Default logs/<model>; rerunning with the same workdir resumes.", "paths")
-    save_dir: str = setting("saved_models", "Where generators are exported: the best one to "
-                            "<save_dir>/<model>/best, the final one to <save_dir>/<model>/final "
-                            "(evaluate.py loads them from there).", "paths")
+    save_dir: str = setting("saved_models", "Where the best generator is published, to "
+                            "<save_dir>/<model>/best (evaluate.py loads it from there); the "
+                            "final one stays in <workdir>/export/final.", "paths")
     # Data.
     image_dir: Optional[str] = setting(
         None, "Use an image folder with one subfolder per class (jpg/png), e.g. cifar10/train, "
