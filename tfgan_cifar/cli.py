@@ -71,9 +71,10 @@ def define_flags(config_class, flag_values=FLAGS):
     """Defines one absl flag per setting of `config_class`, typed by its declaration.
 
     `--helpfull` lists them by group (in the order of config.GROUPS), and `--help` lists all of
-    them as the main program's flags.
+    them as the main program's flags. A flag already defined (by an earlier call in this
+    process) is kept.
     """
-    fields = settings(config_class)
+    fields = [f for f in settings(config_class) if f.name not in flag_values]
     present = [g for g in GROUPS if any(f.metadata["group"] == g for f in fields)]
     for field in fields:
         section = f"{present.index(field.metadata['group']) + 1}. {field.metadata['group']}"

@@ -203,7 +203,6 @@ def main(argv=None):
     """`tfgan-sample RUN_OR_EXPORT --num=N --out=PATH`: draws as the command line (or `argv`,
     program name first) says."""
     cli.define_flags(SampleOptions)
-    from absl import flags
-
-    flags.DEFINE_alias("class", "label")
+    if "class" not in cli.FLAGS:
+        cli.flags.DEFINE_alias("class", "label")
     return cli.run(sample, argv, positional=True, usage=__doc__)
