@@ -2,14 +2,17 @@
 way every entry point reports bad input: a single `error: ...` line and exit code 2."""
 
 import dataclasses
+import json
 import os
 import sys
 
 from absl import app, flags, logging
 
 from tfgan_cifar import paths, tf_log_filter
-from tfgan_cifar.config import GROUPS, TrainConfig, choices_of, help_text, settings, value_type
+from tfgan_cifar.config import (GROUPS, TrainConfig, choices_of, continued_run, help_text,
+                                settings, value_type)
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.run_dir import RunDir
 
 # Every entry point imports this module before anything imports TensorFlow (none of the
 # imports above does).
@@ -95,7 +98,10 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         if field.name in flag_values:
             value = flag_values[field.name].value
             values[field.name] = tuple(value) if isinstance(value, list) else value
-    config = config_class(**values)
+    if config_class is TrainConfig:
+        config = _continuing(values, flag_values)
+    else:
+        config = config_class(**values)
     if hasattr(config, "resolved"):
         config = config.resolved()
     else:
@@ -107,6 +113,20 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         for message in _ineffective_flags(config, flag_values):
             print(f"warning: {message}", file=sys.stderr, flush=True)
     return config
+
+
+def _continuing(values, flag_values):
+    """The TrainConfig of the flags: when its --workdir (default logs/<model>) holds a started
+    run, that run's recorded settings with the flags typed applied (`config.continued_run`)."""
+    config = TrainConfig(**values)
+    run = RunDir(config.workdir or config.resolved().workdir)
+    recorded = run.read_config() if run.started() else None
+    if recorded is None:
+        return config
+    workdir = run.path
+    given = {name: value for name, value in values.items() if flag_values[name].present}
+    previous = dataclasses.replace(TrainConfig.from_json(json.dumps(recorded)), workdir=workdir)
+    return continued_run(previous, given)
 
 
 def _ineffective_flags(config, flag_values):

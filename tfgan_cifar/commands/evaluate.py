@@ -7,7 +7,7 @@
 Writes into <output_dir>/DCGAN or <output_dir>/SAGAN. Run with --helpfull for every flag.
 """
 
-from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.tf_log_filter)
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log_filter)
 from tfgan_cifar.evaluate_model import EvaluateOptions, run
 
 

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.tf_log_filter)
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log_filter)
 from tfgan_cifar import paths
 from tfgan_cifar.config import check_settings, setting
 from tfgan_cifar.errors import UserError

@@ -8,7 +8,7 @@ Presets (--preset=NAME): the paper recipes of tfgan_cifar/configs (dcgan, dcgan_
 sngan); later flags override them. Run with --helpfull for every flag by group.
 """
 
-from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tfgan_cifar.tf_log_filter)
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log_filter)
 from tfgan_cifar.config import TrainConfig
 
 
