@@ -256,3 +256,61 @@ def test_jit_compile_under_jax_says_it_has_no_effect(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     notes = [line for line in result.stderr.splitlines() if "--jit_compile" in line]
     assert len(notes) == 1 and "no effect" in notes[0] and "jax" in notes[0].lower()
+
+
+def _started_run(workdir, **values):
+    """A run directory as training leaves it: config.json and a metrics line."""
+    from tfgan_cifar.run_dir import RunDir
+
+    config = TrainConfig(workdir=str(workdir), **values).resolved()
+    run = RunDir(str(workdir))
+    os.makedirs(run.path)
+    run.write_config(config)
+    run.metrics.append("train", 10, {"g_loss": 1.0})
+    return config
+
+
+def test_the_workdir_alone_continues_the_recorded_run(tmp_path):
+    recorded = _started_run(tmp_path / "run", model="sagan", width=8, lr_g=3e-4, steps=50,
+                            image_dir="/data/train", attention_res=(8, 16))
+    config = cli.config_from_flags(
+        TrainConfig, _flags(argv=[f"--workdir={tmp_path / 'run'}", "--steps=80",
+                                  "--eval_every=5"]), warn=False)
+    assert config == dataclasses.replace(recorded, steps=80, eval_every=5)
+    # A setting the run keeps may be typed again with its recorded value.
+    config = cli.config_from_flags(
+        TrainConfig, _flags(argv=[f"--workdir={tmp_path / 'run'}", "--attention_res=16,8",
+                                  "--model=sagan"]), warn=False)
+    assert config == recorded
+
+
+def test_every_setting_a_resumed_run_cannot_change_is_listed_at_once(tmp_path):
+    _started_run(tmp_path / "run", model="dcgan", width=8)
+    flag_values = _flags(argv=[f"--workdir={tmp_path / 'run'}", "--width=16", "--lr_d=0.1",
+                               "--seed=3", "--steps=99"])
+    with pytest.raises(UserError) as error:
+        cli.config_from_flags(TrainConfig, flag_values, warn=False)
+    assert str(error.value) == (
+        f"--workdir={tmp_path / 'run'} holds a run with seed=0, width=8, lr_d=0.0002; a run "
+        "keeps these settings: leave out --seed, --width, --lr_d to resume it, or pass "
+        "another --workdir")
+
+
+def test_a_workdir_without_a_started_run_takes_the_flags_as_given(tmp_path):
+    os.makedirs(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text(TrainConfig(model="sagan").resolved().to_json())
+    config = cli.config_from_flags(TrainConfig, _flags(argv=[f"--workdir={tmp_path / 'run'}"]),
+                                   warn=False)
+    assert config.model == "dcgan"  # a config.json alone is a failed start: replaced
+
+
+def test_h_is_help_and_presets_are_flagfiles_of_the_package(tmp_path):
+    assert cli.expand_arguments(["prog", "-h", "--", "-h"]) == ["prog", "--help", "--", "-h"]
+    flag_values = flags.FlagValues()
+    cli.define_flags(TrainConfig, flag_values)
+    cli.parse_flags(["prog", "--preset=sngan", "--steps=7", f"--workdir={tmp_path}"],
+                    flag_values)
+    config = cli.config_from_flags(TrainConfig, flag_values, warn=False)
+    assert (config.n_critic, config.lr_decay, config.attention_res, config.steps) == (
+        5, "linear", (), 7)
+    assert cli.presets() == ["dcgan", "dcgan_large", "sagan", "sngan"]

@@ -113,8 +113,11 @@ def test_every_image_exists_and_samples_come_from_the_best_models(real_report):
     images = _assert_images_exist(out)
     assert "images/fid-curves.png" in images
     for slug in ("run01-dcgan", "run02-sagan"):
-        for kind in ("losses", "grid", "classes"):
+        for kind in ("losses", "grid"):
             assert f"images/{slug}-{kind}.png" in images
+    # Per-class rows for the conditional SAGAN only: the DCGAN's samples have no class.
+    assert "images/run02-sagan-classes.png" in images
+    assert "images/run01-dcgan-classes.png" not in images
     with Image.open(out / "images" / "run02-sagan-classes.png") as picture:
         assert picture.size[1] == 2 * (3 * 34 + 2)  # one row per class, 3 classes
     markdown = (out / "report.md").read_text()
@@ -123,8 +126,8 @@ def test_every_image_exists_and_samples_come_from_the_best_models(real_report):
         best = RunDir(str(tmp / "logs" / model)).export_dir("best")
         assert f"best generator {best}, step 2, FID" in samples
     per_class = _section(markdown, "Samples per class")
-    assert "| unconditional without a classifier head: unsorted samples | one row per label |" \
-        in per_class
+    assert ("| unconditional, without a classifier head: its samples have no class to sort them "
+            "by | one row per label |") in per_class
     assert "Classifier head" not in markdown  # no run logs cls_* fields
 
 
@@ -191,7 +194,8 @@ def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
     assert row["KID ± std at that step"] == "0.0200 ± 0.0010" and row["FID samples"] == "500"
     row = dict(zip(header, _table_row(markdown, "dcgan_no_eval")))
     assert [row[k] for k in header[2:6]] == ["n/a"] * 4
-    assert "the run has no FID evaluation" in markdown
+    assert ("n/a for dcgan_no_eval: it stopped at step 30, before its first evaluation at "
+            "step 1000") in markdown
 
     section = _section(markdown, "Attention at 32×32 against 16×16")
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
@@ -215,6 +219,19 @@ def test_without_evaluations_the_sections_say_so(tmp_path):
     assert "No run has an FID evaluation" in markdown and "ImageNet" not in markdown
     section = _section(markdown, "Attention at 32×32 against 16×16")
     assert "|" not in section and "cannot be compared" in section
+
+
+def test_one_dcgan_run_without_fid_is_reported_without_noise(tmp_path):
+    run = _fake_run(tmp_path, "a", model="dcgan", eval_every=10)
+    markdown = _build([run], tmp_path / "out")
+    assert markdown.startswith("# DCGAN on CIFAR-10: 1 run compared\n")
+    assert ("No run has an FID evaluation: a: it was evaluated without InceptionV3 weights "
+            "(train with --inception_weights=PATH to get FID).") in markdown
+    shared = [line for line in markdown.splitlines() if "settings shared by all runs" in line]
+    assert shared and "None" not in shared[0] and "eval_every=10" in shared[0]
+    assert "Attention" not in markdown  # no SAGAN run
+    off = read_run(_fake_run(tmp_path, "b", model="dcgan", eval_every=0))
+    assert sections.why_no_fid(off) == "trained with --eval_every=0 (no evaluation)"
 
 
 def test_the_inception_weights_named_are_those_of_the_runs_with_fid(tmp_path):

@@ -1,6 +1,6 @@
 """Train the CIFAR-10 reference classifier that the quality metrics use (`--classifier`).
 
-  python -m tfgan_cifar.classifier --image_dir=PATH/cifar10/train [--epochs=10 --out=DIR]
+  tfgan-classifier --image_dir=PATH/cifar10/train [--epochs=10 --out=DIR]
 
 Reports the accuracy on the `test` folder beside --image_dir (or --test_dir) and writes
 <out>/classifier_cifar10.keras with classifier_cifar10.json (accuracy, data source, settings)
@@ -70,7 +70,7 @@ def _test_dir(options):
     return folder
 
 
-def main(argv):
+def train(argv):
     """Trains, tests and saves the reference classifier the flags describe."""
     options = cli.config_from_flags(ClassifierOptions)
     from tfgan_cifar import data as data_lib
@@ -104,6 +104,12 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """`tfgan-classifier` (`python -m tfgan_cifar.classifier`): trains as the command line (or
+    `argv`, program name first) says."""
     cli.define_flags(ClassifierOptions)
-    sys.exit(cli.run(main))
+    return cli.run(train, argv, usage=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,13 +2,17 @@
 way every entry point reports bad input: a single `error: ...` line and exit code 2."""
 
 import dataclasses
+import json
+import os
 import sys
 
 from absl import app, flags, logging
 
 from tfgan_cifar import paths, tf_log_filter
-from tfgan_cifar.config import GROUPS, TrainConfig, choices_of, help_text, settings, value_type
+from tfgan_cifar.config import (GROUPS, TrainConfig, choices_of, continued_run, help_text,
+                                settings, value_type)
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.run_dir import RunDir
 
 # Every entry point imports this module before anything imports TensorFlow (none of the
 # imports above does).
@@ -70,9 +74,10 @@ def define_flags(config_class, flag_values=FLAGS):
     """Defines one absl flag per setting of `config_class`, typed by its declaration.
 
     `--helpfull` lists them by group (in the order of config.GROUPS), and `--help` lists all of
-    them as the main program's flags.
+    them as the main program's flags. A flag already defined (by an earlier call in this
+    process) is kept.
     """
-    fields = settings(config_class)
+    fields = [f for f in settings(config_class) if f.name not in flag_values]
     present = [g for g in GROUPS if any(f.metadata["group"] == g for f in fields)]
     for field in fields:
         section = f"{present.index(field.metadata['group']) + 1}. {field.metadata['group']}"
@@ -83,7 +88,8 @@ def define_flags(config_class, flag_values=FLAGS):
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
     """Freezes the parsed flags naming settings of `config_class` into a validated config
     (resolved against the model defaults when the class has `resolved`). Output folders
-    (OUTPUT_FOLDERS) that cannot be written raise UserError; nothing is created.
+    (OUTPUT_FOLDERS, or the class's own `output_folders`) that cannot be written raise
+    UserError; nothing is created.
 
     With `warn`, prints one `warning:` line per flag given explicitly that has no effect.
     """
@@ -92,18 +98,35 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         if field.name in flag_values:
             value = flag_values[field.name].value
             values[field.name] = tuple(value) if isinstance(value, list) else value
-    config = config_class(**values)
+    if config_class is TrainConfig:
+        config = _continuing(values, flag_values)
+    else:
+        config = config_class(**values)
     if hasattr(config, "resolved"):
         config = config.resolved()
     else:
         config.validate()
-    for name in OUTPUT_FOLDERS:
+    for name in getattr(config_class, "output_folders", OUTPUT_FOLDERS):
         if getattr(config, name, None):
             paths.check_writable(getattr(config, name), name)
     if warn:
         for message in _ineffective_flags(config, flag_values):
             print(f"warning: {message}", file=sys.stderr, flush=True)
     return config
+
+
+def _continuing(values, flag_values):
+    """The TrainConfig of the flags: when its --workdir (default logs/<model>) holds a started
+    run, that run's recorded settings with the flags typed applied (`config.continued_run`)."""
+    config = TrainConfig(**values)
+    run = RunDir(config.workdir or config.resolved().workdir)
+    recorded = run.read_config() if run.started() else None
+    if recorded is None:
+        return config
+    workdir = run.path
+    given = {name: value for name, value in values.items() if flag_values[name].present}
+    previous = dataclasses.replace(TrainConfig.from_json(json.dumps(recorded)), workdir=workdir)
+    return continued_run(previous, given)
 
 
 def _ineffective_flags(config, flag_values):
@@ -130,26 +153,57 @@ def _ineffective_flags(config, flag_values):
                "KERAS_BACKEND=tensorflow: TF_CONFIG or Slurm describes the cluster")
 
 
+PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def presets():
+    """The names of the preset flagfiles shipped in tfgan_cifar/configs (`--preset=NAME`)."""
+    return sorted(name[:-len(".cfg")] for name in os.listdir(PRESETS) if name.endswith(".cfg"))
+
+
+def expand_arguments(argv):
+    """argv with `-h` as `--help` and `--preset=NAME` as `--flagfile=<its .cfg file>` (the
+    presets are found wherever the package is installed); raises UserError for an unknown
+    preset. Arguments after `--` are left alone."""
+    expanded = list(argv[:1])
+    for index, argument in enumerate(argv[1:], 1):
+        if argument == "--":
+            return expanded + list(argv[index:])
+        if argument == "-h":
+            argument = "--help"
+        elif argument.startswith("--preset="):
+            name = argument.partition("=")[2]
+            if name not in presets():
+                raise UserError(f"--preset={name} is not a preset; choose one of "
+                                f"{', '.join(presets())} (or pass --flagfile=PATH)")
+            argument = f"--flagfile={os.path.join(PRESETS, name + '.cfg')}"
+        expanded.append(argument)
+    return expanded
+
+
 def parse_flags(argv, flag_values=FLAGS, known_only=False):
-    """Parses argv into `flag_values`; returns the arguments left (with `known_only`, also
-    the flags `flag_values` does not define). A bad flag raises UserError with absl's message
-    on one line."""
+    """Parses argv (after `expand_arguments`) into `flag_values`; returns the arguments left
+    (with `known_only`, also the flags `flag_values` does not define). A bad flag raises
+    UserError with absl's message on one line."""
+    argv = expand_arguments(argv)
     try:
         return flag_values(argv, known_only=known_only)
     except flags.Error as error:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def run(main, argv=None, positional=False, parse=parse_flags):
+def run(main, argv=None, positional=False, parse=parse_flags, usage=None):
     """Runs an entry point's `main(argv)` after parsing its flags with `parse` (argv -> argv
     left). Positional arguments are refused unless `positional`. A UserError, from the flags or
     from `main`, becomes one `error: ...` line on stderr and exit code 2 (see `call`).
 
-    With `argv` None the command line is parsed under absl's `app.run` (which adds --help and
-    --helpfull) and the process exits with main's return value. An `argv` list (program name
-    first) is parsed afresh into FLAGS and main's return value is returned: for calling an
-    entry point from Python.
+    With `argv` None the command line is parsed under absl's `app.run` (which adds --help, -h
+    and --helpfull, printing `usage` first) and the process exits with main's return value. An
+    `argv` list (program name first) is parsed afresh into FLAGS and main's return value is
+    returned: for calling an entry point from Python.
     """
+    if usage:  # absl's --help prints the main module's docstring
+        sys.modules["__main__"].__doc__ = usage
 
     def checked_main(args):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress

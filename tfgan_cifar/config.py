@@ -140,6 +140,34 @@ def help_text(field):
     return text
 
 
+# What a resumed run may change: its length, paths, cadences and evaluation. Everything else
+# (model, recipe, data order, studies) is part of the saved state.
+RESUMABLE_GROUPS = ("devices", "paths", "cadence", "evaluation")
+RESUMABLE_SETTINGS = ("steps", "jit_compile", "image_dir", "data_dir")
+
+
+def resumable(field):
+    """Whether a resumed run may change the setting `field`."""
+    return (field.metadata["group"] in RESUMABLE_GROUPS
+            or field.name in RESUMABLE_SETTINGS)
+
+
+def continued_run(recorded, given):
+    """The configuration that continues the run recorded as `recorded` (a TrainConfig), with
+    the settings `given` ({name: value}, the flags typed) applied where a run may change them.
+    A given value that would change any other setting raises UserError listing every one."""
+    candidate = dataclasses.replace(recorded, **given).resolved()
+    changed = [field.name for field in settings(TrainConfig) if not resumable(field)
+               and getattr(candidate, field.name) != getattr(recorded, field.name)]
+    if changed:
+        was = ", ".join(f"{name}={_format(getattr(recorded, name))}" for name in changed)
+        flags = ", ".join(f"--{name}" for name in changed)
+        raise UserError(f"--workdir={recorded.workdir} holds a run with {was}; a run keeps "
+                        f"these settings: leave out {flags} to resume it, or pass another "
+                        "--workdir")
+    return candidate
+
+
 def check_settings(config):
     """Raises UserError, one line naming the flag, for a value outside its declaration: a
     non-finite float, an integer below its minimum or a name outside its registry."""
@@ -201,9 +229,9 @@ class TrainConfig:
     workdir: Optional[str] = setting(
         None, "Run directory (checkpoints, TensorBoard events, metrics.jsonl, samples, "
         "config.json). Default logs/<model>; rerunning with the same workdir resumes.", "paths")
-    save_dir: str = setting("saved_models", "Where generators are exported: the best one to "
-                            "<save_dir>/<model>/best, the final one to <save_dir>/<model>/final "
-                            "(evaluate.py loads them from there).", "paths")
+    save_dir: str = setting("saved_models", "Where the best generator is published, to "
+                            "<save_dir>/<model>/best (evaluate.py loads it from there); the "
+                            "final one stays in <workdir>/export/final.", "paths")
     # Data.
     image_dir: Optional[str] = setting(
         None, "Use an image folder with one subfolder per class (jpg/png), e.g. cifar10/train, "

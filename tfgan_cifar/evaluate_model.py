@@ -239,10 +239,9 @@ def run(options):
         outputs.update(classifier_metrics(classifier, config, sample, options))
     evaluator = None
     if options.fid or options.real_baseline:
-        evaluator = Evaluator.create(config)
-        if evaluator is None and classifier is None:
-            raise UserError("FID needs InceptionV3 weights: pass --inception_weights=PATH (or "
-                            "--classifier=PATH for the reference classifier's metrics)")
+        # Without the reference classifier, FID is all there is to compute: no weights is
+        # an error, not a notice.
+        evaluator = Evaluator.create(config, required=classifier is None)
     if evaluator is not None:
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)

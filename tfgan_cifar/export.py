@@ -4,8 +4,10 @@ Training exports the best generator (by FID) to `<workdir>/export/best` and the 
 finished run to `<workdir>/export/final` (see `run_dir.RunDir`), both with `export_model`, and
 publishes a copy of the best one to `<save_dir>/<model>/best` with `publish`. An export holds
 `<dir>/saved_model` (a SavedModel whose `serving_default` signature takes `z` float32
-[N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3),
-`<dir>/generator.keras`, `<dir>/best.json` (the record: step, FID when known, config) and, for
+[N, z_dim] and `labels` int32 [N] and returns `images` in [-1, 1], N x 32 x 32 x 3, and whose
+`sample` signature returns uint8 images and takes `labels` only for a conditional generator),
+`<dir>/generator.keras`, `<dir>/best.json` (the record: step, FID when known, config), a model
+card `<dir>/README.md` (model_card.py) and, for
 a discriminator with a classifier head, `<dir>/discriminator.keras` (used to sort
 unconditional samples by class). The whole directory is written beside the old one and
 swapped in by renames, so a crash or a kill leaves the previous export loadable.
@@ -20,10 +22,13 @@ import time
 
 from absl import logging
 
+from tfgan_cifar.model_card import model_card
+
 SAVED_MODEL = "saved_model"
 KERAS_FILE = "generator.keras"
 DISCRIMINATOR_FILE = "discriminator.keras"
 INFO_FILE = "best.json"
+CARD_FILE = "README.md"
 PREVIOUS_SUFFIX = ".previous"
 
 
@@ -36,21 +41,37 @@ def _recover(path):
 
 
 def _write_saved_model(generator, path):
+    """The SavedModel of `generator`: `serving_default` (z, labels -> float images in
+    [-1, 1]) and `sample` (uint8 images; it takes labels only when the generator is
+    conditional)."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, generator.z_dim], tf.float32, name="z"),
-        tf.TensorSpec([None], tf.int32, name="labels"),
-    ])
+    z_spec = tf.TensorSpec([None, generator.z_dim], tf.float32, name="z")
+    labels_spec = tf.TensorSpec([None], tf.int32, name="labels")
+
+    @tf.function(input_signature=[z_spec, labels_spec])
     def serve(z, labels):
         return {"images": generator(z, labels, training=False)}
+
+    def to_uint8(images):  # as viz.grids.to_uint8: round half to even, clip
+        return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+    if generator.conditional:
+        @tf.function(input_signature=[z_spec, labels_spec])
+        def sample(z, labels):
+            return {"images": to_uint8(generator(z, labels, training=False))}
+    else:
+        @tf.function(input_signature=[z_spec])
+        def sample(z):
+            return {"images": to_uint8(generator(z, None, training=False))}
 
     # The Keras model itself is kept out of the SavedModel's object graph (its default
     # signature would take one input); its variables are tracked directly instead.
     root = tf.Module()
     root.variables_by_position = list(generator.variables)
     root.serve = serve
-    tf.saved_model.save(root, path, signatures={"serving_default": serve})
+    root.sample = sample
+    tf.saved_model.save(root, path, signatures={"serving_default": serve, "sample": sample})
 
 
 def _write_saved_model_any_backend(generator, directory):
@@ -138,6 +159,8 @@ def export_model(generator, path, info, discriminator=None):
         _write_saved_model_any_backend(generator, staging)
         with open(os.path.join(staging, INFO_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
+        with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
+            f.write(model_card(info))
         _swap_in(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -161,6 +184,13 @@ def exists(path):
     return os.path.exists(path) or os.path.exists(path + PREVIOUS_SUFFIX)
 
 
+def is_export(path):
+    """Whether `path` is an export directory (it holds a record), or one left aside there by
+    an interrupted export."""
+    return any(os.path.isfile(os.path.join(folder, INFO_FILE))
+               for folder in (path, path + PREVIOUS_SUFFIX))
+
+
 def read_info(path):
     """The JSON record of an exported model (step, FID, KID, sample count, config)."""
     _recover(path)
@@ -169,7 +199,9 @@ def read_info(path):
 
 
 def load_sampler(path):
-    """Loads a best-model directory (or a bare SavedModel) for sampling.
+    """Loads a best-model directory (or a bare SavedModel) for sampling: the low-level loader
+    under `tfgan_cifar.load_generator` (sampling.py), which adds the noise, the labels and
+    uint8 images; evaluate.py scores the float images it returns.
 
     Returns a function `sample(z, labels) -> images` (numpy float32 in [-1, 1]) and the z
     dimension. Uses `tf.saved_model.load` when TensorFlow is installed, so it needs only

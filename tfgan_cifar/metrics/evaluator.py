@@ -66,13 +66,17 @@ class Evaluator(_ReferenceScorer):
     """Computes FID and KID of `generate(z, labels)` against cached reference statistics."""
 
     @classmethod
-    def create(cls, config):
-        """An Evaluator, or None (after one line saying why) when no Inception weights exist."""
+    def create(cls, config, required=False):
+        """An Evaluator, or None (after one line saying why) when no Inception weights exist;
+        with `required`, a missing file raises UserError with that line instead."""
         if config.inception_weights and not os.path.isfile(config.inception_weights):
             raise UserError(f"--inception_weights={config.inception_weights} is not a file")
         try:
             extractor = inception.FeatureExtractor(config.inception_weights)
         except inception.InceptionWeightsUnavailable as error:
+            if required:
+                raise UserError(f"{error} (or --nofid, or --classifier=PATH for the reference "
+                                "classifier's metrics)") from None
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)

@@ -1,5 +1,6 @@
 """A comparison report of training runs, as Markdown and LaTeX (and a PDF when pdflatex exists).
 
+  tfgan-report RUN_DIR [RUN_DIR ...] --out=report
   python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report
 
 Each RUN_DIR is a train.py --workdir. Writes <out>/report.md, <out>/report.tex (and
@@ -43,14 +44,14 @@ def report(argv):
 
 
 def main(argv=None):
-    """Command line: `python -m tfgan_cifar.report RUN_DIR [RUN_DIR ...] --out=report`.
+    """`tfgan-report RUN_DIR [RUN_DIR ...] --out=report` (`python -m tfgan_cifar.report`).
 
     `argv` holds the arguments without the program name (default: the command line). Returns
     the exit code; bad input exits with code 2 after one `error: ...` line.
     """
     if argv is not None:
         argv = ["python -m tfgan_cifar.report", *argv]
-    return cli.run(report, argv, positional=True)
+    return cli.run(report, argv, positional=True, usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
     Labels of the grid cycle through the classes. The per-class rows come from
     `evaluate_model.class_rows`: one row per label for conditional models, sorted by the
     classifier head (`evaluate_model.load_classifier`) for unconditional ones that have it,
-    unsorted samples otherwise.
+    none otherwise.
 
     Returns:
       {"grid": (path, caption), "classes": (path, caption)}.
@@ -94,6 +94,10 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
                                      scale=2), _describe_best(run))}
     try:
         classifier = evaluate_model.load_classifier(run.best_dir)
+        if not config.conditional and classifier is None:
+            figures["classes"] = (None, "unconditional, without a classifier head: its "
+                                  "samples have no class to sort them by")
+            return figures
         images, row_labels = evaluate_model.class_rows(
             sample, z_dim, config, np.random.default_rng(seed), classifier=classifier,
             per_class=per_class)
@@ -103,8 +107,7 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
         figures["classes"] = (None, "the per-class rows could not be drawn")
         return figures
     how = ("one row per label" if config.conditional else
-           "rows sorted by the classifier head" if classifier is not None else
-           "unconditional without a classifier head: unsorted samples")
+           "rows sorted by the classifier head")
     figures["classes"] = (
         grids.save_png(picture, os.path.join(images_dir, f"{run.slug}-classes.png")), how)
     return figures

@@ -9,7 +9,8 @@ from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups
 def title(runs):
     """The report's title: the models and the number of runs."""
     models = sorted({run.config.model for run in runs})
-    return f"{' and '.join(m.upper() for m in models)} on CIFAR-10: {len(runs)} runs compared"
+    compared = f"{len(runs)} run{'s' * (len(runs) != 1)} compared"
+    return f"{' and '.join(m.upper() for m in models)} on CIFAR-10: {compared}"
 
 
 def introduction(doc, runs):
@@ -50,6 +51,20 @@ def _weights_text(runs):
     return sentence + "."
 
 
+def why_no_fid(run):
+    """Why a run has no FID in its metrics.jsonl: evaluations were off, the InceptionV3
+    weights were missing, or it stopped before its first evaluation."""
+    every = run.config.eval_every
+    if not every:
+        return "trained with --eval_every=0 (no evaluation)"
+    evaluated = any(r.get("kind") == "eval" for r in run.records)
+    last = max((r["step"] for r in run.records if r.get("kind") == "train"), default=0)
+    if evaluated or last >= every:
+        return ("it was evaluated without InceptionV3 weights (train with "
+                "--inception_weights=PATH to get FID)")
+    return f"it stopped at step {last}, before its first evaluation at step {every}"
+
+
 def results(doc, runs):
     """The results table, with notes on what it leaves out."""
     doc.section("Results")
@@ -64,14 +79,15 @@ def results(doc, runs):
                      "class accuracy of conditional samples, KL of the predicted classes from "
                      "uniform and precision / recall in the reference classifier's features, "
                      "at the step of the lowest FD_classifier")
-    if any(run.best is None for run in runs):
-        notes.append(f"{NOT_AVAILABLE}: the run has no FID evaluation in its metrics.jsonl")
+    for run in runs:
+        if run.best is None:
+            notes.append(f"{NOT_AVAILABLE} for {run.name}: {why_no_fid(run)}")
     by_model = model_default_fields(runs)
     if by_model:
         notes.append("each model's default recipe (so not in the table): " + "; ".join(
             f"{model}: " + ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
             for model, values in by_model.items()))
-    shared = shared_fields(runs)
+    shared = {k: v for k, v in shared_fields(runs).items() if v is not None}
     if shared:
         notes.append("settings shared by all runs: " + ", ".join(
             f"{k}={format_value(v)}" for k, v in shared.items()))
@@ -86,7 +102,8 @@ def fid_curves(doc, runs, images_dir):
         doc.images([("all runs", path, "FID against training step; dots mark each run's best")],
                    per_row=1)
     else:
-        doc.paragraph("No run has an FID evaluation (train with --eval_every > 0).")
+        doc.paragraph("No run has an FID evaluation: " + "; ".join(
+            f"{run.name}: {why_no_fid(run)}" for run in runs) + ".")
 
 
 def losses(doc, runs, images_dir):
@@ -114,13 +131,16 @@ def class_rows(doc, runs, samples, per_class):
     doc.section("Samples per class")
     doc.paragraph(f"{per_class} samples per row from each run's best (or final) generator. "
                   "Conditional models get one row per label; unconditional ones are sorted "
-                  "into rows by their classifier head when they have one, else the rows are "
-                  "plain samples.")
+                  "into rows by their classifier head when they have one, and have no rows "
+                  "without it.")
     doc.images([(run.name, *samples[run.name]["classes"]) for run in runs], per_row=3)
 
 
 def attention(doc, runs):
-    """Mean best FID of SAGAN with attention at 32x32 against 16x16, where runs allow it."""
+    """Mean best FID of SAGAN with attention at 32x32 against 16x16, where runs allow it (no
+    section without a SAGAN run)."""
+    if not any(run.config.model == "sagan" for run in runs):
+        return
     doc.section("Attention at 32×32 against 16×16")
     groups = attention_groups(runs)
     if groups:

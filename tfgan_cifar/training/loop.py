@@ -15,7 +15,7 @@ import keras
 
 from tfgan_cifar import data as data_lib
 from tfgan_cifar import export, paths
-from tfgan_cifar.config import TrainConfig, settings
+from tfgan_cifar.config import TrainConfig, resumable, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
@@ -58,10 +58,6 @@ def check_replicas(config, cluster):
                         f"--distribute={config.distribute}; pass a multiple of {cluster.replicas}")
 
 
-# What a resumed run may change: its length, paths, cadences and evaluation. Everything else
-# (model, recipe, data order, studies) is part of the saved state.
-RESUMABLE_GROUPS = ("devices", "paths", "cadence", "evaluation")
-RESUMABLE_SETTINGS = ("steps", "jit_compile", "image_dir", "data_dir")
 
 
 def prepare_workdir(config):
@@ -85,9 +81,7 @@ def check_workdir(config):
     recorded = run.read_config() if run.started() else None
     if recorded is not None:
         previous = TrainConfig.from_json(json.dumps(recorded))
-        changed = [field.name for field in settings(TrainConfig)
-                   if field.metadata["group"] not in RESUMABLE_GROUPS
-                   and field.name not in RESUMABLE_SETTINGS
+        changed = [field.name for field in settings(TrainConfig) if not resumable(field)
                    and getattr(previous, field.name) != getattr(config, field.name)]
         if changed:
             was = ", ".join(f"{name}={getattr(previous, name)}" for name in changed)

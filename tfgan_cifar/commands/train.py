@@ -1,0 +1,33 @@
+"""Train a DCGAN or a conditional SAGAN on CIFAR-10.
+
+  tfgan-train --model=dcgan --image_dir=PATH/cifar10/train
+  tfgan-train --preset=sagan --image_dir=PATH/cifar10/train --steps=50000
+  tfgan-train --workdir=logs/sagan            # continues the run recorded there
+
+Presets (--preset=NAME): the paper recipes of tfgan_cifar/configs (dcgan, dcgan_large, sagan,
+sngan); later flags override them. Run with --helpfull for every flag by group.
+"""
+
+from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log_filter)
+from tfgan_cifar.config import TrainConfig
+
+
+def train(argv):
+    """Trains with the configuration the flags describe. A run stopped by a signal (after its
+    checkpoint) exits with the conventional status 128 + the signal's number."""
+    config = cli.config_from_flags(TrainConfig)
+    # Imported once the flags are known to be good: a bad flag is reported before the seconds
+    # it takes to load TensorFlow and Keras.
+    from tfgan_cifar.training import loop
+
+    try:
+        loop.train(config)
+    except loop.StoppedBySignal as stop:
+        return 128 + stop.signum
+    return 0
+
+
+def main(argv=None):
+    """`tfgan-train`: trains as the command line (or `argv`, program name first) says."""
+    cli.define_flags(TrainConfig)
+    return cli.run(train, argv, usage=__doc__)
