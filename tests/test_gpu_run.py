@@ -1,0 +1,46 @@
+"""bench/gpu_pack.py's round trips and bench/gpu_run.py's dry run: the prepared GPU command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import gpu_pack  # noqa: E402
+
+
+def test_images_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, name in (("train", "cat"), ("train", "dog"), ("test", "cat")):
+        os.makedirs(tmp_path / "src" / split / name)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / "src" / split / name / "0001.jpg")
+    (tmp_path / "src" / "train" / "notes.txt").write_text("not an image")
+    assert gpu_pack.pack_images(str(tmp_path / "src"), str(tmp_path / "c.npz")) == 3
+    assert gpu_pack.unpack_images(str(tmp_path / "c.npz"), str(tmp_path / "dst")) == 3
+    for path in ("train/cat/0001.jpg", "train/dog/0001.jpg", "test/cat/0001.jpg"):
+        assert (tmp_path / "dst" / path).read_bytes() == (tmp_path / "src" / path).read_bytes()
+    assert not (tmp_path / "dst" / "train" / "notes.txt").exists()
+
+
+def test_weights_split_into_parts_and_joined(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {f"w{i}": rng.normal(size=(64, 64)).astype(np.float32) for i in range(5)}
+    np.savez(tmp_path / "inception_2015.npz", **arrays)
+    parts = gpu_pack.split_weights(str(tmp_path / "inception_2015.npz"),
+                                   str(tmp_path / "part"), max_bytes=2 * 64 * 64 * 4)
+    assert len(parts) == 3 and all(os.path.getsize(p) < 3 * 64 * 64 * 4 for p in parts)
+    target, missing = gpu_pack.join_weights(parts[:2], str(tmp_path / "joined"))
+    assert target is None and missing == [2]
+    target, missing = gpu_pack.join_weights(parts, str(tmp_path / "joined"))
+    assert missing == [] and os.path.basename(target) == "inception_2015.npz"
+    with np.load(target) as joined:
+        assert sorted(joined.files) == sorted(arrays)
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(joined[name], array)
