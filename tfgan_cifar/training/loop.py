@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import time
 
 import keras
 
@@ -19,6 +18,7 @@ from tfgan_cifar.config import TrainConfig, resumable, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
+from tfgan_cifar.training.progress import Progress
 from tfgan_cifar.training.summaries import Summaries
 from tfgan_cifar.training.trainer import MAX_IN_FLIGHT
 from tfgan_cifar.viz import curves
@@ -164,25 +164,6 @@ class _StopRequest:
                 signal.signal(s, handler)
 
 
-def _format_duration(seconds):
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def progress_line(step, total, steps_per_sec, metrics):
-    """The compact line printed every --log_every steps."""
-    eta = (total - step) / steps_per_sec if steps_per_sec > 0 else float("inf")
-    return (
-        f"step {step}/{total} | {steps_per_sec:.2f} steps/s | "
-        f"g_loss {metrics['g_loss']:.3f} d_loss {metrics['d_loss']:.3f} | "
-        f"D acc real {metrics['d_real_acc']:.2f} fake {metrics['d_fake_acc']:.2f} | "
-        + "".join(f"{name} {metrics[name]:.3f} | " for name in _STUDY_TAGS if name in metrics)
-        + f"left {_format_duration(eta) if eta != float('inf') else '?'}"
-    )
-
-
 _STUDY_TAGS = {"cls_loss": "loss/classifier", "cls_acc": "accuracy/classifier",
                "gp": "loss/gradient_penalty", "replayed": "replay/fraction_replayed"}
 
@@ -237,6 +218,7 @@ def _train_locked(config, run, cluster):
         return {}
     logged_until = run.metrics.last_step("train")
     summaries = Summaries(config.workdir)
+    summaries.settings(config)
     evaluation = hooks.Evaluation(config, run, summaries, data, classifier)
     sample_grids = hooks.SampleGrids(config, run, summaries)
     print(f"training {config.model} ({'conditional' if config.conditional else 'unconditional'}"
@@ -247,24 +229,24 @@ def _train_locked(config, run, cluster):
         print("note: with --gp_weight, DCGAN's D uses layer norm instead of batch norm, as the "
               "WGAN-GP critic does (the penalty is defined per image)", flush=True)
     trainer.start()
-    last, last_time, last_step = {}, time.perf_counter(), start
+    last = {}
+    progress = Progress(start, config.steps, config.batch_size)
     stop = _StopRequest()
     with stop.installed():
         for step in range(start + 1, config.steps + 1):
             trainer.train_step()
+            progress.step_done(step)
             if step % config.log_every == 0 or step == config.steps:
                 metrics = trainer.pop_metrics()
-                now = time.perf_counter()
-                speed = (step - last_step) / max(now - last_time, 1e-9)
-                last_time, last_step = now, step
+                speed = progress.interval_rate(step)
                 last = {**metrics, **trainer.learning_rates(), **trainer.attention_gains(),
                         "steps_per_sec": speed}
                 if step > logged_until:
                     run.metrics.append("train", step, last)
                     summaries.scalars(step, _summary_tags(last))
-                print(progress_line(step, config.steps, speed, metrics), flush=True)
+                progress.log(step, metrics, speed)
                 check_finite(trainer)
-            side_work = time.perf_counter()
+            progress.pause()  # rates count training time only
             sample = sample_grids.due(step) and step > logged_until
             if sample or evaluation.due(step):
                 check_finite(trainer)
@@ -272,18 +254,20 @@ def _train_locked(config, run, cluster):
                 sample_grids.write(trainer, step)
             if evaluation.due(step):
                 evaluation.run_at(trainer, step)
-            last_time += time.perf_counter() - side_work  # steps/s counts training time only
+            progress.resume()
             if (config.checkpoint_every and step % config.checkpoint_every == 0
                     or stop.requested):
                 check_finite(trainer)
                 path = trainer.save()
             if stop.requested:
+                summaries.bests(step, run.metrics.records("eval"))
                 summaries.flush()
                 print(f"stopped at step {step}; checkpoint {path}. Run the same command to "
                       "resume.", flush=True)
                 raise StoppedBySignal(stop.signum)
     check_finite(trainer)
     path = trainer.save()
+    summaries.bests(config.steps, run.metrics.records("eval"))
     summaries.flush()
     curves.plot_losses(run.metrics.records(), run.figure("losses.png"))
     print(f"finished {config.steps} steps; checkpoint {path}; final generator exported to "

@@ -1,6 +1,35 @@
 """TensorBoard summaries, written whenever TensorFlow (with tensorboard) is importable."""
 
+import json
+
 import numpy as np
+
+# The scalars every run logs, shown as metrics in TensorBoard's HPARAMS dashboard (their last
+# value: the final one), with those of evaluation when it is on and the bests (`best_tags`).
+TRAIN_METRICS = ("loss/generator", "loss/discriminator", "accuracy/d_real", "accuracy/d_fake",
+                 "speed/steps_per_sec")
+FID_METRICS = ("eval/fid", "eval/kid")
+CLASSIFIER_METRICS = ("quality/fd_classifier", "quality/class_acc")
+# Eval record fields whose lowest value over the run is written as best/<field>.
+BEST_OF = ("fid", "kid", "fd_classifier")
+
+
+def hparams_value(value):
+    """A config value as the HPARAMS dashboard takes it (bool, number or string; a sequence
+    joined by commas), or None for an unset one."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return ",".join(str(v) for v in value)
+
+
+def metric_tags(config):
+    """The scalar tags the HPARAMS dashboard shows for a run of `config`."""
+    tags = list(TRAIN_METRICS)
+    if config.eval_every:
+        tags += FID_METRICS + CLASSIFIER_METRICS if config.classifier else FID_METRICS
+        tags += [f"best/{name}" for name in BEST_OF
+                 if name != "fd_classifier" or config.classifier]
+    return tags
 
 
 class Summaries:
@@ -36,6 +65,32 @@ class Summaries:
             return
         with self._writer.as_default(step=int(step)):
             self._tf.summary.image(tag, np.asarray(image, np.uint8)[None], max_outputs=1)
+
+    def settings(self, config):
+        """Writes `config` as the run's hparams (TensorBoard's HPARAMS dashboard: its settings
+        beside its final and best metrics, `metric_tags`) and as the text summary `config`."""
+        if not self.enabled:
+            return
+        from tensorboard.plugins.hparams import api as hp
+
+        values = {name: hparams_value(value)
+                  for name, value in json.loads(config.to_json()).items()}
+        values = {name: value for name, value in values.items() if value is not None}
+        with self._writer.as_default(step=0):
+            hp.hparams_config(hparams=[hp.HParam(name) for name in values],
+                              metrics=[hp.Metric(tag) for tag in metric_tags(config)])
+            hp.hparams(values)
+            self._tf.summary.text("config", "```json\n" + config.to_json() + "\n```")
+
+    def bests(self, step, evals):
+        """Writes best/<field> at `step`: the lowest value of each of BEST_OF over the eval
+        records `evals`."""
+        values = {}
+        for name in BEST_OF:
+            found = [record[name] for record in evals if record.get(name) is not None]
+            if found:
+                values[f"best/{name}"] = min(found)
+        self.scalars(step, values)
 
     def flush(self):
         if self.enabled:
