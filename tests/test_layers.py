@@ -86,15 +86,30 @@ def test_sn_embedding_returns_floats_for_int_labels_at_any_batch_size(batch):
     np.testing.assert_allclose(layer(labels).numpy(), table[labels], rtol=1e-6)
 
 
-def _attention_reference(x, wf, wg, wh, gamma):
+def _max_pool_2x2(t):
+    b, h, w, c = t.shape
+    return t.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _attention_reference(x, wf, wg, wh, wo, gamma):
+    """SAGAN/BigGAN attention in float64: pooled keys and values, an output projection."""
     b, h, w, c = x.shape
-    flat = x.reshape(b, h * w, c).astype(np.float64)
-    f, g, v = flat @ wf, flat @ wg, flat @ wh
+    x = x.astype(np.float64)
+    f = (x @ wf).reshape(b, h * w, -1)
+    g = _max_pool_2x2(x @ wg).reshape(b, h * w // 4, -1)
+    v = _max_pool_2x2(x @ wh).reshape(b, h * w // 4, -1)
     scores = f @ g.transpose(0, 2, 1)
     scores -= scores.max(axis=-1, keepdims=True)
     attention = np.exp(scores)
     attention /= attention.sum(axis=-1, keepdims=True)
-    return (gamma * (attention @ v)).reshape(x.shape) + x, attention
+    return (gamma * (attention @ v) @ wo).reshape(x.shape) + x, attention
+
+
+def _attention_kernels(layer, spectral_norm=True):
+    def kernel(conv):
+        k = conv.normalized_kernel() if spectral_norm else conv.kernel
+        return keras.ops.convert_to_numpy(k)[0, 0].astype(np.float64)
+    return [kernel(conv) for conv in (layer.f, layer.g, layer.h, layer.out)]
 
 
 @pytest.mark.parametrize("spectral_norm", [False, True])
@@ -104,16 +119,31 @@ def test_self_attention_matches_numpy(spectral_norm):
     layer(x)
     layer.gamma.assign(0.7)
     out, attention = layer(x, return_attention=True)
-
-    def kernel(conv):
-        k = conv.normalized_kernel() if spectral_norm else conv.kernel
-        return keras.ops.convert_to_numpy(k)[0, 0].astype(np.float64)
-
-    assert kernel(layer.f).shape == (16, 2) and kernel(layer.h).shape == (16, 16)
     expected, expected_attention = _attention_reference(
-        x, kernel(layer.f), kernel(layer.g), kernel(layer.h), 0.7)
+        x, *_attention_kernels(layer, spectral_norm), 0.7)
     np.testing.assert_allclose(attention.numpy(), expected_attention, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(attention.numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [16, 64])
+def test_self_attention_has_biggans_shapes_and_parameter_count(channels):
+    """f, g at C/8, h at C/2, out from C/2 to C, all without bias and spectrally normalised;
+    trainable parameters 2 C^2/8 + C^2/2 + C^2/2 + gamma; keys and values 2x2 max-pooled."""
+    x = np.random.RandomState(1).randn(2, 8, 8, channels).astype("float32")
+    layer = SelfAttention()
+    out, attention = layer(x, return_attention=True)
+    kernels = {conv.name: tuple(conv.kernel.shape)
+               for conv in (layer.f, layer.g, layer.h, layer.out)}
+    assert kernels == {"f": (1, 1, channels, channels // 8), "g": (1, 1, channels, channels // 8),
+                       "h": (1, 1, channels, channels // 2), "out": (1, 1, channels // 2, channels)}
+    assert all(isinstance(conv, SNConv2D) and not conv.use_bias
+               for conv in (layer.f, layer.g, layer.h, layer.out))
+    trainable = sum(int(np.prod(v.shape)) for v in layer.trainable_weights)
+    assert trainable == 2 * channels * channels // 8 + 2 * channels * channels // 2 + 1
+    assert tuple(out.shape) == x.shape
+    assert tuple(attention.shape) == (2, 64, 16)  # N queries over N/4 pooled keys
+    assert attention.dtype == "float32"
     np.testing.assert_allclose(attention.numpy().sum(-1), 1.0, rtol=1e-5)
 
 
@@ -123,6 +153,18 @@ def test_self_attention_is_identity_at_gamma_zero():
     assert float(layer(x, training=True).numpy().std()) > 0
     np.testing.assert_array_equal(layer(x, training=True).numpy(), x)
     assert float(layer.gamma.numpy()) == 0.0
+
+
+def test_self_attention_softmax_is_float32_under_mixed_bfloat16():
+    x = np.random.RandomState(2).randn(2, 8, 8, 16).astype("float32")
+    layer = SelfAttention(dtype="mixed_bfloat16")
+    layer(x)
+    layer.gamma.assign(0.5)
+    out, attention = layer(x, return_attention=True)
+    assert out.dtype == "bfloat16" and attention.dtype == "float32"
+    np.testing.assert_allclose(attention.numpy().sum(-1), 1.0, rtol=1e-5)
+    _, expected = _attention_reference(x, *_attention_kernels(layer), 0.5)
+    np.testing.assert_allclose(attention.numpy(), expected, atol=0.05)
 
 
 def test_conditional_batch_norm_scales_and_shifts_per_class():

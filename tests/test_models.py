@@ -88,7 +88,7 @@ def test_attention_blocks_sit_at_the_requested_resolutions(arch, attention_res, 
     z = np.zeros((2, config.z_dim), np.float32)
     _, maps = generator(z, np.zeros(2, np.int32), return_attention=True)
     assert {r: tuple(m.shape) for r, m in maps.items()} == {
-        r: (2, r * r, r * r) for r in attention_res}
+        r: (2, r * r, r * r // 4) for r in attention_res}  # keys and values 2x2 pooled
     discriminator(np.zeros((2, 32, 32, 3), np.float32), np.zeros(2, np.int32))
     assert _attention_inputs(generator) == {
         f"generator/attention{r}": (2, r, r, c) for r, c in g_channels.items()}

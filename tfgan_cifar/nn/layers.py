@@ -7,7 +7,9 @@ the power-iteration state (updated only in training, no gradient through it), an
 pass uses W / sigma(W) with gradients flowing through sigma. Keras's own
 `keras.layers.SpectralNormalization` instead overwrites the kernel in place, so it is not used.
 
-Self-attention follows Zhang et al. 2019, "Self-Attention Generative Adversarial Networks".
+Self-attention follows Zhang et al. 2019, "Self-Attention Generative Adversarial Networks", in
+the form of their code and of BigGAN's and StudioGAN's (pooled keys and values, an output
+convolution).
 
 Everything here uses `keras.ops` only, so it runs on every Keras backend. Under a
 mixed-precision policy the spectral norm (power iteration and sigma) and the attention softmax
@@ -225,47 +227,56 @@ class SNEmbedding(_SpectralNorm):
 
 @keras.saving.register_keras_serializable(_SERIALIZABLE)
 class SelfAttention(keras.layers.Layer):
-    """SAGAN self-attention over the positions of an NHWC feature map.
+    """SAGAN self-attention over the positions of an NHWC feature map of C channels, as in
+    SAGAN's, BigGAN's and StudioGAN's code.
 
-    f, g and h are 1x1 convolutions (C/8, C/8 and C channels). Query position i attends over
-    all positions j with weights softmax_j(f(x)_i . g(x)_j); the output is gamma * o + x,
-    where o_i = sum_j attention[i, j] h(x)_j and the gain gamma starts at 0.
+    f (queries), g (keys) and h (values) are 1x1 convolutions of C/8, C/8 and C/2 channels;
+    g's and h's outputs are 2x2 max-pooled, so the N positions attend over N/4 keys. Query
+    position i attends with weights softmax_j(f(x)_i . g(x)_j); o_i = sum_j attention[i, j]
+    h(x)_j goes back to C channels through a fourth 1x1 convolution, and the output is
+    gamma * out(o) + x, with the gain gamma starting at 0. The convolutions have no bias and
+    are spectrally normalised unless `spectral_norm=False`.
     """
 
-    def __init__(self, spectral_norm=True, **kwargs):
+    def __init__(self, spectral_norm=True, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.spectral_norm = spectral_norm
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        key_channels = max(1, channels // 8)
         policy = self.dtype_policy  # sublayers compute like this layer, whatever the global one
-        if self.spectral_norm:
-            conv = lambda filters, name: SNConv2D(filters, 1, use_bias=False, name=name,
-                                                  dtype=policy)
-        else:
-            conv = lambda filters, name: keras.layers.Conv2D(filters, 1, use_bias=False,
-                                                             name=name, dtype=policy)
-        self.f = conv(key_channels, "f")
-        self.g = conv(key_channels, "g")
-        self.h = conv(channels, "h")
+        conv_class = SNConv2D if self.spectral_norm else keras.layers.Conv2D
+
+        def conv(filters, name):
+            return conv_class(filters, 1, use_bias=False, name=name, dtype=policy,
+                              kernel_initializer=self.kernel_initializer)
+
+        self.f = conv(max(1, channels // 8), "f")
+        self.g = conv(max(1, channels // 8), "g")
+        self.h = conv(max(1, channels // 2), "h")
+        self.out = conv(channels, "out")
         for layer in (self.f, self.g, self.h):
             layer.build(input_shape)
+        self.out.build((*input_shape[:-1], self.h.filters))
         self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
 
     def call(self, inputs, training=False, return_attention=False):
         batch, height, width, channels = ops.shape(inputs)
-        positions = height * width
 
         def flat(t):
-            return ops.reshape(t, (batch, positions, t.shape[-1]))
+            return ops.reshape(t, (batch, -1, t.shape[-1]))
+
+        def pooled(t):
+            return ops.max_pool(t, pool_size=2, strides=2, padding="valid")
 
         f = flat(self.f(inputs, training=training))
-        g = flat(self.g(inputs, training=training))
-        h = flat(self.h(inputs, training=training))
+        g = flat(pooled(self.g(inputs, training=training)))
+        h = flat(pooled(self.h(inputs, training=training)))
         scores = ops.cast(ops.matmul(f, ops.transpose(g, (0, 2, 1))), "float32")
         attention = ops.softmax(scores, axis=-1)
-        o = ops.reshape(ops.matmul(ops.cast(attention, h.dtype), h), ops.shape(inputs))
+        o = ops.matmul(ops.cast(attention, h.dtype), h)
+        o = self.out(ops.reshape(o, (batch, height, width, h.shape[-1])), training=training)
         outputs = self.gamma * o + inputs
         return (outputs, attention) if return_attention else outputs
 
@@ -273,7 +284,8 @@ class SelfAttention(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "spectral_norm": self.spectral_norm}
+        return {**super().get_config(), "spectral_norm": self.spectral_norm,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable(_SERIALIZABLE)
