@@ -149,3 +149,55 @@ def test_a_run_resumes_with_another_precision(cifar_like_dir, tmp_path):
     assert steps == [1, 2, 3, 4]
     with open(os.path.join(tmp_path, "config.json")) as f:
         assert json.load(f)["precision"] == "mixed_bfloat16"
+
+
+def _end_of_discriminator(discriminator, images, labels):
+    """D's logits recomputed in float64 from its last feature map: sum pooling, the linear
+    logit and the projection (or, for DCGAN, the flattened features)."""
+    def weights(layer):
+        kernel = (layer.normalized_kernel() if isinstance(layer, _SpectralNorm)
+                  else getattr(layer, "kernel", None))
+        if kernel is None:
+            kernel = layer.embeddings
+        return keras.ops.convert_to_numpy(kernel).astype(np.float64)
+
+    if hasattr(discriminator, "feature_maps"):
+        last = discriminator.feature_maps(images)[-1]
+        last = keras.ops.convert_to_numpy(keras.ops.cast(last, "float32")).astype(np.float64)
+        if discriminator.__class__.__name__ == "ResNetDiscriminator":
+            last = np.maximum(last, 0)
+        h = last.sum(axis=(1, 2))
+    else:
+        h = keras.ops.convert_to_numpy(keras.ops.cast(
+            discriminator.features(images), "float32")).astype(np.float64)
+    logits = (h @ weights(discriminator.head))[:, 0]
+    bias = getattr(discriminator.head, "bias", None)
+    if bias is not None:
+        logits += keras.ops.convert_to_numpy(bias)
+    if discriminator.conditional:
+        logits += (weights(discriminator.label_embedding)[labels] * h).sum(-1)
+    return logits
+
+
+@pytest.mark.parametrize("model,arch", [("sagan", "resnet"), ("sagan", "cnn"), ("dcgan", None)])
+def test_the_end_of_each_discriminator_computes_in_float32_under_mixed_bfloat16(model, arch):
+    """Sum pooling, the final logit and the projection run in float32 under mixed_bfloat16:
+    the logits are float32 and equal a float64 computation from D's (bfloat16) last map."""
+    from tfgan_cifar.nn import build_models
+    from tfgan_cifar.precision import dtype_policy
+
+    config = TrainConfig(model=model, arch=arch, conditional=True, width=4, z_dim=8,
+                         num_classes=3, precision="mixed_bfloat16").resolved()
+    keras.utils.set_random_seed(0)
+    with dtype_policy("mixed_bfloat16"):
+        discriminator = build_models(config)[1].build_weights()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (6, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    logits = discriminator(images, labels)
+    assert logits.dtype == "float32"
+    assert discriminator.head.compute_dtype == "float32"
+    assert discriminator.label_embedding.compute_dtype == "float32"
+    expected = _end_of_discriminator(discriminator, images, labels)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(logits), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())

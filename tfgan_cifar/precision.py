@@ -3,7 +3,8 @@
 `--precision=mixed_bfloat16` or `mixed_float16` builds G and D under that Keras dtype policy:
 their variables stay float32 and their layers compute in the half type. What must stay float32
 does so where it is computed: spectral norm's power iteration and sigma and the attention
-softmax (`nn.layers`), batch-norm statistics (Keras upcasts them), the logits the losses read,
+softmax (`nn.layers`), batch-norm statistics (Keras upcasts them), D's sum pooling, final
+logit and projection (`nn.frame`, `nn.dcgan`), the logits the losses read,
 the gradient penalty, the optimizer slots and the EMA (`training.objective`). The generator
 that samples, is scored and is exported is always built in float32.
 

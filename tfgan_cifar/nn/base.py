@@ -102,8 +102,10 @@ def synchronizable(synchronized):
 
 
 def projection(logits, features, embedding, labels, training):
-    """Adds the projection term <embed(y), phi(x)> of Miyato & Koyama 2018 to the logits."""
-    return logits + ops.sum(embedding(labels, training=training) * features, axis=-1)
+    """Adds the projection term <embed(y), phi(x)> of Miyato & Koyama 2018 to the logits, in
+    float32 (`embedding` is a float32 layer)."""
+    embedded = ops.cast(embedding(labels, training=training), "float32")
+    return ops.cast(logits, "float32") + ops.sum(embedded * ops.cast(features, "float32"), axis=-1)
 
 
 def leaky_relu(x, negative_slope):

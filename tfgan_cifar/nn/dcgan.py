@@ -77,9 +77,11 @@ class DCGANDiscriminator(Discriminator):
             else layers.LayerNormalization(axis=(1, 2, 3), epsilon=1e-5)  # per image, as WGAN-GP
             for _ in range(2)]
         self.flatten = layers.Flatten()
-        self.head = layers.Dense(1, kernel_initializer=_init())
+        # The logit and the projection compute in float32 under any mixed policy.
+        self.head = layers.Dense(1, kernel_initializer=_init(), dtype="float32")
         self.label_embedding = (
-            layers.Embedding(num_classes, 4 * 4 * 8 * width) if conditional else None
+            layers.Embedding(num_classes, 4 * 4 * 8 * width, dtype="float32")
+            if conditional else None
         )
         self.classifier = (ClassifierHead(num_classes, 8 * width, name="classifier")
                            if aux_classifier else None)
@@ -96,7 +98,7 @@ class DCGANDiscriminator(Discriminator):
 
     def call(self, images, labels=None, training=False, return_class_logits=False):
         h = self.features(images, training=training)
-        logits = ops.squeeze(self.head(h), axis=-1)
+        logits = ops.squeeze(self.head(ops.cast(h, "float32")), axis=-1)
         if self.conditional:
             logits = projection(logits, h, self.label_embedding,
                                 ops.cast(labels, "int32"), training)

@@ -3,8 +3,9 @@
 Both take the same constructor arguments and put self-attention (Zhang et al. 2019) after the
 first stage of G and of D whose output has a resolution in `attention_res`. Their
 discriminators end alike: global sum pooling of the last feature map, an SN linear layer and,
-when conditional, the projection term <SN-embed(y), h> of Miyato & Koyama 2018. Subclasses
-create their own layers and say what one stage computes.
+when conditional, the projection term <SN-embed(y), h> of Miyato & Koyama 2018, all three in
+float32 whatever the dtype policy. Subclasses create their own layers and say what one stage
+computes.
 """
 
 from keras import ops
@@ -89,9 +90,11 @@ class ProjectionDiscriminator(Discriminator):
         self.attention_res = attention_res
         self.num_stages, self.head_stage = num_stages, head_stage
         self.attention = [SelfAttention(name=f"attention{r}") for r in attention_res]
-        self.head = SNDense(1, name="head")
+        # The end of D computes in float32 under any mixed policy (see `pooled`).
+        self.head = SNDense(1, name="head", dtype="float32")
         self.label_embedding = (
-            SNEmbedding(num_classes, h_channels, name="projection") if conditional else None
+            SNEmbedding(num_classes, h_channels, name="projection", dtype="float32")
+            if conditional else None
         )
         self.classifier = (ClassifierHead(num_classes, h_channels, name="classifier")
                            if aux_classifier else None)
@@ -101,8 +104,9 @@ class ProjectionDiscriminator(Discriminator):
         raise NotImplementedError
 
     def pooled(self, last_map):
-        """h: the last feature map summed over its positions."""
-        return ops.sum(last_map, axis=(1, 2))
+        """h: the last feature map summed over its positions, in float32: in a half type the
+        sum, the linear logit and the projection would lose the logit's small differences."""
+        return ops.sum(ops.cast(last_map, "float32"), axis=(1, 2))
 
     def feature_maps(self, images, training=False):
         """The output of each stage (after the attention that follows it, if any)."""

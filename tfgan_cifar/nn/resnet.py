@@ -192,4 +192,4 @@ class ResNetDiscriminator(ProjectionDiscriminator):
         return self.blocks[index](x, training=training)
 
     def pooled(self, last_map):
-        return super().pooled(ops.relu(last_map))
+        return super().pooled(ops.relu(ops.cast(last_map, "float32")))
