@@ -102,9 +102,10 @@ def test_config_from_flags_round_trips():
 # The recipe each preset states in its header, and the networks it builds: (classes, channels
 # of G's and D's stages, attention resolutions of G and D).
 COMMON = dict(n_critic=1, beta1=0.0, beta2=0.9, batch_size=64, z_dim=128, width=64,
-              conditional=True, loss="hinge", model="sagan", arch="resnet")
+              conditional=True, loss="hinge", model="sagan", arch="resnet", init="orthogonal")
 DCGAN = dict(model="dcgan", arch=None, conditional=False, loss="bce", n_critic=1, lr_g=2e-4,
-             lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=128, z_dim=100, steps=20000)
+             lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=128, z_dim=100, steps=20000,
+             init="normal")
 RESNET = ("ResNetGenerator", "ResNetDiscriminator"), ([256] * 3, [128] * 4)
 PRESETS = {
     "dcgan.cfg": (dict(DCGAN, width=32), (("DCGANGenerator", "DCGANDiscriminator"),

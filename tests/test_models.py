@@ -177,3 +177,54 @@ def test_dcgan_generator_starts_at_4x4x128_by_default():
     generator, _ = build_models(config)
     generator.build_weights()
     assert generator.dense.kernel.shape == (100, 4 * 4 * 128)
+
+
+def _kernel_matrices(model):
+    """{layer path: its kernel as the matrix (fan-in, fan-out)} of every convolution, dense
+    and embedding layer of `model`, except the conditional batch norms' gains and offsets."""
+    matrices = {}
+    for layer in model._flatten_layers():
+        if isinstance(layer, ConditionalBatchNorm) or layer.path.split("/")[-1] in (
+                "scale", "offset"):
+            continue
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None and isinstance(layer, keras.layers.Embedding):
+            kernel = layer.embeddings
+        if kernel is not None and not layer.__class__.__name__.endswith("Normalization"):
+            value = keras.ops.convert_to_numpy(kernel).astype(np.float64)
+            matrices[layer.path] = value.reshape(-1, value.shape[-1])
+    return matrices
+
+
+def _is_orthogonal(matrix):
+    """W^T W = I when W has at least as many rows as columns, else W W^T = I."""
+    gram = matrix.T @ matrix if matrix.shape[0] >= matrix.shape[1] else matrix @ matrix.T
+    return np.allclose(gram, np.eye(len(gram)), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "cnn"])
+def test_sagan_kernels_start_orthogonal_by_default_and_glorot_on_request(arch):
+    config = _tiny(arch=arch, attention_res=(8, 16) if arch == "resnet" else (16,))
+    assert config.init == "orthogonal"
+    for network in build_models(config):
+        matrices = _kernel_matrices(network.build_weights())
+        assert len(matrices) > 8
+        assert any(name.endswith("attention16/out") for name in matrices)
+        assert all(_is_orthogonal(m) for m in matrices.values()), network.name
+    keras.utils.set_random_seed(0)
+    for network in build_models(_tiny(arch=arch, init="glorot")):
+        matrices = _kernel_matrices(network.build_weights())
+        assert not any(_is_orthogonal(m) for m in matrices.values() if min(m.shape) > 1)
+
+
+def test_dcgan_keeps_its_normal_init_and_takes_orthogonal_on_request():
+    config = _tiny(model="dcgan", conditional=True)
+    assert config.init == "normal"
+    for network in build_models(config):
+        matrices = _kernel_matrices(network.build_weights())
+        kernels = [m for name, m in matrices.items() if "embedding" not in name]
+        assert np.concatenate([k.ravel() for k in kernels]).std() == pytest.approx(0.02, rel=0.05)
+    for network in build_models(_tiny(model="dcgan", init="orthogonal")):
+        matrices = _kernel_matrices(network.build_weights())
+        assert matrices and all(_is_orthogonal(m) for m in matrices.values())
+

@@ -152,6 +152,21 @@ def test_workdir_of_another_model_is_refused(image_dir, tmp_path):
         loop.prepare_workdir(sagan)
 
 
+def test_a_run_recorded_before_a_setting_existed_resumes(image_dir, tmp_path):
+    """A config.json without a newer setting (here --init): the run is resumed, not refused."""
+    config = tiny_config("dcgan", image_dir, tmp_path)
+    loop.prepare_workdir(config)
+    RunDir(config.workdir).metrics.append("train", 1, {})
+    path = os.path.join(config.workdir, "config.json")
+    recorded = json.load(open(path))
+    del recorded["init"]
+    with open(path, "w") as f:
+        json.dump(recorded, f)
+    loop.prepare_workdir(config)
+    with pytest.raises(UserError, match="holds a run with model=dcgan"):
+        loop.prepare_workdir(tiny_config("sagan", image_dir, tmp_path))
+
+
 def _run_train(args, **kwargs):
     env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,

@@ -21,11 +21,11 @@ from tfgan_cifar.errors import UserError
 MODEL_DEFAULTS = {
     "dcgan": dict(
         conditional=False, loss="bce", n_critic=1, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
-        beta2=0.999, z_dim=100, width=32, batch_size=128,
+        beta2=0.999, z_dim=100, width=32, batch_size=128, init="normal",
     ),
     "sagan": dict(
         conditional=True, loss="hinge", n_critic=1, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
-        beta2=0.9, z_dim=128, width=64, batch_size=64, arch="resnet",
+        beta2=0.9, z_dim=128, width=64, batch_size=64, arch="resnet", init="orthogonal",
     ),
 }
 
@@ -63,6 +63,7 @@ LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES",
                   ("bce", "lsgan", "hinge", "wasserstein"))
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS", ("adam", "rmsprop", "sgd"))
 ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES", ("resnet", "cnn"))
+INITIALIZERS = Registry("tfgan_cifar.nn.base", "INITIALIZERS", ("orthogonal", "glorot", "normal"))
 # The resolutions at which each --arch's G and D both have blocks (nn.ARCHITECTURES' own).
 ARCHITECTURE_ATTENTION = {"resnet": (8, 16), "cnn": (8, 16, 32)}
 ATTENTION_RESOLUTIONS = Registry(
@@ -157,7 +158,9 @@ def continued_run(recorded, given):
     the settings `given` ({name: value}, the flags typed) applied where a run may change them.
     A given value that would change any other setting raises UserError listing every one."""
     candidate = dataclasses.replace(recorded, **given).resolved()
+    # None: a setting newer than the run, absent from its config.json; it binds nothing.
     changed = [field.name for field in settings(TrainConfig) if not resumable(field)
+               and getattr(recorded, field.name) is not None
                and getattr(candidate, field.name) != getattr(recorded, field.name)]
     if changed:
         was = ", ".join(f"{name}={_format(getattr(recorded, name))}" for name in changed)
@@ -258,6 +261,11 @@ class TrainConfig:
         "resolution; several joined by commas, none with --attention_res= (as in SNGAN). "
         "--arch=resnet takes 8 and 16, --arch=cnn 8, 16 and 32.", "architecture",
         choices=ATTENTION_RESOLUTIONS)
+    init: Optional[str] = setting(
+        None, "Initialisation of the convolution, dense and embedding kernels (DCGAN: its "
+        "convolutions and dense layers): orthogonal (BigGAN, StudioGAN), glorot (Keras's "
+        "glorot_uniform) or normal (N(0, 0.02), the DCGAN paper's).", "architecture",
+        choices=INITIALIZERS)
     # Objective and optimisation.
     loss: Optional[str] = setting(None, "GAN loss.", "objective", choices=LOSSES)
     optimizer: str = setting("adam", "Optimizer of both networks, each with its own learning "

@@ -28,7 +28,7 @@ ATTENTION_RESOLUTIONS = tuple(sorted({r for a in ARCHITECTURES.values() for r in
 def build_models(config):
     """Returns an unbuilt (generator, discriminator) pair for a resolved `TrainConfig`."""
     common = dict(width=config.width, num_classes=config.num_classes,
-                  conditional=config.conditional)
+                  conditional=config.conditional, init=config.init)
     head = dict(aux_classifier=config.aux_classifier)
     sync = dict(sync_bn=config.sync_bn)
     if config.model == "dcgan":

@@ -10,40 +10,37 @@ gradient penalty D normalises with layer norm (`norm="layer"`), as the WGAN-GP c
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, leaky_relu, projection
+from tfgan_cifar.nn.base import (Discriminator, Generator, batch_norm, initializer, leaky_relu,
+                                 projection)
 from tfgan_cifar.nn.layers import ClassifierHead
 
 NORMS = ("batch", "layer")
 
 
-def _init():
-    """N(0, 0.02) weights (DCGAN paper). A new initializer per layer, made after
-    `keras.utils.set_random_seed`, so that --seed fixes the weights."""
-    return keras.initializers.RandomNormal(stddev=0.02)
-
-
 @keras.saving.register_keras_serializable("tfgan_cifar")
 class DCGANGenerator(Generator):
-    """z -> Dense -> 4x4x(4w) -> transposed convolutions -> 32x32x3 tanh."""
+    """z -> Dense -> 4x4x(4w) -> transposed convolutions -> 32x32x3 tanh. `init` names the
+    kernels' initialiser (default: N(0, 0.02), the DCGAN paper's)."""
 
     def __init__(self, z_dim=100, width=32, num_classes=10, conditional=False, sync_bn=False,
-                 **kwargs):
+                 init="normal", **kwargs):
         super().__init__(
             dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional,
-                 sync_bn=sync_bn),
+                 sync_bn=sync_bn, init=init),
             **kwargs,
         )
         self.z_dim, self.width, self.conditional = z_dim, width, conditional
         self.label_embedding = layers.Embedding(num_classes, z_dim) if conditional else None
-        self.dense = layers.Dense(4 * 4 * 4 * width, use_bias=False, kernel_initializer=_init())
+        self.dense = layers.Dense(4 * 4 * 4 * width, use_bias=False,
+                                  kernel_initializer=initializer(init))
         self.norms = [batch_norm(sync_bn) for _ in range(3)]
         self.deconvs = [
             layers.Conv2DTranspose(c, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_init())
+                                   kernel_initializer=initializer(init))
             for c in (2 * width, width)
         ]
         self.to_rgb = layers.Conv2DTranspose(3, 4, strides=2, padding="same",
-                                             kernel_initializer=_init())
+                                             kernel_initializer=initializer(init))
 
     def call(self, z, labels=None, training=False):
         if self.conditional:
@@ -58,18 +55,19 @@ class DCGANGenerator(Generator):
 @keras.saving.register_keras_serializable("tfgan_cifar")
 class DCGANDiscriminator(Discriminator):
     """Strided convolutions (2w, 4w, 8w channels) with LeakyReLU and batch norm (or layer
-    norm: `norm="layer"`) -> one logit."""
+    norm: `norm="layer"`) -> one logit. `init` names the kernels' initialiser."""
 
     def __init__(self, width=32, num_classes=10, conditional=False, aux_classifier=False,
-                 sync_bn=False, norm="batch", **kwargs):
+                 sync_bn=False, norm="batch", init="normal", **kwargs):
         super().__init__(dict(width=width, num_classes=num_classes, conditional=conditional,
-                              aux_classifier=aux_classifier, sync_bn=sync_bn, norm=norm),
+                              aux_classifier=aux_classifier, sync_bn=sync_bn, norm=norm,
+                              init=init),
                          **kwargs)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.width, self.conditional = width, conditional
         self.convs = [
-            layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=_init())
+            layers.Conv2D(c, 4, strides=2, padding="same", kernel_initializer=initializer(init))
             for c in (2 * width, 4 * width, 8 * width)
         ]
         self.norms = [None] + [
@@ -78,7 +76,7 @@ class DCGANDiscriminator(Discriminator):
             for _ in range(2)]
         self.flatten = layers.Flatten()
         # The logit and the projection compute in float32 under any mixed policy.
-        self.head = layers.Dense(1, kernel_initializer=_init(), dtype="float32")
+        self.head = layers.Dense(1, kernel_initializer=initializer(init), dtype="float32")
         self.label_embedding = (
             layers.Embedding(num_classes, 4 * 4 * 8 * width, dtype="float32")
             if conditional else None

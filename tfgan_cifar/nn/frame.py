@@ -10,7 +10,7 @@ computes.
 
 from keras import ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, initializer, projection
 from tfgan_cifar.nn.layers import ClassifierHead, SelfAttention, SNDense, SNEmbedding
 
 
@@ -29,20 +29,20 @@ class AttentionGenerator(Generator):
     self-attention when its resolution is in `attention_res` -> `to_images` ([-1, 1]).
 
     `call(..., return_attention=True)` also returns {resolution: attention weights [N,
-    positions, positions]}.
+    positions, positions / 4]}. `init` names the kernels' initialiser (`nn.base.INITIALIZERS`).
     """
 
     def __init__(self, supported, z_dim, width, num_classes, conditional, attention_res, sync_bn,
-                 **kwargs):
+                 init, **kwargs):
         attention_res = _attention_resolutions(attention_res, supported)
         super().__init__(
             dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional,
-                 attention_res=list(attention_res), sync_bn=sync_bn),
+                 attention_res=list(attention_res), sync_bn=sync_bn, init=init),
             **kwargs,
         )
-        self.z_dim, self.width, self.conditional = z_dim, width, conditional
+        self.z_dim, self.width, self.conditional, self.init = z_dim, width, conditional, init
         self.attention_res = attention_res
-        self.attention = [SelfAttention(name=f"attention{r}") for r in attention_res]
+        self.attention = [SelfAttention(init=init, name=f"attention{r}") for r in attention_res]
 
     def stem(self, z, training):
         """The 4x4 feature map G starts from."""
@@ -75,25 +75,26 @@ class ProjectionDiscriminator(Discriminator):
     projection when conditional.
 
     The classifier head (`aux_classifier`, its hidden layer as wide as h) reads the output of
-    stage `head_stage`, average-pooled.
+    stage `head_stage`, average-pooled. `init` names the kernels' initialiser.
     """
 
     def __init__(self, supported, num_stages, h_channels, head_stage, width, num_classes,
-                 conditional, attention_res, aux_classifier, **kwargs):
+                 conditional, attention_res, aux_classifier, init, **kwargs):
         attention_res = _attention_resolutions(attention_res, supported)
         super().__init__(
             dict(width=width, num_classes=num_classes, conditional=conditional,
-                 attention_res=list(attention_res), aux_classifier=aux_classifier),
+                 attention_res=list(attention_res), aux_classifier=aux_classifier, init=init),
             **kwargs,
         )
-        self.width, self.conditional = width, conditional
+        self.width, self.conditional, self.init = width, conditional, init
         self.attention_res = attention_res
         self.num_stages, self.head_stage = num_stages, head_stage
-        self.attention = [SelfAttention(name=f"attention{r}") for r in attention_res]
+        self.attention = [SelfAttention(init=init, name=f"attention{r}") for r in attention_res]
         # The end of D computes in float32 under any mixed policy (see `pooled`).
-        self.head = SNDense(1, name="head", dtype="float32")
+        self.head = SNDense(1, kernel_initializer=initializer(init), name="head", dtype="float32")
         self.label_embedding = (
-            SNEmbedding(num_classes, h_channels, name="projection", dtype="float32")
+            SNEmbedding(num_classes, h_channels, embeddings_initializer=initializer(init),
+                        name="projection", dtype="float32")
             if conditional else None
         )
         self.classifier = (ClassifierHead(num_classes, h_channels, name="classifier")

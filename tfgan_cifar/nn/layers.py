@@ -19,7 +19,7 @@ are computed in float32; the convolutions and matmuls run in the layer's compute
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import leaky_relu, synchronizable
+from tfgan_cifar.nn.base import initializer, leaky_relu, synchronizable
 
 _SERIALIZABLE = "tfgan_cifar"
 
@@ -235,13 +235,13 @@ class SelfAttention(keras.layers.Layer):
     position i attends with weights softmax_j(f(x)_i . g(x)_j); o_i = sum_j attention[i, j]
     h(x)_j goes back to C channels through a fourth 1x1 convolution, and the output is
     gamma * out(o) + x, with the gain gamma starting at 0. The convolutions have no bias and
-    are spectrally normalised unless `spectral_norm=False`.
+    are spectrally normalised unless `spectral_norm=False`; `init` names their initialiser
+    (`nn.base.INITIALIZERS`).
     """
 
-    def __init__(self, spectral_norm=True, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, spectral_norm=True, init="glorot", **kwargs):
         super().__init__(**kwargs)
-        self.spectral_norm = spectral_norm
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.spectral_norm, self.init = spectral_norm, init
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -250,7 +250,7 @@ class SelfAttention(keras.layers.Layer):
 
         def conv(filters, name):
             return conv_class(filters, 1, use_bias=False, name=name, dtype=policy,
-                              kernel_initializer=self.kernel_initializer)
+                              kernel_initializer=initializer(self.init))
 
         self.f = conv(max(1, channels // 8), "f")
         self.g = conv(max(1, channels // 8), "g")
@@ -284,8 +284,7 @@ class SelfAttention(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "spectral_norm": self.spectral_norm,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+        return {**super().get_config(), "spectral_norm": self.spectral_norm, "init": self.init}
 
 
 @keras.saving.register_keras_serializable(_SERIALIZABLE)

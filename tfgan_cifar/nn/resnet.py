@@ -19,7 +19,7 @@ StudioGAN's SAGAN-CIFAR: after G's 16x16 block and D's first block.
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import batch_norm
+from tfgan_cifar.nn.base import batch_norm, initializer
 from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, SNDense
 
@@ -40,18 +40,25 @@ def _channels_only(channels):
     return (None, None, None, channels)
 
 
+def _conv(channels, size, init, name, policy):
+    """An SN convolution of `channels` filters of `size` x `size`, initialised by `init`."""
+    return SNConv2D(channels, size, kernel_initializer=initializer(init), name=name, dtype=policy)
+
+
 @keras.saving.register_keras_serializable("tfgan_cifar")
 class UpBlock(keras.layers.Layer):
     """G's residual block, doubling the resolution: (c)BN, ReLU, nearest x2, SN conv 3x3,
     (c)BN, ReLU, SN conv 3x3; shortcut nearest x2 then SN conv 1x1.
 
     Conditional (`num_classes` given) its batch norms are `ConditionalBatchNorm`, called with
-    the labels; else plain batch norm (`synchronized` as `--sync_bn`).
+    the labels; else plain batch norm (`synchronized` as `--sync_bn`). `init` names the
+    convolutions' initialiser.
     """
 
-    def __init__(self, channels, num_classes=None, synchronized=False, **kwargs):
+    def __init__(self, channels, num_classes=None, synchronized=False, init="glorot", **kwargs):
         super().__init__(**kwargs)
         self.channels, self.num_classes, self.synchronized = channels, num_classes, synchronized
+        self.init = init
         policy = self.dtype_policy
 
         def norm(name):
@@ -61,9 +68,9 @@ class UpBlock(keras.layers.Layer):
             return batch_norm(synchronized, name=name, dtype=policy)
 
         self.norm1, self.norm2 = norm("bn1"), norm("bn2")
-        self.conv1 = SNConv2D(channels, 3, name="conv1", dtype=policy)
-        self.conv2 = SNConv2D(channels, 3, name="conv2", dtype=policy)
-        self.shortcut = SNConv2D(channels, 1, name="shortcut", dtype=policy)
+        self.conv1 = _conv(channels, 3, init, "conv1", policy)
+        self.conv2 = _conv(channels, 3, init, "conv2", policy)
+        self.shortcut = _conv(channels, 1, init, "shortcut", policy)
 
     def build(self, input_shape):
         inputs, outputs = _channels_only(input_shape[-1]), _channels_only(self.channels)
@@ -87,7 +94,8 @@ class UpBlock(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
-                "num_classes": self.num_classes, "synchronized": self.synchronized}
+                "num_classes": self.num_classes, "synchronized": self.synchronized,
+                "init": self.init}
 
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
@@ -97,15 +105,16 @@ class DownBlock(keras.layers.Layer):
     `optimized` (the first block, on the images): SN conv 3x3, ReLU, SN conv 3x3, avgpool 2;
     shortcut avgpool 2 then SN conv 1x1. Otherwise: ReLU, SN conv 3x3, ReLU, SN conv 3x3, then
     avgpool 2 if `downsample`; the shortcut is SN conv 1x1 (then avgpool 2) where the channels
-    or the resolution change, else the identity.
+    or the resolution change, else the identity. `init` names the convolutions' initialiser.
     """
 
-    def __init__(self, channels, downsample=True, optimized=False, **kwargs):
+    def __init__(self, channels, downsample=True, optimized=False, init="glorot", **kwargs):
         super().__init__(**kwargs)
         self.channels, self.downsample, self.optimized = channels, downsample, optimized
+        self.init = init
         policy = self.dtype_policy
-        self.conv1 = SNConv2D(channels, 3, name="conv1", dtype=policy)
-        self.conv2 = SNConv2D(channels, 3, name="conv2", dtype=policy)
+        self.conv1 = _conv(channels, 3, init, "conv1", policy)
+        self.conv2 = _conv(channels, 3, init, "conv2", policy)
         self.shortcut = None
 
     def build(self, input_shape):
@@ -113,7 +122,7 @@ class DownBlock(keras.layers.Layer):
         self.conv1.build(inputs)
         self.conv2.build(_channels_only(self.channels))
         if self.optimized or self.downsample or input_shape[-1] != self.channels:
-            self.shortcut = SNConv2D(self.channels, 1, name="shortcut", dtype=self.dtype_policy)
+            self.shortcut = _conv(self.channels, 1, self.init, "shortcut", self.dtype_policy)
             self.shortcut.build(inputs)
 
     def call(self, x, training=False):
@@ -130,7 +139,7 @@ class DownBlock(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
-                "downsample": self.downsample, "optimized": self.optimized}
+                "downsample": self.downsample, "optimized": self.optimized, "init": self.init}
 
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
@@ -143,16 +152,18 @@ class ResNetGenerator(AttentionGenerator):
     """
 
     def __init__(self, z_dim=128, width=64, num_classes=10, conditional=True,
-                 attention_res=(16,), sync_bn=False, **kwargs):
+                 attention_res=(16,), sync_bn=False, init="orthogonal", **kwargs):
         super().__init__(supported=ATTENTION_RESOLUTIONS, z_dim=z_dim, width=width,
                          num_classes=num_classes, conditional=conditional,
-                         attention_res=attention_res, sync_bn=sync_bn, **kwargs)
+                         attention_res=attention_res, sync_bn=sync_bn, init=init, **kwargs)
         self.channels = 4 * width
-        self.dense = SNDense(4 * 4 * self.channels, name="dense")
+        self.dense = SNDense(4 * 4 * self.channels, kernel_initializer=initializer(init),
+                             name="dense")
         self.blocks = [UpBlock(self.channels, num_classes if conditional else None,
-                               synchronized=sync_bn, name=f"block{i}") for i in range(3)]
+                               synchronized=sync_bn, init=init, name=f"block{i}")
+                       for i in range(3)]
         self.norm = batch_norm(sync_bn, name="bn")
-        self.to_rgb = SNConv2D(3, 3, name="to_rgb")
+        self.to_rgb = SNConv2D(3, 3, kernel_initializer=initializer(init), name="to_rgb")
 
     def stem(self, z, training):
         return ops.reshape(self.dense(z, training=training), (-1, 4, 4, self.channels))
@@ -177,16 +188,16 @@ class ResNetDiscriminator(ProjectionDiscriminator):
     """
 
     def __init__(self, width=64, num_classes=10, conditional=True, attention_res=(16,),
-                 aux_classifier=False, **kwargs):
+                 aux_classifier=False, init="orthogonal", **kwargs):
         channels = 2 * width
         super().__init__(supported=ATTENTION_RESOLUTIONS, num_stages=4, h_channels=channels,
                          head_stage=2, width=width, num_classes=num_classes,
                          conditional=conditional, attention_res=attention_res,
-                         aux_classifier=aux_classifier, **kwargs)
-        self.blocks = [DownBlock(channels, optimized=True, name="block0"),
-                       DownBlock(channels, name="block1"),
-                       DownBlock(channels, downsample=False, name="block2"),
-                       DownBlock(channels, downsample=False, name="block3")]
+                         aux_classifier=aux_classifier, init=init, **kwargs)
+        self.blocks = [DownBlock(channels, optimized=True, init=init, name="block0"),
+                       DownBlock(channels, init=init, name="block1"),
+                       DownBlock(channels, downsample=False, init=init, name="block2"),
+                       DownBlock(channels, downsample=False, init=init, name="block3")]
 
     def stage(self, index, x, training):
         return self.blocks[index](x, training=training)

@@ -14,7 +14,7 @@ resolution in `attention_res` (8, 16, 32, several, or none). The ResNet networks
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import batch_norm, leaky_relu
+from tfgan_cifar.nn.base import batch_norm, initializer, leaky_relu
 from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, SNConv2DTranspose, SNDense
 
@@ -32,23 +32,25 @@ class SAGANGenerator(AttentionGenerator):
     SN conv 3x3 -> tanh. Unconditional, plain batch norm replaces the cBN."""
 
     def __init__(self, z_dim=128, width=64, num_classes=10, conditional=True,
-                 attention_res=(16,), sync_bn=False, **kwargs):
+                 attention_res=(16,), sync_bn=False, init="orthogonal", **kwargs):
         super().__init__(supported=ATTENTION_RESOLUTIONS, z_dim=z_dim, width=width,
                          num_classes=num_classes, conditional=conditional,
-                         attention_res=attention_res, sync_bn=sync_bn, **kwargs)
+                         attention_res=attention_res, sync_bn=sync_bn, init=init, **kwargs)
 
         def norm(name):
             if conditional:
                 return ConditionalBatchNorm(num_classes, synchronized=sync_bn, name=name)
             return batch_norm(sync_bn, name=name)
 
-        self.dense = SNDense(4 * 4 * 8 * width, name="dense")
+        self.dense = SNDense(4 * 4 * 8 * width, kernel_initializer=initializer(init),
+                             name="dense")
         self.norms = [norm(f"bn{i}") for i in range(4)]
         self.deconvs = [
-            SNConv2DTranspose(c, 4, strides=2, name=f"deconv{i}")
+            SNConv2DTranspose(c, 4, strides=2, kernel_initializer=initializer(init),
+                              name=f"deconv{i}")
             for i, c in enumerate((4 * width, 2 * width, width))
         ]
-        self.to_rgb = SNConv2D(3, 3, name="to_rgb")
+        self.to_rgb = SNConv2D(3, 3, kernel_initializer=initializer(init), name="to_rgb")
 
     def _norm(self, index, x, labels, training):
         if self.conditional:
@@ -80,12 +82,14 @@ class SAGANDiscriminator(ProjectionDiscriminator):
     """
 
     def __init__(self, width=64, num_classes=10, conditional=True, attention_res=(16,),
-                 aux_classifier=False, **kwargs):
+                 aux_classifier=False, init="orthogonal", **kwargs):
         super().__init__(supported=ATTENTION_RESOLUTIONS, num_stages=len(D_LAYERS),
                          h_channels=8 * width, head_stage=4, width=width,
                          num_classes=num_classes, conditional=conditional,
-                         attention_res=attention_res, aux_classifier=aux_classifier, **kwargs)
-        self.convs = [SNConv2D(c * width, k, strides=s, name=f"conv{i}")
+                         attention_res=attention_res, aux_classifier=aux_classifier, init=init,
+                         **kwargs)
+        self.convs = [SNConv2D(c * width, k, strides=s, kernel_initializer=initializer(init),
+                               name=f"conv{i}")
                       for i, (c, k, s) in enumerate(D_LAYERS)]
 
     def stage(self, index, x, training):

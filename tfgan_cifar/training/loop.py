@@ -81,7 +81,9 @@ def check_workdir(config):
     recorded = run.read_config() if run.started() else None
     if recorded is not None:
         previous = TrainConfig.from_json(json.dumps(recorded))
+        # A setting newer than the run is not in its config.json: the run kept its behaviour.
         changed = [field.name for field in settings(TrainConfig) if not resumable(field)
+                   and field.name in recorded
                    and getattr(previous, field.name) != getattr(config, field.name)]
         if changed:
             was = ", ".join(f"{name}={getattr(previous, name)}" for name in changed)
