@@ -89,6 +89,17 @@ def test_without_sync_bn_replicas_stay_identical_but_see_local_batch_statistics(
     assert result["max_difference"]["g"] > 1e-5  # local batch statistics change the step
 
 
+def test_replay_under_mirrored_keeps_every_replicas_fakes_and_replays_the_fraction(mirrored):
+    """Each replica replays --replay_fraction of its own slice (not of the global batch, which
+    would replace all of it), and every replica's buffer holds the whole global batch's fakes,
+    as one device's does."""
+    result = mirrored["replay"]
+    assert result["filled"] == [8, 8]
+    assert result["buffer_difference"] < 1e-5 and result["labels_equal"]
+    assert result["replica_spread"] == 0.0
+    assert result["replayed_in_step_2"] == pytest.approx(0.5)
+
+
 def test_a_mirrored_run_stopped_by_ctrl_c_resumes_exactly(mirrored):
     result = mirrored["resume"]
     assert result["stopped_by"] == 2  # SIGINT, after the checkpoint of the step it ended

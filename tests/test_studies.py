@@ -162,7 +162,7 @@ def test_replay_draws_the_configured_fraction_from_the_buffer(separable_dir, tmp
                                                              expected):
     config = tiny("dcgan", separable_dir / "train", tmp_path, replay_size=8,
                   replay_fraction=fraction, conditional=True)
-    assert replay.replay_count(config) == expected
+    assert replay.replay_count(config.replay_fraction, config.batch_size) == expected
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     trainer.start()
     seen, buffers = [], []

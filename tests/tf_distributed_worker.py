@@ -108,6 +108,29 @@ def interrupted_and_resumed():
                                   for x, y in zip(finals[0][part], finals[1][part]))}
 
 
+def replay_over_replicas():
+    """Experience replay (half of each fake batch) on one device and on two replicas: the
+    buffers after one step (the same G, so the same fakes), how alike the replicas' buffers
+    are, and the fraction of replayed images D saw in the second step."""
+    overrides = dict(model="dcgan", sync_bn=True, replay_size=16, replay_fraction=0.5)
+    trainers = [TFTrainer(config(name, **overrides, **extra), data.load_image_folder(IMAGE_DIR))
+                for name, extra in (("single_replay", {}), ("mirrored_replay", MIRRORED))]
+    for trainer in trainers:
+        trainer.start()
+        trainer.train_step()
+    single, mirrored = ({key: np.asarray(value) for key, value in t.read("replay").items()}
+                        for t in trainers)
+    copies = [np.asarray(c) for c in trainers[1].strategy.experimental_local_results(
+        trainers[1].state["replay"]["images"])]
+    trainers[1].pop_metrics()
+    trainers[1].train_step()
+    return {"buffer_difference": float(np.max(np.abs(single["images"] - mirrored["images"]))),
+            "labels_equal": bool(np.array_equal(single["labels"], mirrored["labels"])),
+            "filled": [int(single["filled"]), int(mirrored["filled"])],
+            "replica_spread": max(float(np.max(np.abs(c - copies[0]))) for c in copies),
+            "replayed_in_step_2": trainers[1].pop_metrics()["replayed"]}
+
+
 def refused(**overrides):
     try:
         loop.train(config("refused", model="dcgan", **overrides))
@@ -125,6 +148,7 @@ results = {
     "dcgan_sync_bn": compare("dcgan", sync_bn=True, aux_classifier=True),
     "dcgan_local_bn": compare("dcgan"),
     "resume": interrupted_and_resumed(),
+    "replay": replay_over_replicas(),
     "odd_batch": refused(batch_size=7, **MIRRORED),
     "unknown_device": refused(distribute="mirrored", devices=("GPU:7",)),
 }

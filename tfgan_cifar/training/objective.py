@@ -41,11 +41,14 @@ class BackendOps(NamedTuple):
     grad(fn)(x, *args) -> (d scalar / d x, aux), itself differentiable (the gradient penalty)
     apply(part, optimizer, grads, params, optimizer_values) -> (params, optimizer_values):
         one optimizer update of the network whose state part is `part` ("g" or "d")
+    gather(x) -> x of every replica, concatenated along the batch axis in replica order (a
+        step that runs once per replica on its slice; default: x itself)
     """
 
     value_and_grad: Callable
     grad: Callable
     apply: Callable
+    gather: Callable = lambda x: x
 
 
 class Networks(NamedTuple):
@@ -277,7 +280,8 @@ class GANObjective:
         if config.replay_size:
             shown, shown_labels, replayed = replay.mix(
                 fake, fake_labels, buffer["images"], buffer["labels"], buffer["filled"],
-                step_draws["replay_position"], replay.replay_count(config))
+                step_draws["replay_position"],
+                replay.replay_count(config.replay_fraction, fake.shape[0]))
             metrics["replayed"] = ops.mean(replayed)
         if config.augment:
             # Each batch gets its own draws, as in the authors' code. The gradient penalty below
@@ -333,7 +337,8 @@ class GANObjective:
                 step_draws)
             state = self._apply(state, "d", self.d_optimizer, grads)
             if config.replay_size:
-                state["replay"] = replay.write(state["replay"], fake, fake_labels[i],
+                state["replay"] = replay.write(state["replay"], self.ops.gather(fake),
+                                               self.ops.gather(fake_labels[i]),
                                                config.replay_size)
         (_, (g_loss, (state["g_nt"], state["d_nt"]))), grads = self.ops.value_and_grad(
             self._scaled(self.generator_objective))(

@@ -6,15 +6,18 @@ is written into the buffer, overwriting its oldest rows. Labels travel with the 
 conditional D sees each replayed image with the label it was generated for.
 
 The buffer is part of the training state: {"images", "labels", "position", "filled"}, read and
-written with `keras.ops`, so one implementation serves every backend.
+written with `keras.ops`, so one implementation serves every backend. Under a TensorFlow
+strategy every replica writes the fakes of the whole global batch (`BackendOps.gather`), so
+their buffers stay identical and hold what one device's would.
 """
 
 from keras import ops
 
 
-def replay_count(config):
-    """How many images of each fake batch come from the buffer."""
-    return int(round(config.replay_fraction * config.batch_size))
+def replay_count(fraction, batch):
+    """How many images of a fake batch of `batch` images come from the buffer. Under
+    --distribute, `batch` is a replica's slice: each replica replays that fraction of its own."""
+    return int(round(fraction * batch))
 
 
 def mix(fresh, fresh_labels, buffer, buffer_labels, filled, position, count):

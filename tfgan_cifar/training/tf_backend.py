@@ -13,8 +13,8 @@ What else the step changes is made identical across replicas before it is assign
 non-trainable values (spectral-norm vectors, batch-norm moving statistics) and the metric sums
 are averaged over the replicas; the spectral-norm vectors are equal already (the same power
 iteration on the same weights), and so are the batch-norm statistics with --sync_bn. The rest
-(EMA, counters) is computed from mirrored values alike on every replica and taken from the
-first.
+(EMA, counters, and the replay buffer, which every replica writes with the fakes of all
+replicas) is computed alike on every replica and taken from the first.
 """
 
 import os
@@ -77,7 +77,8 @@ class TFTrainer(Trainer):
         self._make_checkpoint(config)
 
     def _build_state(self, config):
-        super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply))
+        super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply,
+                                                      self._gather))
         initial = self.objective.initial_state(self.ema_generator)
         self.state = {
             **self.objective.model_variables(self.ema_generator),
@@ -113,6 +114,13 @@ class TFTrainer(Trainer):
             grads = [tf.math.scalar_mul(1.0 / self.replicas, gradient) for gradient in grads]
         optimizer.apply(grads, self.state[part])
         return self.read(part), tf.nest.map_structure(tf.convert_to_tensor, optimizer.variables)
+
+    def _gather(self, x):
+        """`x` of every replica, concatenated along the first axis in replica order."""
+        if self.replicas == 1:
+            return x
+        gathered = tf.distribute.get_replica_context().all_gather(x, axis=0)
+        return tf.ensure_shape(gathered, [x.shape[0] * self.replicas, *x.shape[1:]])
 
     def _checkpoint_manager(self):
         try:
