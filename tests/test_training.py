@@ -294,6 +294,49 @@ def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_ema_generator_samples_with_the_sigma_of_its_own_weights(image_dir, tmp_path,
+                                                                     seed):
+    """Once the EMA weights differ from G's, the exported EMA G's spectral-norm vectors give
+    the largest singular value of the EMA kernels (np.linalg.svd), not what G's vectors give."""
+    from tfgan_cifar.nn.layers import _SpectralNorm
+
+    config = tiny_config("sagan", image_dir, tmp_path, ema_decay=0.9, seed=seed)
+    trainer = TFTrainer(config, data.load_image_folder(image_dir))
+    rng = np.random.default_rng(seed)
+    layers = [layer for layer in trainer.ema_generator._flatten_layers()
+              if isinstance(layer, _SpectralNorm)]
+    for layer in layers:  # EMA kernels far from G's, whose largest singular value is 3
+        shape = layer.kernel.shape
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        left, _ = np.linalg.qr(rng.standard_normal((rows, min(rows, cols))))
+        right, _ = np.linalg.qr(rng.standard_normal((cols, min(rows, cols))))
+        spectrum = np.concatenate([[3.0], rng.uniform(0.1, 1.5, min(rows, cols) - 1)])
+        layer.kernel.assign(((left * spectrum) @ right.T).reshape(shape).astype(np.float32))
+    live_vectors = [np.asarray(v) for v in trainer.read("g_nt")]
+    exported = trainer.export_generator()
+    assert exported is trainer.ema_generator
+    positions = {id(v): i for i, v in enumerate(exported.non_trainable_variables)}
+
+    def estimate(matrix, u):  # sigma as the layer computes it from its vector u
+        v = u @ matrix.T
+        v /= np.linalg.norm(v)
+        return (v @ matrix @ u.T).item() / np.linalg.norm(u)
+
+    for layer in layers:
+        kernel = layer.kernel.numpy().astype(np.float64)
+        matrix = kernel.reshape(-1, kernel.shape[-1])
+        true_sigma = np.linalg.svd(matrix, compute_uv=False)[0]
+        own = estimate(matrix, layer.u.numpy().astype(np.float64))
+        live = estimate(matrix, live_vectors[positions[id(layer.u)]].astype(np.float64))
+        assert own == pytest.approx(true_sigma, rel=1e-5), layer.path
+        assert abs(live - true_sigma) > 10 * abs(own - true_sigma), layer.path
+    z = rng.standard_normal((2, config.z_dim)).astype(np.float32)
+    labels = np.zeros(2, np.int32)
+    np.testing.assert_allclose(trainer.generate(z, labels),
+                               exported(z, labels, training=False).numpy(), atol=1e-5)
+
+
 def test_standing_statistics_are_the_mean_batch_statistics_of_the_ema_generator(image_dir,
                                                                                  tmp_path):
     config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=0.9, standing_stats=3)

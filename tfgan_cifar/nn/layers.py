@@ -28,6 +28,40 @@ def _l2_normalize(x, epsilon=1e-12):
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x)), epsilon))
 
 
+def power_iteration(matrix, u, iterations):
+    """(u, v) after `iterations` power iterations on `matrix` [in, out] from u [1, out]: the
+    right and left singular vectors of its largest singular value, v W u^T."""
+    u = _l2_normalize(u)
+    v = _l2_normalize(ops.matmul(u, ops.transpose(matrix)))
+    for _ in range(iterations):
+        u = _l2_normalize(ops.matmul(v, matrix))
+        v = _l2_normalize(ops.matmul(u, ops.transpose(matrix)))
+    return u, v
+
+
+def with_own_spectral_vectors(model, trainable, non_trainable, iterations):
+    """`non_trainable` (values of `model.non_trainable_variables`) with the vector u of every
+    spectral-norm layer advanced by `iterations` power iterations on that layer's kernel in
+    `trainable` (values of `model.trainable_variables`); pure.
+
+    Weights that were not trained in `model` (an EMA of G's) otherwise keep the u of the
+    weights that were, and sigma would be theirs.
+    """
+    kernels = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    vectors = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    non_trainable = list(non_trainable)
+    for layer in model._flatten_layers():
+        if isinstance(layer, _SpectralNorm):
+            kernel = trainable[kernels[id(layer.kernel)]]
+            matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
+            index = vectors[id(layer.u)]
+            # A loop op, not `iterations` copies of the step in the compiled graph.
+            non_trainable[index] = ops.fori_loop(
+                0, iterations, lambda _, u, m=matrix: power_iteration(m, u, 1)[0],
+                _l2_normalize(non_trainable[index]))
+    return non_trainable
+
+
 class _SpectralNorm(keras.layers.Layer):
     """Base class: holds the power-iteration vector u and normalises `self.kernel`.
 
@@ -60,12 +94,8 @@ class _SpectralNorm(keras.layers.Layer):
         The kernel is created with `autocast=False`, so W, u and sigma are float32 here.
         """
         w = self.kernel_matrix()
-        u = _l2_normalize(self.u)
-        v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+        u, v = power_iteration(w, self.u, self.power_iterations if training else 0)
         if training:
-            for _ in range(self.power_iterations):
-                u = _l2_normalize(ops.matmul(v, w))
-                v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
             self.u.assign(u)
         u = ops.stop_gradient(u)
         v = ops.stop_gradient(v)

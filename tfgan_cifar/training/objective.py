@@ -396,7 +396,8 @@ class GANObjective:
 
     def sampling_weights(self, state):
         """(trainable, non-trainable) values of the G that samples and is exported: the EMA
-        weights with --ema_decay, with G's batch-norm statistics and spectral-norm vectors."""
+        weights with --ema_decay, with G's batch-norm statistics and spectral-norm vectors (the
+        trainer then makes both the EMA weights' own)."""
         return (state["ema"] if self.config.ema_decay else state["g"]), state["g_nt"]
 
     def batch_statistics(self, g, g_nt, z, labels):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.nn.layers import SelfAttention
+from tfgan_cifar.nn.layers import SelfAttention, with_own_spectral_vectors
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
 from tfgan_cifar.training.optimizers import learning_rate
@@ -24,6 +24,10 @@ from tfgan_cifar.training.optimizers import learning_rate
 MAX_IN_FLIGHT = 3
 
 CHUNK = 500  # images per compiled call when sampling or classifying
+
+# Power iterations on the EMA weights, from the live G's vectors, before the EMA G samples or
+# is exported: enough for sigma to reach their largest singular value.
+EMA_POWER_ITERATIONS = 50
 
 
 def assign(variables, new_values):
@@ -52,6 +56,9 @@ class Trainer(abc.ABC):
         self._generate = self.compile(self.objective.generate)
         self._class_logits = self.compile(self.objective.class_logits)
         self._batch_statistics = self.compile(self.objective.batch_statistics)
+        self._own_spectral_vectors = self.compile(
+            lambda g, g_nt: with_own_spectral_vectors(self.sampler, g, g_nt,
+                                                      EMA_POWER_ITERATIONS))
         self._standing = (None, None)  # (step, g_nt with standing statistics)
 
     # ---- what a backend provides -----------------------------------------------------------
@@ -150,8 +157,10 @@ class Trainer(abc.ABC):
     def _sampling_weights(self):
         g, g_nt = self.objective.sampling_weights({part: self.read(part)
                                                    for part in ("g", "g_nt", "ema")})
-        if self.config.ema_decay and self.config.standing_stats:
-            g_nt = self.standing_statistics(g, g_nt)
+        if self.config.ema_decay:
+            g_nt = self._own_spectral_vectors(g, g_nt)
+            if self.config.standing_stats:
+                g_nt = self.standing_statistics(g, g_nt)
         return g, g_nt
 
     def standing_statistics(self, g, g_nt):
