@@ -364,6 +364,26 @@ def test_standing_statistics_are_the_mean_batch_statistics_of_the_ema_generator(
                                model(z[0], labels, training=True).numpy(), atol=1e-5)
 
 
+def test_a_decaying_run_cannot_be_resumed_with_another_length(image_dir, tmp_path):
+    """--lr_decay=linear decays to 0 at the run's --steps; resuming with more steps would raise
+    the learning rate again, so it is refused in one line, before anything is written."""
+    config = tiny_config("dcgan", image_dir, tmp_path, lr_decay="linear", steps=4)
+    loop.prepare_workdir(config)
+    RunDir(config.workdir).metrics.append("train", 2, {})
+    written = open(os.path.join(config.workdir, "config.json")).read()
+    for steps in (8, 3):
+        with pytest.raises(UserError, match=(
+                r"--lr_decay=linear schedule ends at --steps=4, not %d: resume it with "
+                r"--steps=4, or train longer in another --workdir$" % steps)):
+            loop.prepare_workdir(dataclasses.replace(config, steps=steps))
+    assert open(os.path.join(config.workdir, "config.json")).read() == written
+    loop.prepare_workdir(config)  # the same length resumes
+    constant = tiny_config("dcgan", image_dir, tmp_path / "constant", steps=4)
+    loop.prepare_workdir(constant)
+    RunDir(constant.workdir).metrics.append("train", 2, {})
+    loop.prepare_workdir(dataclasses.replace(constant, steps=8))  # no schedule: it may grow
+
+
 def test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly(image_dir, tmp_path):
     config = tiny_config("dcgan", image_dir, tmp_path, lr_decay="linear", n_critic=2,
                          sample_every=0, checkpoint_every=0)

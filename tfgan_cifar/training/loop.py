@@ -91,7 +91,18 @@ def check_workdir(config):
             raise UserError(
                 f"--workdir={config.workdir} holds a run with {was}, not {now}: a run keeps "
                 "these settings; pass the same ones to resume it, or another --workdir")
+        check_schedule(previous, config)
     return run
+
+
+def check_schedule(previous, config):
+    """Refuses another --steps for a run whose learning rates decay to 0 at its --steps: the
+    schedule would jump (back up, for a longer run)."""
+    if previous.lr_decay != "none" and previous.steps != config.steps:
+        raise UserError(
+            f"--workdir={config.workdir} holds a run whose --lr_decay={previous.lr_decay} "
+            f"schedule ends at --steps={previous.steps}, not {config.steps}: resume it with "
+            f"--steps={previous.steps}, or train longer in another --workdir")
 
 
 def check_resumable(run, start):
