@@ -278,7 +278,7 @@ def test_discriminator_sees_every_batch_through_draws_of_its_own(cifar_like_dir,
     fake = [zeroed_by_augment(u) for u in draws["augment_fake"]]
     expected = [real[0], fake[0], real[0] & fake[0],  # D step 1: reals, fakes, interpolates
                 real[1], fake[1], real[1] & fake[1],  # D step 2
-                fake[2]]  # G step
+                zeroed_by_augment(draws["g_augment"][0])]  # G step
     assert len(seen) == len(expected)
     for call, (images_seen, zeroed) in enumerate(zip(seen, expected)):
         np.testing.assert_array_equal((images_seen == 0).all(axis=-1), zeroed, err_msg=call)

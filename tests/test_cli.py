@@ -105,17 +105,18 @@ COMMON = dict(n_critic=1, beta1=0.0, beta2=0.9, batch_size=64, z_dim=128, width=
               conditional=True, loss="hinge", model="sagan", arch="resnet", init="orthogonal")
 DCGAN = dict(model="dcgan", arch=None, conditional=False, loss="bce", n_critic=1, lr_g=2e-4,
              lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=128, z_dim=100, steps=20000,
-             init="normal")
+             init="normal", g_spectral_norm=False, g_batch_size=128)
 RESNET = ("ResNetGenerator", "ResNetDiscriminator"), ([256] * 3, [128] * 4)
 PRESETS = {
     "dcgan.cfg": (dict(DCGAN, width=32), (("DCGANGenerator", "DCGANDiscriminator"),
                                           ([128, 64, 32], [64, 128, 256]), None, None)),
     "dcgan_large.cfg": (dict(DCGAN, width=128), (("DCGANGenerator", "DCGANDiscriminator"),
                                                  ([512, 256, 128], [256, 512, 1024]), None, None)),
-    "sagan.cfg": (dict(COMMON, attention_res=(16,), lr_g=1e-4, lr_d=4e-4, steps=20000),
+    "sagan.cfg": (dict(COMMON, attention_res=(16,), lr_g=1e-4, lr_d=4e-4, steps=20000,
+                       g_spectral_norm=True, g_batch_size=64, flip=True),
                   (*RESNET, (16,), (16,))),
     "sngan.cfg": (dict(COMMON, attention_res=(), n_critic=5, lr_g=2e-4, lr_d=2e-4, steps=50000,
-                       lr_decay="linear"),
+                       lr_decay="linear", g_spectral_norm=False, g_batch_size=128, flip=False),
                   (*RESNET, (), ())),
 }
 
@@ -134,6 +135,12 @@ def _layout(generator, discriminator):
             getattr(discriminator, "attention_res", None))
 
 
+def _spectral_layers(model):
+    from tfgan_cifar.nn.layers import _SpectralNorm
+
+    return [layer for layer in model._flatten_layers() if isinstance(layer, _SpectralNorm)]
+
+
 def test_every_preset_is_checked():
     assert sorted(os.listdir(os.path.join(ROOT, "configs"))) == sorted(PRESETS)
 
@@ -147,7 +154,12 @@ def test_presets_resolve_to_their_recipes_and_networks(preset, tmp_path):
                                f"--workdir={tmp_path}"])
     config = cli.config_from_flags(TrainConfig, flag_values, warn=False)
     assert {name: getattr(config, name) for name in recipe} == recipe
-    assert _layout(*build_models(config)) == layout
+    generator, discriminator = build_models(config)
+    assert _layout(generator, discriminator) == layout
+    if config.model == "sagan":  # D is always spectrally normalised, G as the preset says
+        spectral = [_spectral_layers(network.build_weights())
+                    for network in (generator, discriminator)]
+        assert (len(spectral[0]) > 0) == config.g_spectral_norm and len(spectral[1]) > 5
 
 
 def test_evaluate_options_reuse_the_training_declarations():
@@ -170,6 +182,9 @@ def test_non_finite_floats_are_refused_naming_the_flag(name, value):
 
 
 @pytest.mark.parametrize("values,message", [
+    (dict(model="dcgan", g_spectral_norm=True), "--g_spectral_norm is SAGAN's: "
+     "--model=dcgan's G has no spectral norm; leave it out"),
+    (dict(g_batch_size=0), "--g_batch_size must be at least 1, got 0"),
     (dict(seed=-1), "--seed must be >= 0, got -1"),
     (dict(sample_every=-1), "--sample_every must be >= 0 (0 turns it off)"),
     (dict(steps=0), "--steps must be at least 1, got 0"),

@@ -364,6 +364,26 @@ def test_standing_statistics_are_the_mean_batch_statistics_of_the_ema_generator(
                                model(z[0], labels, training=True).numpy(), atol=1e-5)
 
 
+def test_g_steps_generate_g_batch_size_images_and_d_steps_batch_size(image_dir, tmp_path,
+                                                                       monkeypatch):
+    """--g_batch_size (SNGAN-projection: 128 against D's 64): G's step draws its own noise."""
+    config = tiny_config("sagan", image_dir, tmp_path, g_batch_size=8, attention_res=(),
+                         n_critic=2)
+    assert objective.draw_specs(config)["g_z"][0] == (1, 8, config.z_dim)
+    trainer = TFTrainer(config, data.load_image_folder(image_dir))
+    generated, fake_images = [], trainer.objective.fake_images
+
+    def recording(g, g_nt, z, labels):
+        generated.append((int(z.shape[0]), int(labels.shape[0])))
+        return fake_images(g, g_nt, z, labels)
+
+    monkeypatch.setattr(trainer.objective, "fake_images", recording)
+    trainer.start()
+    trainer.train_step()
+    assert generated == [(4, 4), (4, 4), (8, 8)]  # two D steps, then G's
+    assert np.isfinite(trainer.pop_metrics()["g_loss"])
+
+
 def test_a_decaying_run_cannot_be_resumed_with_another_length(image_dir, tmp_path):
     """--lr_decay=linear decays to 0 at the run's --steps; resuming with more steps would raise
     the learning rate again, so it is refused in one line, before anything is written."""

@@ -21,11 +21,12 @@ from tfgan_cifar.errors import UserError
 MODEL_DEFAULTS = {
     "dcgan": dict(
         conditional=False, loss="bce", n_critic=1, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
-        beta2=0.999, z_dim=100, width=32, batch_size=128, init="normal",
+        beta2=0.999, z_dim=100, width=32, batch_size=128, init="normal", g_spectral_norm=False,
     ),
     "sagan": dict(
         conditional=True, loss="hinge", n_critic=1, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
         beta2=0.9, z_dim=128, width=64, batch_size=64, arch="resnet", init="orthogonal",
+        g_spectral_norm=True,
     ),
 }
 
@@ -202,6 +203,9 @@ class TrainConfig:
     model: str = setting("dcgan", "Which GAN to train.", "run", choices=MODELS)
     steps: int = setting(20000, "Total generator steps.", "run", minimum=1)
     batch_size: Optional[int] = setting(None, "Batch size.", "run", minimum=1)
+    g_batch_size: Optional[int] = setting(
+        None, "Images G generates in its own step (default: --batch_size); SNGAN-projection "
+        "uses twice D's batch.", "run", minimum=1)
     seed: int = setting(0, "Seed of every random choice: the weights, noise and data order of "
                         "training, the noise and labels of evaluate.py.", "run", minimum=0)
     jit_compile: bool = setting(False, "Compile the training step with XLA (TensorFlow "
@@ -266,6 +270,9 @@ class TrainConfig:
         "convolutions and dense layers): orthogonal (BigGAN, StudioGAN), glorot (Keras's "
         "glorot_uniform) or normal (N(0, 0.02), the DCGAN paper's).", "architecture",
         choices=INITIALIZERS)
+    g_spectral_norm: Optional[bool] = setting(
+        None, "SAGAN: spectral norm in G as well as in D (SAGAN, BigGAN); false leaves G's "
+        "layers plain, as SNGAN-projection's. DCGAN's G has none.", "architecture")
     # Objective and optimisation.
     loss: Optional[str] = setting(None, "GAN loss.", "objective", choices=LOSSES)
     optimizer: str = setting("adam", "Optimizer of both networks, each with its own learning "
@@ -349,6 +356,8 @@ class TrainConfig:
         filled = {k: v for k, v in MODEL_DEFAULTS[self.model].items() if getattr(self, k) is None}
         if self.workdir is None:
             filled["workdir"] = os.path.join("logs", self.model)
+        if self.g_batch_size is None:
+            filled["g_batch_size"] = filled.get("batch_size", self.batch_size)
         known = AUGMENTATIONS.names()  # applied in this order whatever the flag's order
         augment = sorted(set(self.augment),
                          key=lambda name: known.index(name) if name in known else len(known))
@@ -402,6 +411,9 @@ class TrainConfig:
         return "layer" if self.gp_weight else "batch"
 
     def _validate_architecture(self):
+        if self.model != "sagan" and self.g_spectral_norm:
+            raise UserError(f"--g_spectral_norm is SAGAN's: --model={self.model}'s G has no "
+                            "spectral norm; leave it out")
         if self.model != "sagan":
             if self.arch is not None:
                 raise UserError(f"--arch={self.arch} picks a network of --model=sagan; "

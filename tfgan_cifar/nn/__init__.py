@@ -38,7 +38,8 @@ def build_models(config):
     if config.model == "sagan":  # its D has no batch norm
         arch = ARCHITECTURES[config.arch]
         attention = dict(attention_res=config.attention_res)
-        return (arch.generator(z_dim=config.z_dim, name="generator", **common, **attention,
+        return (arch.generator(z_dim=config.z_dim, name="generator",
+                               spectral_norm=config.g_spectral_norm, **common, **attention,
                                **sync),
                 arch.discriminator(name="discriminator", **common, **attention, **head))
     raise ValueError(f"unknown model {config.model!r}; choose one of {MODELS}")

@@ -29,20 +29,24 @@ class AttentionGenerator(Generator):
     self-attention when its resolution is in `attention_res` -> `to_images` ([-1, 1]).
 
     `call(..., return_attention=True)` also returns {resolution: attention weights [N,
-    positions, positions / 4]}. `init` names the kernels' initialiser (`nn.base.INITIALIZERS`).
+    positions, positions / 4]}. `init` names the kernels' initialiser (`nn.base.INITIALIZERS`);
+    the layers are spectrally normalised unless `spectral_norm=False`.
     """
 
     def __init__(self, supported, z_dim, width, num_classes, conditional, attention_res, sync_bn,
-                 init, **kwargs):
+                 init, spectral_norm, **kwargs):
         attention_res = _attention_resolutions(attention_res, supported)
         super().__init__(
             dict(z_dim=z_dim, width=width, num_classes=num_classes, conditional=conditional,
-                 attention_res=list(attention_res), sync_bn=sync_bn, init=init),
+                 attention_res=list(attention_res), sync_bn=sync_bn, init=init,
+                 spectral_norm=spectral_norm),
             **kwargs,
         )
         self.z_dim, self.width, self.conditional, self.init = z_dim, width, conditional, init
+        self.spectral_norm = spectral_norm
         self.attention_res = attention_res
-        self.attention = [SelfAttention(init=init, name=f"attention{r}") for r in attention_res]
+        self.attention = [SelfAttention(spectral_norm=spectral_norm, init=init,
+                                        name=f"attention{r}") for r in attention_res]
 
     def stem(self, z, training):
         """The 4x4 feature map G starts from."""

@@ -255,6 +255,23 @@ class SNEmbedding(_SpectralNorm):
         }
 
 
+def dense(units, spectral_norm=True, **kwargs):
+    """An `SNDense`, or Keras's plain `Dense` with `spectral_norm=False`."""
+    return (SNDense if spectral_norm else keras.layers.Dense)(units, **kwargs)
+
+
+def conv2d(filters, kernel_size, spectral_norm=True, padding="same", **kwargs):
+    """An `SNConv2D`, or Keras's plain `Conv2D` with `spectral_norm=False`."""
+    layer = SNConv2D if spectral_norm else keras.layers.Conv2D
+    return layer(filters, kernel_size, padding=padding, **kwargs)
+
+
+def conv2d_transpose(filters, kernel_size, spectral_norm=True, padding="same", **kwargs):
+    """An `SNConv2DTranspose`, or Keras's plain `Conv2DTranspose` with `spectral_norm=False`."""
+    layer = SNConv2DTranspose if spectral_norm else keras.layers.Conv2DTranspose
+    return layer(filters, kernel_size, padding=padding, **kwargs)
+
+
 @keras.saving.register_keras_serializable(_SERIALIZABLE)
 class SelfAttention(keras.layers.Layer):
     """SAGAN self-attention over the positions of an NHWC feature map of C channels, as in
@@ -276,11 +293,10 @@ class SelfAttention(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         policy = self.dtype_policy  # sublayers compute like this layer, whatever the global one
-        conv_class = SNConv2D if self.spectral_norm else keras.layers.Conv2D
 
         def conv(filters, name):
-            return conv_class(filters, 1, use_bias=False, name=name, dtype=policy,
-                              kernel_initializer=initializer(self.init))
+            return conv2d(filters, 1, spectral_norm=self.spectral_norm, use_bias=False,
+                          name=name, dtype=policy, kernel_initializer=initializer(self.init))
 
         self.f = conv(max(1, channels // 8), "f")
         self.g = conv(max(1, channels // 8), "g")

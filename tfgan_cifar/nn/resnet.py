@@ -4,7 +4,8 @@ Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks"
 (arXiv:1802.05957), with the conditioning of Miyato & Koyama 2018, "cGANs with
 Projection Discriminator" (arXiv:1802.05637): conditional batch norm in G and an SN-embedding
 projection in D. Zhang et al. 2019 (SAGAN) and Brock et al. 2019 (BigGAN) measured CIFAR-10 on
-the same networks. Spectral normalisation is in every convolution and dense layer of G and D.
+the same networks. Spectral normalisation is in every convolution and dense layer of D, and of
+G unless `spectral_norm=False` (SNGAN-projection's G is plain).
 
 Channels scale with the width w: G has 4w (256 at the default w = 64), D 2w (128). At those
 widths, conditional on 10 classes, G has about 4.3M trainable parameters and D about 1.06M
@@ -21,7 +22,7 @@ from keras import ops
 
 from tfgan_cifar.nn.base import batch_norm, initializer
 from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
-from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, SNDense
+from tfgan_cifar.nn.layers import ConditionalBatchNorm, conv2d, dense
 
 ATTENTION_RESOLUTIONS = (8, 16)
 
@@ -40,9 +41,11 @@ def _channels_only(channels):
     return (None, None, None, channels)
 
 
-def _conv(channels, size, init, name, policy):
-    """An SN convolution of `channels` filters of `size` x `size`, initialised by `init`."""
-    return SNConv2D(channels, size, kernel_initializer=initializer(init), name=name, dtype=policy)
+def _conv(channels, size, init, name, policy, spectral_norm=True):
+    """A convolution of `channels` filters of `size` x `size`, initialised by `init`, SN unless
+    `spectral_norm=False`."""
+    return conv2d(channels, size, spectral_norm=spectral_norm,
+                  kernel_initializer=initializer(init), name=name, dtype=policy)
 
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
@@ -52,13 +55,14 @@ class UpBlock(keras.layers.Layer):
 
     Conditional (`num_classes` given) its batch norms are `ConditionalBatchNorm`, called with
     the labels; else plain batch norm (`synchronized` as `--sync_bn`). `init` names the
-    convolutions' initialiser.
+    convolutions' initialiser; they are plain with `spectral_norm=False`.
     """
 
-    def __init__(self, channels, num_classes=None, synchronized=False, init="glorot", **kwargs):
+    def __init__(self, channels, num_classes=None, synchronized=False, init="glorot",
+                 spectral_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.num_classes, self.synchronized = channels, num_classes, synchronized
-        self.init = init
+        self.init, self.spectral_norm = init, spectral_norm
         policy = self.dtype_policy
 
         def norm(name):
@@ -68,9 +72,9 @@ class UpBlock(keras.layers.Layer):
             return batch_norm(synchronized, name=name, dtype=policy)
 
         self.norm1, self.norm2 = norm("bn1"), norm("bn2")
-        self.conv1 = _conv(channels, 3, init, "conv1", policy)
-        self.conv2 = _conv(channels, 3, init, "conv2", policy)
-        self.shortcut = _conv(channels, 1, init, "shortcut", policy)
+        self.conv1 = _conv(channels, 3, init, "conv1", policy, spectral_norm)
+        self.conv2 = _conv(channels, 3, init, "conv2", policy, spectral_norm)
+        self.shortcut = _conv(channels, 1, init, "shortcut", policy, spectral_norm)
 
     def build(self, input_shape):
         inputs, outputs = _channels_only(input_shape[-1]), _channels_only(self.channels)
@@ -95,7 +99,7 @@ class UpBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
                 "num_classes": self.num_classes, "synchronized": self.synchronized,
-                "init": self.init}
+                "init": self.init, "spectral_norm": self.spectral_norm}
 
 
 @keras.saving.register_keras_serializable("tfgan_cifar")
@@ -152,18 +156,21 @@ class ResNetGenerator(AttentionGenerator):
     """
 
     def __init__(self, z_dim=128, width=64, num_classes=10, conditional=True,
-                 attention_res=(16,), sync_bn=False, init="orthogonal", **kwargs):
+                 attention_res=(16,), sync_bn=False, init="orthogonal", spectral_norm=True,
+                 **kwargs):
         super().__init__(supported=ATTENTION_RESOLUTIONS, z_dim=z_dim, width=width,
                          num_classes=num_classes, conditional=conditional,
-                         attention_res=attention_res, sync_bn=sync_bn, init=init, **kwargs)
+                         attention_res=attention_res, sync_bn=sync_bn, init=init,
+                         spectral_norm=spectral_norm, **kwargs)
         self.channels = 4 * width
-        self.dense = SNDense(4 * 4 * self.channels, kernel_initializer=initializer(init),
-                             name="dense")
+        self.dense = dense(4 * 4 * self.channels, spectral_norm=spectral_norm,
+                           kernel_initializer=initializer(init), name="dense")
         self.blocks = [UpBlock(self.channels, num_classes if conditional else None,
-                               synchronized=sync_bn, init=init, name=f"block{i}")
+                               synchronized=sync_bn, init=init, spectral_norm=spectral_norm,
+                               name=f"block{i}")
                        for i in range(3)]
         self.norm = batch_norm(sync_bn, name="bn")
-        self.to_rgb = SNConv2D(3, 3, kernel_initializer=initializer(init), name="to_rgb")
+        self.to_rgb = _conv(3, 3, init, "to_rgb", None, spectral_norm)
 
     def stem(self, z, training):
         return ops.reshape(self.dense(z, training=training), (-1, 4, 4, self.channels))

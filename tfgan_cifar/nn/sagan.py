@@ -16,7 +16,7 @@ from keras import ops
 
 from tfgan_cifar.nn.base import batch_norm, initializer, leaky_relu
 from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
-from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, SNConv2DTranspose, SNDense
+from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, conv2d, conv2d_transpose, dense
 
 ATTENTION_RESOLUTIONS = (8, 16, 32)
 
@@ -29,28 +29,32 @@ D_LAYERS = ((1, 3, 1), (1, 4, 2), (2, 3, 1), (2, 4, 2), (4, 3, 1), (4, 4, 2), (8
 class SAGANGenerator(AttentionGenerator):
     """z -> SNDense -> 4x4x(8w) -> [cBN, ReLU, SN transposed conv 4x4/2] x 3 (4w, 2w, w
     channels at 8, 16, 32 pixels; attention after those in `attention_res`) -> cBN, ReLU,
-    SN conv 3x3 -> tanh. Unconditional, plain batch norm replaces the cBN."""
+    SN conv 3x3 -> tanh. Unconditional, plain batch norm replaces the cBN. With
+    `spectral_norm=False` the dense layer and convolutions are plain."""
 
     def __init__(self, z_dim=128, width=64, num_classes=10, conditional=True,
-                 attention_res=(16,), sync_bn=False, init="orthogonal", **kwargs):
+                 attention_res=(16,), sync_bn=False, init="orthogonal", spectral_norm=True,
+                 **kwargs):
         super().__init__(supported=ATTENTION_RESOLUTIONS, z_dim=z_dim, width=width,
                          num_classes=num_classes, conditional=conditional,
-                         attention_res=attention_res, sync_bn=sync_bn, init=init, **kwargs)
+                         attention_res=attention_res, sync_bn=sync_bn, init=init,
+                         spectral_norm=spectral_norm, **kwargs)
 
         def norm(name):
             if conditional:
                 return ConditionalBatchNorm(num_classes, synchronized=sync_bn, name=name)
             return batch_norm(sync_bn, name=name)
 
-        self.dense = SNDense(4 * 4 * 8 * width, kernel_initializer=initializer(init),
-                             name="dense")
+        self.dense = dense(4 * 4 * 8 * width, spectral_norm=spectral_norm,
+                           kernel_initializer=initializer(init), name="dense")
         self.norms = [norm(f"bn{i}") for i in range(4)]
         self.deconvs = [
-            SNConv2DTranspose(c, 4, strides=2, kernel_initializer=initializer(init),
-                              name=f"deconv{i}")
+            conv2d_transpose(c, 4, strides=2, spectral_norm=spectral_norm,
+                             kernel_initializer=initializer(init), name=f"deconv{i}")
             for i, c in enumerate((4 * width, 2 * width, width))
         ]
-        self.to_rgb = SNConv2D(3, 3, kernel_initializer=initializer(init), name="to_rgb")
+        self.to_rgb = conv2d(3, 3, spectral_norm=spectral_norm,
+                             kernel_initializer=initializer(init), name="to_rgb")
 
     def _norm(self, index, x, labels, training):
         if self.conditional:

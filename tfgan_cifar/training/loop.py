@@ -51,11 +51,13 @@ def make_trainer(config, data, cluster=None):
 
 
 def check_replicas(config, cluster):
-    """Raises UserError when the global batch does not split evenly over the replicas."""
-    if config.batch_size % cluster.replicas:
-        raise UserError(f"--batch_size={config.batch_size} is the global batch and must divide "
-                        f"evenly over the {cluster.replicas} replicas of "
-                        f"--distribute={config.distribute}; pass a multiple of {cluster.replicas}")
+    """Raises UserError when a global batch does not split evenly over the replicas."""
+    for name in ("batch_size", "g_batch_size"):
+        if getattr(config, name) % cluster.replicas:
+            raise UserError(f"--{name}={getattr(config, name)} is the global batch and must "
+                            f"divide evenly over the {cluster.replicas} replicas of "
+                            f"--distribute={config.distribute}; pass a multiple of "
+                            f"{cluster.replicas}")
 
 
 

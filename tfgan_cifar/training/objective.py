@@ -106,14 +106,17 @@ def metric_names(config):
 def draw_specs(config):
     """{name: (shape, distribution, high)} of the random numbers one training step uses.
 
-    One step is n_critic D updates and one G update: z and fake labels for each of them, a
-    mixing weight per image for the gradient penalty, uniform buffer positions for replay and,
-    with --augment, DiffAugment's uniforms for each batch D sees: the reals of each D update
-    and the fakes of each update (G's last).
+    One step is n_critic D updates and one G update: z and fake labels for each of them (G's,
+    "g_z" and "g_labels", of --g_batch_size images), a mixing weight per image for the gradient
+    penalty, uniform buffer positions for replay and, with --augment, DiffAugment's uniforms
+    for each batch D sees: the reals and the fakes of each D update, and G's fakes. The batch
+    axis of every draw is the second.
     """
-    n, b = config.n_critic, config.batch_size
-    specs = {"z": ((n + 1, b, config.z_dim), "normal", None),
-             "fake_labels": ((n + 1, b), "integers", config.num_classes)}
+    n, b, gb = config.n_critic, config.batch_size, config.g_batch_size
+    specs = {"z": ((n, b, config.z_dim), "normal", None),
+             "fake_labels": ((n, b), "integers", config.num_classes),
+             "g_z": ((1, gb, config.z_dim), "normal", None),
+             "g_labels": ((1, gb), "integers", config.num_classes)}
     if config.gp_weight:
         specs["gp_epsilon"] = ((n, b), "uniform", None)
     if config.replay_size:
@@ -121,7 +124,8 @@ def draw_specs(config):
     if config.augment:
         k = draw_count(config.augment)
         specs["augment_real"] = ((n, b, k), "uniform", None)
-        specs["augment_fake"] = ((n + 1, b, k), "uniform", None)
+        specs["augment_fake"] = ((n, b, k), "uniform", None)
+        specs["g_augment"] = ((1, gb, k), "uniform", None)
     return specs
 
 
@@ -343,7 +347,8 @@ class GANObjective:
         (_, (g_loss, (state["g_nt"], state["d_nt"]))), grads = self.ops.value_and_grad(
             self._scaled(self.generator_objective))(
             state["g"], self._loss_scale(state, "g"), state["g_nt"], state["d"], state["d_nt"],
-            z[-1], fake_labels[-1], draws["augment_fake"][-1] if config.augment else None)
+            draws["g_z"][0], draws["g_labels"][0],
+            draws["g_augment"][0] if config.augment else None)
         state = self._apply(state, "g", self.g_optimizer, grads)
         real_acc, fake_acc = discriminator_accuracy(self.loss, real_logits, fake_logits)
         return state, {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc,

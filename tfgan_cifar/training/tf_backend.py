@@ -206,11 +206,14 @@ class TFTrainer(Trainer):
         """The shared step on this replica's slice of the batch and of the draws (whose batch
         axis is the second: [n_critic, B, ...])."""
         if self.replicas > 1:
-            context = tf.distribute.get_replica_context()
-            size = self.config.batch_size // self.replicas
-            begin = context.replica_id_in_sync_group * size
-            images, labels, draws = tf.nest.map_structure(
-                lambda x: x[:, begin:begin + size], (images, labels, draws))
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+
+            def slice_of_replica(x):
+                size = x.shape[1] // self.replicas
+                return x[:, replica * size:(replica + 1) * size]
+
+            images, labels, draws = tf.nest.map_structure(slice_of_replica,
+                                                          (images, labels, draws))
         return self.objective.step(self.read_all(), images, labels, draws)
 
     def read_all(self):
