@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfgan_cifar import data
-from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.config import TrainConfig, continued_run
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
@@ -163,6 +163,8 @@ def test_a_run_recorded_before_a_setting_existed_resumes(image_dir, tmp_path):
     with open(path, "w") as f:
         json.dump(recorded, f)
     loop.prepare_workdir(config)
+    previous = TrainConfig.from_json(json.dumps(recorded))
+    assert continued_run(previous, {"steps": 8}).init == "normal"  # train.py --workdir=W
     with pytest.raises(UserError, match="holds a run with model=dcgan"):
         loop.prepare_workdir(tiny_config("sagan", image_dir, tmp_path))
 
