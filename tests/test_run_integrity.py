@@ -126,12 +126,34 @@ def test_a_second_process_on_the_workdir_is_refused_and_a_killed_holder_frees_it
         pass
 
 
-def test_metrics_without_a_readable_checkpoint_are_refused(copy_of):
+def test_metrics_without_a_checkpoint_start_again_from_step_0(copy_of, capsys):
     shutil.rmtree(RunDir(copy_of.workdir).checkpoints)
-    before = open(os.path.join(copy_of.workdir, "metrics.jsonl")).read()
-    with pytest.raises(UserError, match="has metrics up to step 4 but no checkpoint"):
-        loop.train(dataclasses.replace(copy_of, steps=6))
-    assert open(os.path.join(copy_of.workdir, "metrics.jsonl")).read() == before
+    loop.train(dataclasses.replace(copy_of, steps=3))
+    assert ("resuming from step 0 (no checkpoint yet): dropped the metrics and TensorBoard "
+            "events of steps 1..4, which are trained again") in capsys.readouterr().out
+    assert logged_steps(copy_of.workdir) == [1, 2, 3]
+
+
+def test_rewinding_drops_records_and_events_past_the_step_atomically(tmp_path):
+    from tfgan_cifar.training.summaries import Summaries
+
+    run = RunDir(str(tmp_path))
+    for step in (1, 2, 3):
+        run.metrics.append("train", step, {"g_loss": 1.0})
+    run.metrics.append("eval", 2, {"fid": 3.0})
+    with open(run.metrics.path, "a") as f:
+        f.write('{"kind": "train", "st')  # cut short by a kill
+    summaries = Summaries(str(tmp_path))
+    for step in (1, 2, 3):
+        summaries.scalars(step, {"loss/generator": step})
+    summaries.flush()
+    loop.rewind(run, 2)
+    assert [(r["kind"], r["step"]) for r in run.metrics.records()] == [
+        ("train", 1), ("train", 2), ("eval", 2)]
+    assert _event_steps(str(tmp_path)) == [1, 2]
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    loop.rewind(run, 0)
+    assert run.metrics.records() == [] and _event_steps(str(tmp_path)) == []
 
 
 def test_checkpoints_of_the_other_backend_are_refused_by_name(copy_of):
@@ -238,3 +260,61 @@ def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
     assert process.returncode == 0, output
     assert f"steps {target + 1}..{target + 3}" in output
     assert logged_steps(str(workdir)) == list(range(1, target + 4))
+
+
+def _event_steps(workdir, tag="loss/generator"):
+    """The steps of every `tag` summary in the run's TensorBoard event files."""
+    steps = []
+    for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_double_logging(
+        backend, cifar_like_dir, tmp_path):
+    workdir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": "",
+           "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    run = RunDir(str(workdir))
+
+    def command(steps, checkpoint_every):
+        return [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+                f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
+                "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
+                "--sample_every=0", f"--checkpoint_every={checkpoint_every}", "--eval_every=0",
+                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}"]
+
+    def kill_after(step):
+        """Trains with no checkpoint due, killed with -9 once `step` is logged; returns the
+        last step metrics.jsonl holds."""
+        process = subprocess.Popen(command(100000, 100000), cwd=ROOT, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in process.stdout:
+            if line.startswith(f"step {step}/"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=60)
+        return run.metrics.last_logged()
+
+    def finish(steps):
+        result = subprocess.run(command(steps, 2), cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    logged = kill_after(3)  # before the first checkpoint
+    assert logged >= 3 and not run.checkpoint_files()[backend]
+    output = finish(2)
+    assert (f"resuming from step 0 (no checkpoint yet): dropped the metrics and TensorBoard "
+            f"events of steps 1..{logged}") in output
+    assert logged_steps(str(workdir)) == [1, 2] and _event_steps(str(workdir)) == [1, 2]
+
+    logged = kill_after(4)  # between checkpoints: ckpt-2 is the newest
+    assert logged >= 4 and run.checkpoint_files()[backend][-1][0] == 2
+    output = finish(logged + 1)
+    assert f"resuming from its checkpoint of step 2: dropped" in output
+    assert f"steps 3..{logged + 1}" in output
+    expected = list(range(1, logged + 2))
+    assert logged_steps(str(workdir)) == expected and _event_steps(str(workdir)) == expected

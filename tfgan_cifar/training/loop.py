@@ -19,7 +19,7 @@ from tfgan_cifar.config import TrainConfig, resumable, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
-from tfgan_cifar.training.summaries import Summaries
+from tfgan_cifar.training.summaries import Summaries, truncate_events
 from tfgan_cifar.training.trainer import MAX_IN_FLIGHT
 from tfgan_cifar.viz import curves
 
@@ -92,23 +92,34 @@ def check_workdir(config):
     return run
 
 
-def check_resumable(run, start):
-    """Refuses a run directory whose metrics go past step 0 when no checkpoint was restored:
-    training from step 1 would overwrite its exports and never log the new steps."""
-    logged = run.metrics.last_step("train")
-    if start or not logged:
+def check_other_backend(run, start):
+    """Refuses a run directory that holds only the other Keras backend's checkpoints: starting
+    afresh beside them would train the run again from step 1."""
+    if start or not run.started():
         return
-    found = run.checkpoint_files()
     backend = keras.backend.backend()
-    other = [name for name, files in found.items() if files and name != backend]
+    other = [name for name, files in run.checkpoint_files().items()
+             if files and name != backend]
     if other:
         raise UserError(
             f"--workdir={run.path} holds {other[0]} checkpoints and this process uses "
             f"KERAS_BACKEND={backend}: resume it with KERAS_BACKEND={other[0]}, or pass "
             "another --workdir")
-    raise UserError(
-        f"--workdir={run.path} has metrics up to step {logged} but no checkpoint in "
-        f"{run.checkpoints}: it cannot be resumed; pass another --workdir")
+
+
+def rewind(run, start):
+    """Drops what the run logged past the restored step `start` (a kill, a crash or a failed
+    evaluation after the last checkpoint, or before the first): the TensorBoard events, then
+    metrics.jsonl, each atomically, so that the steps trained again are logged once. Says so
+    in one line."""
+    logged = run.metrics.last_logged()
+    if logged <= start:
+        return
+    truncate_events(run.path, start)
+    run.metrics.truncate_after(start)  # last: while it holds later steps, a rerun rewinds again
+    since = f"its checkpoint of step {start}" if start else "step 0 (no checkpoint yet)"
+    print(f"resuming from {since}: dropped the metrics and TensorBoard events of steps "
+          f"{start + 1}..{logged}, which are trained again", flush=True)
 
 
 def check_finite(trainer):
@@ -224,10 +235,11 @@ def _train_locked(config, run, cluster):
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
     classifier = hooks.load_classifier(config)  # a bad --classifier is refused here too
-    run.write_config(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data, cluster)
     start = trainer.restore()
-    check_resumable(run, start)
+    check_other_backend(run, start)
+    run.write_config(config)  # only now: a start refused above leaves nothing behind
+    rewind(run, start)
     if start >= config.steps:
         print(f"{config.workdir} already reached step {start} of --steps={config.steps}; "
               "raise --steps to train further", flush=True)
@@ -235,7 +247,6 @@ def _train_locked(config, run, cluster):
             print(f"final generator exported to {export_final(trainer, config, run)}",
                   flush=True)
         return {}
-    logged_until = run.metrics.last_step("train")
     summaries = Summaries(config.workdir)
     evaluation = hooks.Evaluation(config, run, summaries, data, classifier)
     sample_grids = hooks.SampleGrids(config, run, summaries)
@@ -259,13 +270,12 @@ def _train_locked(config, run, cluster):
                 last_time, last_step = now, step
                 last = {**metrics, **trainer.learning_rates(), **trainer.attention_gains(),
                         "steps_per_sec": speed}
-                if step > logged_until:
-                    run.metrics.append("train", step, last)
-                    summaries.scalars(step, _summary_tags(last))
+                run.metrics.append("train", step, last)
+                summaries.scalars(step, _summary_tags(last))
                 print(progress_line(step, config.steps, speed, metrics), flush=True)
                 check_finite(trainer)
             side_work = time.perf_counter()
-            sample = sample_grids.due(step) and step > logged_until
+            sample = sample_grids.due(step)
             if sample or evaluation.due(step):
                 check_finite(trainer)
             if sample:
