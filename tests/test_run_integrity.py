@@ -92,6 +92,31 @@ def test_the_step_flags_a_non_finite_loss_on_the_device(cifar_like_dir, tmp_path
     assert not objective.all_finite([tf.constant([1.0, np.nan])])
 
 
+@pytest.mark.parametrize("network", ["discriminator", "generator"])
+def test_an_infinite_batch_norm_statistic_alone_is_flagged_and_never_checkpointed(
+        cifar_like_dir, tmp_path, network):
+    """Training-mode batch norm uses the batch's statistics, so an infinite moving variance
+    leaves the losses and weights finite: only a flag over the whole state sees it."""
+    import keras
+
+    from tfgan_cifar import data
+    from tfgan_cifar.training.tf_backend import TFTrainer
+
+    config = tiny(cifar_like_dir / "train", tmp_path / "run")
+    trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    model = trainer.discriminator if network == "discriminator" else trainer.generator
+    norm = next(layer for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization))
+    norm.moving_variance.assign(np.full(norm.moving_variance.shape, np.inf, np.float32))
+    trainer.start()
+    trainer.train_step()
+    assert all(np.isfinite(w).all() for w in trainer.read("g") + trainer.read("d"))
+    assert trainer.diverged_at() == 1
+    with pytest.raises(TrainingDiverged, match="not finite at step 1; no checkpoint was "
+                       "written before it"):
+        loop.check_finite(trainer)
+
+
 @pytest.mark.parametrize("flags", ["--lr_g=inf", "--aux_weight=nan", "--gp_weight=nan"])
 def test_non_finite_flags_are_refused(flags):
     with pytest.raises(UserError, match="finite"):

@@ -124,8 +124,9 @@ def rewind(run, start):
 
 def check_finite(trainer):
     """Raises TrainingDiverged, naming the step and the last good checkpoint, once the step
-    has seen a non-finite loss or weight (checkpoints and exports are only written after
-    this check, so every one on disk is finite)."""
+    has seen a non-finite loss or value of the state (weights, batch-norm statistics, spectral-
+    norm vectors, EMA, optimizer slots). Checkpoints and exports are only written after this
+    check, so every one on disk is finite."""
     step = trainer.diverged_at()
     if not step:
         return
@@ -133,7 +134,8 @@ def check_finite(trainer):
     last = (f"the last good checkpoint is {checkpoints[-1][1]} (step {checkpoints[-1][0]})"
             if checkpoints else "no checkpoint was written before it")
     raise TrainingDiverged(
-        f"training diverged: a loss or weight was not finite at step {step}; {last}. Lower "
+        f"training diverged: a loss or a value of the state (weights, batch-norm statistics, "
+        f"optimizer slots) was not finite at step {step}; {last}. Lower "
         "--lr_g/--lr_d (or check the data) and train in a new --workdir")
 
 
