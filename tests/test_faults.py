@@ -142,6 +142,10 @@ CASES = {
         lambda f: _tiny_train(f, f"--save_dir={f['root'] / 'somefile' / 'saved'}",
                               workdir="s_run"),
         2, "--save_dir=", not_written=("s_run",)),
+    # Empty paths: the current directory, or silently the default, unless refused.
+    "empty_save_dir": Case(lambda f: _tiny_train(f, "--save_dir=", workdir="e_run"), 2,
+                           "--save_dir= is empty", not_written=("e_run",)),
+    "empty_workdir": Case(lambda f: _tiny_train(f, "--workdir="), 2, "--workdir= is empty"),
     # Item 6: 24 images, batch 64: refused after loading the data, before anything is written.
     "batch_larger_than_the_data": Case(
         lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
@@ -267,3 +271,38 @@ def test_the_quiet_level_is_a_default_that_the_user_overrides(user_level, expect
     result = subprocess.run([sys.executable, "-c", setdefault + code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == expected, result.stderr
+
+
+def _entry_point_configs():
+    from tfgan_cifar.classifier import ClassifierOptions
+    from tfgan_cifar.config import TrainConfig
+    from tfgan_cifar.evaluate_model import EvaluateOptions
+    from tfgan_cifar.report.__main__ import ReportOptions
+
+    return (TrainConfig, EvaluateOptions, ReportOptions, ClassifierOptions)
+
+
+# The string settings that name no file or folder.
+NOT_PATHS = {"model", "precision", "distribute", "coordinator_address", "arch", "loss",
+             "optimizer", "lr_decay"}
+
+
+def test_an_empty_path_flag_is_refused_by_every_entry_point():
+    from absl import flags
+
+    from tfgan_cifar import cli
+    from tfgan_cifar.config import settings, value_type
+
+    refused = 0
+    for config_class in _entry_point_configs():
+        for field in settings(config_class):
+            if value_type(field)[0] is not str or field.name in NOT_PATHS:
+                continue
+            assert field.name in cli.PATH_SETTINGS, (config_class.__name__, field.name)
+            flag_values = flags.FlagValues()
+            cli.define_flags(config_class, flag_values)
+            cli.parse_flags(["prog", f"--{field.name}="], flag_values)
+            with pytest.raises(UserError, match=f"^--{field.name}= is empty: pass a path"):
+                cli.config_from_flags(config_class, flag_values, warn=False)
+            refused += 1
+    assert refused >= 20
