@@ -146,6 +146,19 @@ CASES = {
     "empty_save_dir": Case(lambda f: _tiny_train(f, "--save_dir=", workdir="e_run"), 2,
                            "--save_dir= is empty", not_written=("e_run",)),
     "empty_workdir": Case(lambda f: _tiny_train(f, "--workdir="), 2, "--workdir= is empty"),
+    # The sweep checks every run's flags before the first one starts.
+    "sweep_unknown_flag": Case(
+        lambda f: ["-m", "tfgan_cifar.sweep", "--grid", "loss=hinge,lsgan", "--stepz=3",
+                   "--model=dcgan", f"--image_dir={f['train']}", f"--workdir={f['root'] / 'sw'}"],
+        2, "--stepz=3: train.py has no --stepz; did you mean --steps?",
+        not_written=("sw_losshinge", "sw_losslsgan")),
+    # bench.py checks its flags and its output folder before any worker runs.
+    "bench_negative_steps": Case(
+        lambda f: ["bench/bench.py", "--steps=-1", f"--out={f['root'] / 'bench_a' / 'r.json'}"],
+        2, "--steps=-1 must be at least 1", not_written=("bench_a",)),
+    "bench_out_under_a_file": Case(
+        lambda f: ["bench/bench.py", f"--out={f['root'] / 'somefile' / 'r.json'}"],
+        2, "somefile is a file, not a folder"),
     # Item 6: 24 images, batch 64: refused after loading the data, before anything is written.
     "batch_larger_than_the_data": Case(
         lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
@@ -306,3 +319,16 @@ def test_an_empty_path_flag_is_refused_by_every_entry_point():
                 cli.config_from_flags(config_class, flag_values, warn=False)
             refused += 1
     assert refused >= 20
+
+
+def test_bench_exits_non_zero_when_a_worker_fails_and_creates_its_output_folder(folders):
+    out = folders["root"] / "bench_new" / "results.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--backends=jax",
+         "--models=dcgan", "--extra=width=0", "--fid_images=0", f"--out={out}"],
+        cwd=ROOT, env={**_env(), "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the jax worker failed (see above); the other results are in {out}")
+    assert out.exists()

@@ -343,3 +343,142 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
     assert f"steps 3..{logged + 1}" in output
     expected = list(range(1, logged + 2))
     assert logged_steps(str(workdir)) == expected and _event_steps(str(workdir)) == expected
+
+
+def test_a_refused_resume_changes_no_file(copy_of):
+    run = RunDir(copy_of.workdir)
+    for path in glob.glob(os.path.join(run.checkpoints, "ckpt-*.data-*")):
+        with open(path, "r+b") as f:
+            f.truncate(3)
+    before = {name: open(os.path.join(run.path, name), "rb").read()
+              for name in ("config.json", "metrics.jsonl")}
+    with pytest.raises(UserError, match="no readable checkpoint"):
+        loop.train(dataclasses.replace(copy_of, steps=9, log_every=3))
+    for name, content in before.items():
+        assert open(os.path.join(run.path, name), "rb").read() == content, name
+
+
+@pytest.mark.parametrize("garbage", ['{"model": "dcg', "[1, 2]"])
+def test_a_garbage_config_json_is_refused_with_one_line(copy_of, garbage):
+    run = RunDir(copy_of.workdir)
+    with open(run.config_path, "w") as f:
+        f.write(garbage)
+    with pytest.raises(UserError, match=r"config.json is not a readable configuration \(.+\): "
+                       "restore it, or delete it to resume"):
+        loop.train(dataclasses.replace(copy_of, steps=6))
+    assert open(run.config_path).read() == garbage
+    os.remove(run.config_path)  # as the line says: the run then resumes
+    loop.train(dataclasses.replace(copy_of, steps=5))
+    assert logged_steps(copy_of.workdir) == [1, 2, 3, 4, 5]
+
+
+def test_an_unreadable_class_folder_is_refused_and_the_new_workdir_removed(
+        cifar_like_dir, tmp_path, monkeypatch):
+    # Made unreadable by the test, not by chmod: root reads a mode 000 folder.
+    locked = str(cifar_like_dir / "train" / "b")
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": (
+        _raise(PermissionError(13, "Permission denied", path)) if str(path) == locked
+        else listdir(path)))
+    config = tiny(cifar_like_dir / "train", tmp_path / "new" / "run")
+    with pytest.raises(UserError, match=f"the class folder {locked} cannot be read "
+                       r"\(Permission denied\): give this user read access"):
+        loop.train(config)
+    assert listdir(tmp_path / "new") == []  # no run folder, no lock file
+
+
+def _raise(error):
+    raise error
+
+
+def test_a_corrupt_final_export_is_rebuilt_from_the_last_checkpoint(copy_of, capsys):
+    from tfgan_cifar import export
+
+    run = RunDir(copy_of.workdir)
+    final = run.export_dir("final")
+    for root, _, files in os.walk(final):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    loop.train(copy_of)
+    out = capsys.readouterr().out
+    assert f"{final} cannot be loaded" in out and "exported again from the checkpoint of step 4" in out
+    sample, z_dim = export.load_sampler(final)
+    images = sample(np.zeros((2, z_dim), np.float32), np.zeros(2, np.int32))
+    assert images.shape == (2, 32, 32, 3) and np.isfinite(images).all()
+    loop.train(copy_of)  # intact now: nothing to do
+    assert "exported again" not in capsys.readouterr().out
+
+
+def test_a_full_disk_under_workdir_stops_with_one_line_and_the_same_command_resumes(
+        copy_of, monkeypatch):
+    import errno
+
+    from tfgan_cifar.run_dir import MetricsLog
+
+    append = MetricsLog.append
+
+    def full_at_step_6(self, kind, step, values):
+        if step == 6:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+        return append(self, kind, step, values)
+
+    monkeypatch.setattr(MetricsLog, "append", full_at_step_6)
+    config = dataclasses.replace(copy_of, steps=8)
+    with pytest.raises(UserError, match="no space left on the device while writing .*metrics"
+                       ".jsonl: free space under --workdir=.* then run the same command"):
+        loop.train(config)
+    monkeypatch.setattr(MetricsLog, "append", append)
+    loop.train(config)
+    assert logged_steps(copy_of.workdir) == list(range(1, 9))
+
+
+def test_a_full_save_dir_at_the_first_evaluation_stops_with_one_line_and_resumes(
+        cifar_like_dir, tmp_path, monkeypatch, untrained_classifier_file, capsys):
+    import shutil as shutil_lib
+
+    from tfgan_cifar import export
+    from tfgan_cifar.metrics import inception
+
+    monkeypatch.setattr(inception.keras.applications, "InceptionV3",
+                        lambda *args, **kwargs: _raise(OSError("network unreachable")))
+    config = tiny(cifar_like_dir / "train", tmp_path / "run", eval_every=2, checkpoint_every=4,
+                  classifier=untrained_classifier_file, fid_cache_dir=str(tmp_path / "cache"))
+    publish = export.publish
+    monkeypatch.setattr(export, "publish", lambda source, target: _raise(shutil_lib.Error(
+        [(source, target, "[Errno 28] No space left on device")])))
+    with pytest.raises(UserError, match="no space left on the device .* --save_dir="):
+        loop.train(config)
+    assert logged_steps(config.workdir) == [1, 2]  # and no checkpoint yet
+    monkeypatch.setattr(export, "publish", publish)
+    loop.train(config)
+    assert "resuming from step 0 (no checkpoint yet)" in capsys.readouterr().out
+    assert logged_steps(config.workdir) == [1, 2, 3, 4]
+    assert [r["step"] for r in RunDir(config.workdir).metrics.records("eval")] == [2, 4]
+    assert export.exists(os.path.join(config.save_dir, "dcgan", "best"))
+
+
+def test_a_second_ctrl_c_on_jax_ends_the_run_at_once_without_a_traceback(
+        cifar_like_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+         f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={tmp_path / 'run'}",
+         "--width=4", "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
+         "--sample_every=0", "--checkpoint_every=0", "--eval_every=0", "--steps=100000",
+         f"--save_dir={tmp_path / 'saved'}"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("step 2/"):
+            process.send_signal(signal.SIGINT)
+        if line.startswith("SIGINT received"):
+            process.send_signal(signal.SIGINT)
+            break
+    output = "".join(output) + process.communicate(timeout=60)[0]
+    assert process.returncode == 128 + signal.SIGINT, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    # Whether the second signal came before or after the checkpoint, one line says what
+    # happened.
+    assert "aborted without saving" in output or "stopped at step" in output, output

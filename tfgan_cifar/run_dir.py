@@ -220,11 +220,20 @@ class RunDir:
         return os.path.join(self.path, "export", kind)
 
     def read_config(self):
-        """The recorded configuration as a dict, or None when there is none."""
+        """The recorded configuration as a dict, or None when there is none; UserError when
+        it cannot be read."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path) as f:
-            return json.load(f)
+        try:
+            with open(self.config_path) as f:
+                config = json.load(f)
+            problem = None if isinstance(config, dict) else "not a JSON object"
+        except (OSError, ValueError) as error:
+            problem = " ".join(str(error).split())
+        if problem:
+            raise UserError(f"{self.config_path} is not a readable configuration ({problem}): "
+                            "restore it, or delete it to resume with this command's settings")
+        return config
 
     def write_config(self, config):
         """Replaces config.json with `config` (a TrainConfig) atomically."""

@@ -6,6 +6,7 @@ The loop is backend-neutral: it drives a `trainer.Trainer` of the active Keras b
 """
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -148,15 +149,18 @@ class StoppedBySignal(Exception):
 
 
 class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step; a second one aborts."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step; a second one ends the
+    process at once, with exit status 128 + its number."""
 
     def __init__(self):
         self.requested = False
         self.signum = None
 
     def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.requested:  # abort: no cleanup to wait for (every file is written atomically)
+            print(f"\n{signal.Signals(signum).name} received again: aborted without saving; run "
+                  "the same command to resume from the last checkpoint", flush=True)
+            os._exit(128 + signum)
         self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
               f"JAX, the up to {MAX_IN_FLIGHT} steps already queued) and saving a checkpoint "
@@ -173,8 +177,9 @@ class _StopRequest:
         try:
             yield self
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            if not self.requested:  # once stopping, a second signal still aborts at once
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
 
 
 def _format_duration(seconds):
@@ -228,7 +233,25 @@ def train(config):
     paths.check_writable(config.workdir, "workdir")
     paths.check_writable(config.save_dir, "save_dir")
     with run.lock():
-        return _train_locked(config, run, cluster)
+        try:
+            return _train_locked(config, run, cluster)
+        except Exception as error:
+            if not out_of_space(error):
+                raise
+            where = getattr(error, "filename", None) or " ".join(str(error).split())[:200]
+            raise UserError(
+                f"no space left on the device while writing {where}: free space under "
+                f"--workdir={config.workdir} or --save_dir={config.save_dir}, then run the "
+                "same command: it resumes from the last checkpoint") from None
+
+
+def out_of_space(error):
+    """Whether `error` (an OSError, shutil.Error or TensorFlow error) says the disk or the
+    user's quota is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(text in str(error) for text in (os.strerror(errno.ENOSPC),
+                                               os.strerror(errno.EDQUOT)))
 
 
 def _train_locked(config, run, cluster):
@@ -245,8 +268,10 @@ def _train_locked(config, run, cluster):
     if start >= config.steps:
         print(f"{config.workdir} already reached step {start} of --steps={config.steps}; "
               "raise --steps to train further", flush=True)
-        if run.exported("final") is None:  # a failure or kill after the last checkpoint
-            print(f"final generator exported to {export_final(trainer, config, run)}",
+        damage = final_export_damage(run)  # a failure or kill after the last checkpoint
+        if damage:
+            print(f"{run.export_dir('final')} {damage}: final generator exported again from "
+                  f"the checkpoint of step {start} to {export_final(trainer, config, run)}",
                   flush=True)
         return {}
     summaries = Summaries(config.workdir)
@@ -327,6 +352,18 @@ def _follow(config, run, cluster):
             trainer.save()
     trainer.save()
     return {}
+
+
+def final_export_damage(run):
+    """None when the run's final export loads for sampling; else what is wrong with it."""
+    path = run.exported("final")
+    if path is None:
+        return "is missing"
+    try:
+        export.load_sampler(path)
+    except Exception as error:  # whatever a damaged SavedModel or .keras file raises
+        return f"cannot be loaded ({' '.join(str(error).split())[:120] or type(error).__name__})"
+    return None
 
 
 def export_final(trainer, config, run):
