@@ -7,6 +7,7 @@ C++ log lines (E0000 ... cuInit, CUDA driver notes) stay out of the output."""
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from typing import Callable, Tuple
@@ -83,7 +84,7 @@ class Case:
     not_written: Tuple[str, ...] = ()  # paths under the fixture's root that must not exist
     unchanged: Tuple[str, ...] = ("somefile",)  # files under root whose content must not change
     setup: Callable = None  # folders -> None, or a reason to skip the case
-    bare: Tuple[str, ...] = ()  # folders under root that may exist but hold only the run lock
+    backend: str = None  # KERAS_BACKEND, when not the default
 
 
 def _read_only_workdir(f):
@@ -159,6 +160,12 @@ CASES = {
     "bench_out_under_a_file": Case(
         lambda f: ["bench/bench.py", f"--out={f['root'] / 'somefile' / 'r.json'}"],
         2, "somefile is a file, not a folder"),
+    # A multi-machine start checks its addresses before connecting.
+    "coordinator_without_port": Case(
+        lambda f: _tiny_train(f, "--distribute=multi_worker", "--coordinator_address=127.0.0.1",
+                              "--num_processes=2", "--process_id=1", workdir="c_run"),
+        2, "--coordinator_address=127.0.0.1 is not an address: pass HOST:PORT",
+        not_written=("c_run", "c_run-saved"), backend="jax"),
     # Item 6: 24 images, batch 64: refused after loading the data, before anything is written.
     "batch_larger_than_the_data": Case(
         lambda f: _tiny_train(f, "--batch_size=64", workdir="b_run"), 2,
@@ -178,7 +185,9 @@ def test_bad_input_ends_with_one_line_and_writes_nothing(case, folders):
     argv = case.argv(folders)
     command = [sys.executable, *([os.path.join(ROOT, argv[0])] if argv[0].endswith(".py")
                                  else argv[:1]), *argv[1:]]
-    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+    env = {**_env(), **({"KERAS_BACKEND": case.backend, "JAX_PLATFORMS": "cpu"}
+                        if case.backend else {})}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
     output = result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -199,8 +208,6 @@ def test_bad_input_ends_with_one_line_and_writes_nothing(case, folders):
     assert not noise, noise
     for name in case.not_written:
         assert not os.path.exists(root / name), name
-    for name in case.bare:
-        assert set(os.listdir(root / name)) <= {".lock"}, os.listdir(root / name)
     for name, content in before.items():
         assert (root / name).read_bytes() == content, name
 
@@ -332,3 +339,56 @@ def test_bench_exits_non_zero_when_a_worker_fails_and_creates_its_output_folder(
     assert result.stderr.splitlines()[-1] == (
         f"error: the jax worker failed (see above); the other results are in {out}")
     assert out.exists()
+
+
+def _closed_port():
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _jax_worker(tmp_path, port, timeout):
+    """train.py as JAX process 1 of 2, its coordinator at a closed loopback port."""
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+         "--distribute=multi_worker", f"--coordinator_address=127.0.0.1:{port}",
+         "--num_processes=2", "--process_id=1", f"--connect_timeout={timeout}",
+         f"--workdir={tmp_path / 'run'}", f"--save_dir={tmp_path / 'saved'}",
+         "--image_dir=/nonexistent"], cwd=ROOT, env={**_env(), "KERAS_BACKEND": "jax",
+                                                     "JAX_PLATFORMS": "cpu"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_unreachable_coordinator_ends_with_one_line_after_connect_timeout(tmp_path):
+    import time
+
+    port = _closed_port()
+    process = _jax_worker(tmp_path, port, 2)
+    assert process.stdout.readline().startswith("joining the other processes")
+    started = time.monotonic()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert time.monotonic() - started < 30
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert (f"within --connect_timeout=2s: --coordinator_address=127.0.0.1:{port} did not "
+            "answer (Connection refused)") in errors[0]
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_wait_for_the_other_processes_at_once(tmp_path, signum):
+    import time
+
+    process = _jax_worker(tmp_path, _closed_port(), 600)
+    assert process.stdout.readline().startswith("joining the other processes")
+    process.send_signal(signum)
+    started = time.monotonic()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    assert time.monotonic() - started < 10
+    assert f"{signal.Signals(signum).name} received while joining" in err
+    assert "Traceback" not in err
