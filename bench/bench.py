@@ -57,7 +57,41 @@ def _parse():
     parser.add_argument("--fid_images", type=int, default=200, help="0 skips the FID timing")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    return parser.parse_args()
+    parser.error = _refuse  # one line, as every entry point reports bad input
+    args = parser.parse_args()
+    _check(args)
+    return args
+
+
+def _refuse(message):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _check(args):
+    """Refuses, with one line, flags that cannot work and an --out that cannot be written,
+    before any worker runs."""
+    from tfgan_cifar import paths
+    from tfgan_cifar.errors import UserError
+
+    for name, least in (("steps", 1), ("repeats", 1), ("warmup", 0), ("cpu_devices", 0),
+                        ("fid_images", 0)):
+        if getattr(args, name) < least:
+            _refuse(f"--{name}={getattr(args, name)} must be at least {least}")
+    for name, known in (("backends", ("tensorflow", "jax")), ("models", ("dcgan", "sagan")),
+                        ("distribute", ("none", "mirrored"))):
+        bad = [v for v in getattr(args, name).split(",") if v not in known]
+        if bad or not getattr(args, name):
+            _refuse(f"--{name}={getattr(args, name)}: choose among {', '.join(known)}")
+    missing = [p for p in args.presets.split(",") if p and not os.path.isfile(p)]
+    if missing:
+        _refuse(f"--presets: no flagfile {missing[0]}")
+    if not args.out or os.path.isdir(args.out):
+        _refuse(f"--out={args.out} must name a JSON file to write")
+    try:
+        paths.check_writable(os.path.dirname(os.path.abspath(args.out)), "out")
+    except UserError as error:
+        _refuse(str(error))
 
 
 def _overrides(text):
@@ -181,7 +215,7 @@ def main():
     args = _parse()
     if args.worker:
         return worker(args)
-    results = []
+    results, failed = [], []
     for backend in args.backends.split(","):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         if args.cpu_devices:
@@ -191,6 +225,7 @@ def main():
         process = subprocess.run(command, env=env, capture_output=True, text=True)
         lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
         if process.returncode != 0:
+            failed.append(backend)
             print(f"{backend}: worker failed\n{process.stderr[-2000:]}", file=sys.stderr)
         results += [json.loads(line) for line in lines]
     flops = {(r["name"], r["batch_size"]): r["flops_per_step"] for r in results
@@ -215,12 +250,18 @@ def main():
     if peaks:
         print(f"GPU peak (dense): FP32 {peaks['fp32']}, TF32 {peaks['tf32']}, BF16 "
               f"{peaks['bf16']} TFLOP/s")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"host": platform.node(), "python": platform.python_version(),
                    "args": {k: v for k, v in vars(args).items() if k != "worker"},
                    "results": results, "gpu_peak_tflops": peaks}, f, indent=2)
     print(f"wrote {args.out}")
+    if failed:
+        print(f"error: the {', '.join(failed)} worker failed (see above); the other results "
+              f"are in {args.out}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -92,6 +92,31 @@ def test_the_step_flags_a_non_finite_loss_on_the_device(cifar_like_dir, tmp_path
     assert not objective.all_finite([tf.constant([1.0, np.nan])])
 
 
+@pytest.mark.parametrize("network", ["discriminator", "generator"])
+def test_an_infinite_batch_norm_statistic_alone_is_flagged_and_never_checkpointed(
+        cifar_like_dir, tmp_path, network):
+    """Training-mode batch norm uses the batch's statistics, so an infinite moving variance
+    leaves the losses and weights finite: only a flag over the whole state sees it."""
+    import keras
+
+    from tfgan_cifar import data
+    from tfgan_cifar.training.tf_backend import TFTrainer
+
+    config = tiny(cifar_like_dir / "train", tmp_path / "run")
+    trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    model = trainer.discriminator if network == "discriminator" else trainer.generator
+    norm = next(layer for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization))
+    norm.moving_variance.assign(np.full(norm.moving_variance.shape, np.inf, np.float32))
+    trainer.start()
+    trainer.train_step()
+    assert all(np.isfinite(w).all() for w in trainer.read("g") + trainer.read("d"))
+    assert trainer.diverged_at() == 1
+    with pytest.raises(TrainingDiverged, match="not finite at step 1; no checkpoint was "
+                       "written before it"):
+        loop.check_finite(trainer)
+
+
 @pytest.mark.parametrize("flags", ["--lr_g=inf", "--aux_weight=nan", "--gp_weight=nan"])
 def test_non_finite_flags_are_refused(flags):
     with pytest.raises(UserError, match="finite"):
@@ -126,12 +151,34 @@ def test_a_second_process_on_the_workdir_is_refused_and_a_killed_holder_frees_it
         pass
 
 
-def test_metrics_without_a_readable_checkpoint_are_refused(copy_of):
+def test_metrics_without_a_checkpoint_start_again_from_step_0(copy_of, capsys):
     shutil.rmtree(RunDir(copy_of.workdir).checkpoints)
-    before = open(os.path.join(copy_of.workdir, "metrics.jsonl")).read()
-    with pytest.raises(UserError, match="has metrics up to step 4 but no checkpoint"):
-        loop.train(dataclasses.replace(copy_of, steps=6))
-    assert open(os.path.join(copy_of.workdir, "metrics.jsonl")).read() == before
+    loop.train(dataclasses.replace(copy_of, steps=3))
+    assert ("resuming from step 0 (no checkpoint yet): dropped the metrics and TensorBoard "
+            "events of steps 1..4, which are trained again") in capsys.readouterr().out
+    assert logged_steps(copy_of.workdir) == [1, 2, 3]
+
+
+def test_rewinding_drops_records_and_events_past_the_step_atomically(tmp_path):
+    from tfgan_cifar.training.summaries import Summaries
+
+    run = RunDir(str(tmp_path))
+    for step in (1, 2, 3):
+        run.metrics.append("train", step, {"g_loss": 1.0})
+    run.metrics.append("eval", 2, {"fid": 3.0})
+    with open(run.metrics.path, "a") as f:
+        f.write('{"kind": "train", "st')  # cut short by a kill
+    summaries = Summaries(str(tmp_path))
+    for step in (1, 2, 3):
+        summaries.scalars(step, {"loss/generator": step})
+    summaries.flush()
+    loop.rewind(run, 2)
+    assert [(r["kind"], r["step"]) for r in run.metrics.records()] == [
+        ("train", 1), ("train", 2), ("eval", 2)]
+    assert _event_steps(str(tmp_path)) == [1, 2]
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    loop.rewind(run, 0)
+    assert run.metrics.records() == [] and _event_steps(str(tmp_path)) == []
 
 
 def test_checkpoints_of_the_other_backend_are_refused_by_name(copy_of):
@@ -238,3 +285,200 @@ def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
     assert process.returncode == 0, output
     assert f"steps {target + 1}..{target + 3}" in output
     assert logged_steps(str(workdir)) == list(range(1, target + 4))
+
+
+def _event_steps(workdir, tag="loss/generator"):
+    """The steps of every `tag` summary in the run's TensorBoard event files."""
+    steps = []
+    for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_double_logging(
+        backend, cifar_like_dir, tmp_path):
+    workdir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": "",
+           "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    run = RunDir(str(workdir))
+
+    def command(steps, checkpoint_every):
+        return [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+                f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
+                "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
+                "--sample_every=0", f"--checkpoint_every={checkpoint_every}", "--eval_every=0",
+                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}"]
+
+    def kill_after(step):
+        """Trains with no checkpoint due, killed with -9 once `step` is logged; returns the
+        last step metrics.jsonl holds."""
+        process = subprocess.Popen(command(100000, 100000), cwd=ROOT, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in process.stdout:
+            if line.startswith(f"step {step}/"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=60)
+        return run.metrics.last_logged()
+
+    def finish(steps):
+        result = subprocess.run(command(steps, 2), cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    logged = kill_after(3)  # before the first checkpoint
+    assert logged >= 3 and not run.checkpoint_files()[backend]
+    output = finish(2)
+    assert (f"resuming from step 0 (no checkpoint yet): dropped the metrics and TensorBoard "
+            f"events of steps 1..{logged}") in output
+    assert logged_steps(str(workdir)) == [1, 2] and _event_steps(str(workdir)) == [1, 2]
+
+    logged = kill_after(4)  # between checkpoints: ckpt-2 is the newest
+    assert logged >= 4 and run.checkpoint_files()[backend][-1][0] == 2
+    output = finish(logged + 1)
+    assert f"resuming from its checkpoint of step 2: dropped" in output
+    assert f"steps 3..{logged + 1}" in output
+    expected = list(range(1, logged + 2))
+    assert logged_steps(str(workdir)) == expected and _event_steps(str(workdir)) == expected
+
+
+def test_a_refused_resume_changes_no_file(copy_of):
+    run = RunDir(copy_of.workdir)
+    for path in glob.glob(os.path.join(run.checkpoints, "ckpt-*.data-*")):
+        with open(path, "r+b") as f:
+            f.truncate(3)
+    before = {name: open(os.path.join(run.path, name), "rb").read()
+              for name in ("config.json", "metrics.jsonl")}
+    with pytest.raises(UserError, match="no readable checkpoint"):
+        loop.train(dataclasses.replace(copy_of, steps=9, log_every=3))
+    for name, content in before.items():
+        assert open(os.path.join(run.path, name), "rb").read() == content, name
+
+
+@pytest.mark.parametrize("garbage", ['{"model": "dcg', "[1, 2]"])
+def test_a_garbage_config_json_is_refused_with_one_line(copy_of, garbage):
+    run = RunDir(copy_of.workdir)
+    with open(run.config_path, "w") as f:
+        f.write(garbage)
+    with pytest.raises(UserError, match=r"config.json is not a readable configuration \(.+\): "
+                       "restore it, or delete it to resume"):
+        loop.train(dataclasses.replace(copy_of, steps=6))
+    assert open(run.config_path).read() == garbage
+    os.remove(run.config_path)  # as the line says: the run then resumes
+    loop.train(dataclasses.replace(copy_of, steps=5))
+    assert logged_steps(copy_of.workdir) == [1, 2, 3, 4, 5]
+
+
+def test_an_unreadable_class_folder_is_refused_and_the_new_workdir_removed(
+        cifar_like_dir, tmp_path, monkeypatch):
+    # Made unreadable by the test, not by chmod: root reads a mode 000 folder.
+    locked = str(cifar_like_dir / "train" / "b")
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": (
+        _raise(PermissionError(13, "Permission denied", path)) if str(path) == locked
+        else listdir(path)))
+    config = tiny(cifar_like_dir / "train", tmp_path / "new" / "run")
+    with pytest.raises(UserError, match=f"the class folder {locked} cannot be read "
+                       r"\(Permission denied\): give this user read access"):
+        loop.train(config)
+    assert listdir(tmp_path / "new") == []  # no run folder, no lock file
+
+
+def _raise(error):
+    raise error
+
+
+def test_a_corrupt_final_export_is_rebuilt_from_the_last_checkpoint(copy_of, capsys):
+    from tfgan_cifar import export
+
+    run = RunDir(copy_of.workdir)
+    final = run.export_dir("final")
+    for root, _, files in os.walk(final):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    loop.train(copy_of)
+    out = capsys.readouterr().out
+    assert f"{final} cannot be loaded" in out and "exported again from the checkpoint of step 4" in out
+    sample, z_dim = export.load_sampler(final)
+    images = sample(np.zeros((2, z_dim), np.float32), np.zeros(2, np.int32))
+    assert images.shape == (2, 32, 32, 3) and np.isfinite(images).all()
+    loop.train(copy_of)  # intact now: nothing to do
+    assert "exported again" not in capsys.readouterr().out
+
+
+def test_a_full_disk_under_workdir_stops_with_one_line_and_the_same_command_resumes(
+        copy_of, monkeypatch):
+    import errno
+
+    from tfgan_cifar.run_dir import MetricsLog
+
+    append = MetricsLog.append
+
+    def full_at_step_6(self, kind, step, values):
+        if step == 6:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+        return append(self, kind, step, values)
+
+    monkeypatch.setattr(MetricsLog, "append", full_at_step_6)
+    config = dataclasses.replace(copy_of, steps=8)
+    with pytest.raises(UserError, match="no space left on the device while writing .*metrics"
+                       ".jsonl: free space under --workdir=.* then run the same command"):
+        loop.train(config)
+    monkeypatch.setattr(MetricsLog, "append", append)
+    loop.train(config)
+    assert logged_steps(copy_of.workdir) == list(range(1, 9))
+
+
+def test_a_full_save_dir_at_the_first_evaluation_stops_with_one_line_and_resumes(
+        cifar_like_dir, tmp_path, monkeypatch, untrained_classifier_file, capsys):
+    import shutil as shutil_lib
+
+    from tfgan_cifar import export
+    from tfgan_cifar.metrics import inception
+
+    monkeypatch.setattr(inception.keras.applications, "InceptionV3",
+                        lambda *args, **kwargs: _raise(OSError("network unreachable")))
+    config = tiny(cifar_like_dir / "train", tmp_path / "run", eval_every=2, checkpoint_every=4,
+                  classifier=untrained_classifier_file, fid_cache_dir=str(tmp_path / "cache"))
+    publish = export.publish
+    monkeypatch.setattr(export, "publish", lambda source, target: _raise(shutil_lib.Error(
+        [(source, target, "[Errno 28] No space left on device")])))
+    with pytest.raises(UserError, match="no space left on the device .* --save_dir="):
+        loop.train(config)
+    assert logged_steps(config.workdir) == [1, 2]  # and no checkpoint yet
+    monkeypatch.setattr(export, "publish", publish)
+    loop.train(config)
+    assert "resuming from step 0 (no checkpoint yet)" in capsys.readouterr().out
+    assert logged_steps(config.workdir) == [1, 2, 3, 4]
+    assert [r["step"] for r in RunDir(config.workdir).metrics.records("eval")] == [2, 4]
+    assert export.exists(os.path.join(config.save_dir, "dcgan", "best"))
+
+
+def test_a_second_ctrl_c_on_jax_ends_the_run_at_once_without_a_traceback(
+        cifar_like_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+         f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={tmp_path / 'run'}",
+         "--width=4", "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
+         "--sample_every=0", "--checkpoint_every=0", "--eval_every=0", "--steps=100000",
+         f"--save_dir={tmp_path / 'saved'}"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("step 2/"):
+            process.send_signal(signal.SIGINT)
+        if line.startswith("SIGINT received"):
+            process.send_signal(signal.SIGINT)
+            break
+    output = "".join(output) + process.communicate(timeout=60)[0]
+    assert process.returncode == 128 + signal.SIGINT, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    # Whether the second signal came before or after the checkpoint, one line says what
+    # happened.
+    assert "aborted without saving" in output or "stopped at step" in output, output

@@ -23,6 +23,11 @@ FLAGS = flags.FLAGS
 # Settings naming a folder the command writes into: checked (paths.check_writable) when flags
 # become a config, so a bad one stops the command before it writes anything.
 OUTPUT_FOLDERS = ("workdir", "save_dir", "output_dir", "out")
+# Every setting of any entry point naming a file or folder: an empty value is refused (it
+# would mean the current directory, or silently the default).
+PATH_SETTINGS = OUTPUT_FOLDERS + (
+    "image_dir", "data_dir", "test_dir", "fid_reference_dir", "inception_weights",
+    "fid_cache_dir", "classifier", "saved_model", "run_dir", "samples_npz")
 
 
 class _TupleParser(flags.ListParser):
@@ -87,9 +92,9 @@ def define_flags(config_class, flag_values=FLAGS):
 
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
     """Freezes the parsed flags naming settings of `config_class` into a validated config
-    (resolved against the model defaults when the class has `resolved`). Output folders
-    (OUTPUT_FOLDERS, or the class's own `output_folders`) that cannot be written raise
-    UserError; nothing is created.
+    (resolved against the model defaults when the class has `resolved`). An empty path
+    (PATH_SETTINGS) and output folders (OUTPUT_FOLDERS, or the class's own `output_folders`)
+    that cannot be written raise UserError; nothing is created.
 
     With `warn`, prints one `warning:` line per flag given explicitly that has no effect.
     """
@@ -98,6 +103,9 @@ def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
         if field.name in flag_values:
             value = flag_values[field.name].value
             values[field.name] = tuple(value) if isinstance(value, list) else value
+            if field.name in PATH_SETTINGS and isinstance(value, str) and not value.strip():
+                raise UserError(f"--{field.name}= is empty: pass a path, or leave the flag out "
+                                "for its default")
     if config_class is TrainConfig:
         config = _continuing(values, flag_values)
     else:

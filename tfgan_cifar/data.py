@@ -74,7 +74,12 @@ def _list_folder(root):
     files, labels = [], []
     for label, name in enumerate(class_names):
         folder = os.path.join(root, name)
-        for file in sorted(os.listdir(folder)):
+        try:
+            names = os.listdir(folder)
+        except OSError as error:
+            raise UserError(f"the class folder {folder} cannot be read ({error.strerror}): "
+                            "give this user read access to it, or remove it") from None
+        for file in sorted(names):
             if file.lower().endswith(IMAGE_EXTENSIONS):
                 files.append(os.path.join(folder, file))
                 labels.append(label)

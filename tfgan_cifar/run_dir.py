@@ -71,6 +71,31 @@ class MetricsLog:
         """The highest step logged for `kind`, or 0."""
         return max((r["step"] for r in self.records(kind)), default=0)
 
+    def last_logged(self):
+        """The highest step of any record, or 0."""
+        return max((r["step"] for r in self.records()), default=0)
+
+    def truncate_after(self, step):
+        """Drops, atomically, every record past `step` (and unreadable lines); returns the
+        highest step dropped, or 0 when nothing was."""
+        if not os.path.exists(self.path):
+            return 0
+        kept, dropped = [], 0
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    logged = record["step"]
+                except (ValueError, TypeError, KeyError):
+                    continue
+                if isinstance(logged, int) and logged > step:
+                    dropped = max(dropped, logged)
+                elif isinstance(logged, int):
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        if dropped:
+            write_text(self.path, "".join(kept))
+        return dropped
+
     def best_eval(self, key="fid"):
         """The eval record with the lowest `key`, or None."""
         return best_eval(self.records("eval"), key)
@@ -134,9 +159,13 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self):
         """Holds the run directory for this process: a second process gets one line naming the
-        holder. The lock (flock on <workdir>/.lock) dies with its process, even on kill -9."""
+        holder. The lock (flock on <workdir>/.lock) dies with its process, even on kill -9.
+        A start that leaves nothing else behind (a refused one) removes the lock file, and the
+        folder when this call created it."""
+        created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         path = os.path.join(self.path, LOCK_FILE)
+        new_lock = not os.path.exists(path)
         with open(path, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -152,6 +181,10 @@ class RunDir:
             try:
                 yield self
             finally:
+                if new_lock and os.listdir(self.path) == [LOCK_FILE]:
+                    os.remove(path)
+                    if created:
+                        os.rmdir(self.path)
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def checkpoint_files(self):
@@ -187,11 +220,20 @@ class RunDir:
         return os.path.join(self.path, "export", kind)
 
     def read_config(self):
-        """The recorded configuration as a dict, or None when there is none."""
+        """The recorded configuration as a dict, or None when there is none; UserError when
+        it cannot be read."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path) as f:
-            return json.load(f)
+        try:
+            with open(self.config_path) as f:
+                config = json.load(f)
+            problem = None if isinstance(config, dict) else "not a JSON object"
+        except (OSError, ValueError) as error:
+            problem = " ".join(str(error).split())
+        if problem:
+            raise UserError(f"{self.config_path} is not a readable configuration ({problem}): "
+                            "restore it, or delete it to resume with this command's settings")
+        return config
 
     def write_config(self, config):
         """Replaces config.json with `config` (a TrainConfig) atomically."""

@@ -118,9 +118,18 @@ def parse_arguments(argv):
 
 
 def _parse(train_flags, args):
-    """Parses train.py arguments into `train_flags` (reset first), ignoring flags it lacks."""
+    """Parses train.py arguments into `train_flags` (reset first); raises SweepError for a
+    flag train.py does not know (absl's own ones, like --verbosity, pass)."""
     train_flags.unparse_flags()
-    cli.parse_flags(["train.py", *args], train_flags, known_only=True)
+    left = cli.parse_flags(["train.py", *args], train_flags, known_only=True)[1:]
+    for arg in left:
+        name = arg.lstrip("-").partition("=")[0]
+        if not arg.startswith("-") or name in flags.FLAGS or (
+                name.startswith("no") and name[2:] in flags.FLAGS):
+            continue
+        close = difflib.get_close_matches(name, list(train_flags), n=1)
+        hint = f"; did you mean --{close[0]}?" if close else ""
+        raise SweepError(f"{arg}: train.py has no --{name}{hint}")
 
 
 def _without_workdir(args):

@@ -8,6 +8,9 @@ Presets (--preset=NAME): the paper recipes of tfgan_cifar/configs (dcgan, dcgan_
 sngan); later flags override them. Run with --helpfull for every flag by group.
 """
 
+import signal
+import sys
+
 from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log_filter)
 from tfgan_cifar.config import TrainConfig
 
@@ -24,6 +27,10 @@ def train(argv):
         loop.train(config)
     except loop.StoppedBySignal as stop:
         return 128 + stop.signum
+    except KeyboardInterrupt:  # Ctrl-C before training started
+        print("\nSIGINT: stopped before training; run the same command to start (or resume) it",
+              file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.training import rendezvous
 
 AXIS = "batch"
 
@@ -87,8 +88,26 @@ def _initialize(config):
     if config.process_id is not None and config.process_id >= config.num_processes:
         raise UserError(f"--process_id={config.process_id} must be below "
                         f"--num_processes={config.num_processes}")
+    if given[0]:
+        rendezvous.parse_address(config.coordinator_address, "--coordinator_address")
+
+    def unreachable():
+        if not given[0]:
+            return "the coordinator JAX found in the environment did not answer"
+        if config.process_id == 0:
+            return (f"the other {config.num_processes - 1} processes did not connect to "
+                    f"--coordinator_address={config.coordinator_address}")
+        why = rendezvous.refused(config.coordinator_address)
+        return (f"--coordinator_address={config.coordinator_address} did not answer"
+                + (f" ({why})" if why else ""))
+
+    # JAX's own timeout aborts the process from C++: it must come later than ours.
+    kwargs = dict(initialization_timeout=config.connect_timeout + 60)
     try:
-        jax.distributed.initialize(*given) if given[0] else jax.distributed.initialize()
+        rendezvous.join_within(
+            lambda: jax.distributed.initialize(*given, **kwargs) if given[0]
+            else jax.distributed.initialize(**kwargs), config.connect_timeout, unreachable,
+            f"coordinator {config.coordinator_address}" if given[0] else "the environment's")
     except (ValueError, RuntimeError) as error:
         reason = " ".join(str(error).split())[:200]
         raise UserError(f"--distribute=multi_worker could not join the other processes "

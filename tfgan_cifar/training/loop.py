@@ -6,6 +6,7 @@ The loop is backend-neutral: it drives a `trainer.Trainer` of the active Keras b
 """
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
 from tfgan_cifar.training.progress import Progress
-from tfgan_cifar.training.summaries import Summaries
+from tfgan_cifar.training.summaries import Summaries, truncate_events
 from tfgan_cifar.training.trainer import MAX_IN_FLIGHT
 from tfgan_cifar.viz import curves
 
@@ -107,29 +108,41 @@ def check_schedule(previous, config):
             f"--steps={previous.steps}, or train longer in another --workdir")
 
 
-def check_resumable(run, start):
-    """Refuses a run directory whose metrics go past step 0 when no checkpoint was restored:
-    training from step 1 would overwrite its exports and never log the new steps."""
-    logged = run.metrics.last_step("train")
-    if start or not logged:
+def check_other_backend(run, start):
+    """Refuses a run directory that holds only the other Keras backend's checkpoints: starting
+    afresh beside them would train the run again from step 1."""
+    if start or not run.started():
         return
-    found = run.checkpoint_files()
     backend = keras.backend.backend()
-    other = [name for name, files in found.items() if files and name != backend]
+    other = [name for name, files in run.checkpoint_files().items()
+             if files and name != backend]
     if other:
         raise UserError(
             f"--workdir={run.path} holds {other[0]} checkpoints and this process uses "
             f"KERAS_BACKEND={backend}: resume it with KERAS_BACKEND={other[0]}, or pass "
             "another --workdir")
-    raise UserError(
-        f"--workdir={run.path} has metrics up to step {logged} but no checkpoint in "
-        f"{run.checkpoints}: it cannot be resumed; pass another --workdir")
+
+
+def rewind(run, start):
+    """Drops what the run logged past the restored step `start` (a kill, a crash or a failed
+    evaluation after the last checkpoint, or before the first): the TensorBoard events, then
+    metrics.jsonl, each atomically, so that the steps trained again are logged once. Says so
+    in one line."""
+    logged = run.metrics.last_logged()
+    if logged <= start:
+        return
+    truncate_events(run.path, start)
+    run.metrics.truncate_after(start)  # last: while it holds later steps, a rerun rewinds again
+    since = f"its checkpoint of step {start}" if start else "step 0 (no checkpoint yet)"
+    print(f"resuming from {since}: dropped the metrics and TensorBoard events of steps "
+          f"{start + 1}..{logged}, which are trained again", flush=True)
 
 
 def check_finite(trainer):
     """Raises TrainingDiverged, naming the step and the last good checkpoint, once the step
-    has seen a non-finite loss or weight (checkpoints and exports are only written after
-    this check, so every one on disk is finite)."""
+    has seen a non-finite loss or value of the state (weights, batch-norm statistics, spectral-
+    norm vectors, EMA, optimizer slots). Checkpoints and exports are only written after this
+    check, so every one on disk is finite."""
     step = trainer.diverged_at()
     if not step:
         return
@@ -137,7 +150,8 @@ def check_finite(trainer):
     last = (f"the last good checkpoint is {checkpoints[-1][1]} (step {checkpoints[-1][0]})"
             if checkpoints else "no checkpoint was written before it")
     raise TrainingDiverged(
-        f"training diverged: a loss or weight was not finite at step {step}; {last}. Lower "
+        f"training diverged: a loss or a value of the state (weights, batch-norm statistics, "
+        f"optimizer slots) was not finite at step {step}; {last}. Lower "
         "--lr_g/--lr_d (or check the data) and train in a new --workdir")
 
 
@@ -150,15 +164,18 @@ class StoppedBySignal(Exception):
 
 
 class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step; a second one aborts."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step; a second one ends the
+    process at once, with exit status 128 + its number."""
 
     def __init__(self):
         self.requested = False
         self.signum = None
 
     def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.requested:  # abort: no cleanup to wait for (every file is written atomically)
+            print(f"\n{signal.Signals(signum).name} received again: aborted without saving; run "
+                  "the same command to resume from the last checkpoint", flush=True)
+            os._exit(128 + signum)
         self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
               f"JAX, the up to {MAX_IN_FLIGHT} steps already queued) and saving a checkpoint "
@@ -175,8 +192,9 @@ class _StopRequest:
         try:
             yield self
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            if not self.requested:  # once stopping, a second signal still aborts at once
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
 
 
 _STUDY_TAGS = {"cls_loss": "loss/classifier", "cls_acc": "accuracy/classifier",
@@ -211,7 +229,25 @@ def train(config):
     paths.check_writable(config.workdir, "workdir")
     paths.check_writable(config.save_dir, "save_dir")
     with run.lock():
-        return _train_locked(config, run, cluster)
+        try:
+            return _train_locked(config, run, cluster)
+        except Exception as error:
+            if not out_of_space(error):
+                raise
+            where = getattr(error, "filename", None) or " ".join(str(error).split())[:200]
+            raise UserError(
+                f"no space left on the device while writing {where}: free space under "
+                f"--workdir={config.workdir} or --save_dir={config.save_dir}, then run the "
+                "same command: it resumes from the last checkpoint") from None
+
+
+def out_of_space(error):
+    """Whether `error` (an OSError, shutil.Error or TensorFlow error) says the disk or the
+    user's quota is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(text in str(error) for text in (os.strerror(errno.ENOSPC),
+                                               os.strerror(errno.EDQUOT)))
 
 
 def _train_locked(config, run, cluster):
@@ -220,18 +256,20 @@ def _train_locked(config, run, cluster):
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
     classifier = hooks.load_classifier(config)  # a bad --classifier is refused here too
-    run.write_config(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data, cluster)
     start = trainer.restore()
-    check_resumable(run, start)
+    check_other_backend(run, start)
+    run.write_config(config)  # only now: a start refused above leaves nothing behind
+    rewind(run, start)
     if start >= config.steps:
         print(f"{config.workdir} already reached step {start} of --steps={config.steps}; "
               "raise --steps to train further", flush=True)
-        if run.exported("final") is None:  # a failure or kill after the last checkpoint
-            print(f"final generator exported to {export_final(trainer, config, run)}",
+        damage = final_export_damage(run)  # a failure or kill after the last checkpoint
+        if damage:
+            print(f"{run.export_dir('final')} {damage}: final generator exported again from "
+                  f"the checkpoint of step {start} to {export_final(trainer, config, run)}",
                   flush=True)
         return {}
-    logged_until = run.metrics.last_step("train")
     summaries = Summaries(config.workdir)
     summaries.settings(config)
     evaluation = hooks.Evaluation(config, run, summaries, data, classifier)
@@ -256,13 +294,12 @@ def _train_locked(config, run, cluster):
                 speed = progress.interval_rate(step)
                 last = {**metrics, **trainer.learning_rates(), **trainer.attention_gains(),
                         "steps_per_sec": speed}
-                if step > logged_until:
-                    run.metrics.append("train", step, last)
-                    summaries.scalars(step, _summary_tags(last))
+                run.metrics.append("train", step, last)
+                summaries.scalars(step, _summary_tags(last))
                 progress.log(step, metrics, speed)
                 check_finite(trainer)
             progress.pause()  # rates count training time only
-            sample = sample_grids.due(step) and step > logged_until
+            sample = sample_grids.due(step)
             if sample or evaluation.due(step):
                 check_finite(trainer)
             if sample:
@@ -314,6 +351,18 @@ def _follow(config, run, cluster):
             trainer.save()
     trainer.save()
     return {}
+
+
+def final_export_damage(run):
+    """None when the run's final export loads for sampling; else what is wrong with it."""
+    path = run.exported("final")
+    if path is None:
+        return "is missing"
+    try:
+        export.load_sampler(path)
+    except Exception as error:  # whatever a damaged SavedModel or .keras file raises
+        return f"cannot be loaded ({' '.join(str(error).split())[:120] or type(error).__name__})"
+    return None
 
 
 def export_final(trainer, config, run):

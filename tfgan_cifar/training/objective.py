@@ -10,7 +10,8 @@ A step is a pure function of the training state, a pytree of arrays:
     "replay"                     the replay buffer ({} without --replay_size)
     "sums", "count"              per-step metrics summed on the device until the loop reads them
     "step"                       generator steps taken
-    "diverged_at"                the first step with a non-finite loss or weight (0: none yet)
+    "diverged_at"                the first step with a non-finite loss or value of the
+                                 state (0: none yet)
 
 The networks run through `stateless_call`, so the same code serves TensorFlow and JAX. A backend
 supplies only differentiation and the optimizer update (a `BackendOps`), compilation, the random
@@ -32,6 +33,8 @@ from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classi
 from tfgan_cifar.training.optimizers import make_optimizers
 
 BASE_METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
+# The parts of the state whose values must stay finite (see `GANObjective.step`).
+FINITE_PARTS = ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "loss_scale", "ema", "replay")
 
 
 class BackendOps(NamedTuple):
@@ -392,8 +395,11 @@ class GANObjective:
                          for name in self.metric_names}
         state["count"] = state["count"] + 1.0
         state["step"] = state["step"] + 1
+        # Every value of the state, not only the weights: batch-norm statistics, spectral-norm
+        # vectors, EMA, optimizer slots and replayed images can overflow while the weights
+        # stay finite, and a checkpoint of them would not resume.
         finite = all_finite([metrics[name] for name in self.metric_names]
-                            + state["g"] + state["d"])
+                            + keras.tree.flatten([state[part] for part in FINITE_PARTS]))
         state["diverged_at"] = ops.where(
             ops.logical_and(state["diverged_at"] == 0, ops.logical_not(finite)),
             ops.cast(state["step"], state["diverged_at"].dtype), state["diverged_at"])

@@ -20,6 +20,7 @@ import tempfile
 import tensorflow as tf
 
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.training import rendezvous
 
 
 class Cluster:
@@ -76,6 +77,8 @@ def connect(config):
         if config.distribute == "mirrored":
             strategy = tf.distribute.MirroredStrategy(devices=_devices(config.devices) or None)
         else:
+            # Not bounded by --connect_timeout: the strategy waits for its peers in C++ while
+            # holding the GIL, so no Python thread or handler can run until they answer.
             strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_resolver())
         _STRATEGIES[key] = strategy
     return Cluster(_STRATEGIES[key], config.distribute)
@@ -101,10 +104,13 @@ def _resolver():
         try:
             spec = json.loads(os.environ["TF_CONFIG"])
             spec["cluster"], spec["task"]["type"], spec["task"]["index"]
-        except (ValueError, KeyError, TypeError) as error:
+            addresses = [a for tasks in spec["cluster"].values() for a in tasks]
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise UserError(f"TF_CONFIG is not a cluster description ({error}): it needs "
                             '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
                             '"worker", "index": N}}') from None
+        for address in addresses:
+            rendezvous.parse_address(address, "TF_CONFIG's cluster address")
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if "SLURM_PROCID" in os.environ:
         gpus = len(tf.config.list_physical_devices("GPU"))
