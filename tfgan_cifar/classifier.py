@@ -17,6 +17,7 @@ from typing import Optional
 from tfgan_cifar import cli
 from tfgan_cifar.config import TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.paths import CACHE_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ClassifierOptions:
                                     "without bfloat16 instructions (measured with TF 2.21 on "
                                     "an AVX2-only AMD EPYC).", "run")
     seed: int = same_as(TrainConfig, "seed")
-    out: str = setting(os.path.join("~", ".cache", "tfgan_cifar"), "Folder of "
+    out: str = setting(CACHE_DIR, "Folder of "
                        "classifier_cifar10.keras and its .json record.", "paths")
 
     def validate(self):
@@ -63,11 +64,9 @@ class ClassifierOptions:
 def _test_dir(options):
     if options.test_dir:
         return options.test_dir
-    folder = os.path.join(os.path.dirname(os.path.abspath(options.image_dir)), "test")
-    if not os.path.isdir(folder):
-        raise UserError(f"no 'test' folder beside --image_dir={options.image_dir}: pass "
-                        "--test_dir=PATH")
-    return folder
+    from tfgan_cifar import data as data_lib
+
+    return data_lib.test_folder_beside(options.image_dir, "pass --test_dir=PATH")
 
 
 def train(argv):

@@ -11,7 +11,7 @@ from absl import app, flags, logging
 from tfgan_cifar import paths, tf_log_filter
 from tfgan_cifar.config import (GROUPS, TrainConfig, choices_of, continued_run, help_text,
                                 settings, value_type)
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.run_dir import RunDir
 
 # Every entry point imports this module before anything imports TensorFlow (none of the
@@ -189,7 +189,7 @@ def parse_flags(argv, flag_values=FLAGS, known_only=False):
     try:
         return flag_values(argv, known_only=known_only)
     except flags.Error as error:
-        raise UserError(" ".join(str(error).split())) from None
+        raise UserError(one_line(error, limit=None)) from None
 
 
 def run(main, argv=None, positional=False, parse=parse_flags, usage=None):

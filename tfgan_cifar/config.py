@@ -16,6 +16,7 @@ import typing
 from typing import Optional, Tuple
 
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.paths import CACHE_DIR
 
 # Values a field takes when left as None, per model: the recipes of the DCGAN and SAGAN papers.
 MODEL_DEFAULTS = {
@@ -340,7 +341,7 @@ class TrainConfig:
         "statistics over this many batches of its own samples in training mode (BigGAN's "
         "standing statistics; 0: use the live G's statistics).", "evaluation", minimum=0,
         off_at_zero=True, requires="ema_decay")
-    fid_cache_dir: str = setting(os.path.join("~", ".cache", "tfgan_cifar"),
+    fid_cache_dir: str = setting(CACHE_DIR,
                                  "Where reference statistics are cached.", "evaluation")
     # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier).
     classifier: Optional[str] = setting(

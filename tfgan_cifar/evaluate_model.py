@@ -10,7 +10,8 @@ import numpy as np
 from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
+from tfgan_cifar.pixels import to_uint8
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids, internals
@@ -133,11 +134,6 @@ _EXPORT_HINT = ("pass --saved_model=DIR naming a best-model directory (DIR/saved
                 "(DIR/saved_model.pb)")
 
 
-def _one_line(error, limit=200):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def read_record(path, where=None):
     """The best.json record of the exported model at `path` ({} when it has none); a path
     that is not a folder, or a damaged record, raises UserError naming `where` (default:
@@ -150,7 +146,7 @@ def read_record(path, where=None):
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
-        raise UserError(f"{where}: {export.INFO_FILE} cannot be read ({_one_line(error)}): "
+        raise UserError(f"{where}: {export.INFO_FILE} cannot be read ({one_line(error)}): "
                         "the export is damaged; pass another --saved_model") from None
     if not isinstance(info, dict):
         raise UserError(f"{where}: {export.INFO_FILE} holds no record (a JSON object): the "
@@ -179,7 +175,7 @@ def load_saved_model(path, where=None):
     except Exception as error:  # TensorFlow raises OSError, ValueError, KeyError, its own errors
         kind = "SavedModel" if export.tensorflow_available() else export.KERAS_FILE
         raise UserError(f"{where}: the {kind} cannot be loaded ({type(error).__name__}: "
-                        f"{_one_line(error)}): it is damaged or not a generator exported by "
+                        f"{one_line(error)}): it is damaged or not a generator exported by "
                         "train.py; pass another --saved_model") from None
 
 
@@ -226,7 +222,7 @@ def run(options):
                   "head", flush=True)
     images, labels = draw(10)
     outputs["samples"] = [
-        grids.save_png(grids.to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
+        grids.save_png(to_uint8(image), os.path.join(out_dir, f"sample_{i:02d}.png"), scale=4)
         for i, image in enumerate(images)]
 
     if options.samples_npz:
@@ -405,7 +401,7 @@ def write_samples_npz(path, count, draw, chunk=500):
     xs, ys = [], []
     for start in range(0, count, chunk):
         images, labels = draw(min(chunk, count - start))
-        xs.append(grids.to_uint8(images))
+        xs.append(to_uint8(images))
         ys.append(np.asarray(labels, np.int32))
     with replacing(path, "wb") as f:
         np.savez(f, x=np.concatenate(xs), y=np.concatenate(ys))

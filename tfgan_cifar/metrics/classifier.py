@@ -25,7 +25,9 @@ import keras
 import numpy as np
 
 from tfgan_cifar.atomic import write_text
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
+from tfgan_cifar.paths import CACHE_DIR
+from tfgan_cifar.pixels import to_float
 
 FEATURES_LAYER = "features"
 DEFAULT_NAME = "classifier_cifar10.keras"
@@ -47,7 +49,7 @@ SHIFT_SPEED = 64.0  # batch-norm shifts learn this many times faster than the ot
 LOOKAHEAD = {"start": 0.3, "every": 5, "decay": 0.95, "power": 3.0}
 
 
-def default_path(cache_dir=os.path.join("~", ".cache", "tfgan_cifar")):
+def default_path(cache_dir=CACHE_DIR):
     """Where `python -m tfgan_cifar.classifier` saves by default and later runs look."""
     return os.path.join(os.path.expanduser(cache_dir), DEFAULT_NAME)
 
@@ -240,7 +242,7 @@ def augment(images, rng, pad=2, flips=None):
     out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
     flips = rng.random(n) < 0.5 if flips is None else np.asarray(flips, bool)
     out[flips] = out[flips, :, ::-1]
-    return out.astype(np.float32) / 127.5 - 1.0
+    return to_float(out)
 
 
 def add_noise(images, rng, max_sigma):
@@ -298,7 +300,7 @@ class TrainingBatches:
         chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         images = self.images[chosen]
         if not self.augmentation:
-            return images.astype(np.float32) / 127.5 - 1.0, self.onehot[chosen]
+            return to_float(images), self.onehot[chosen]
         rng = np.random.default_rng((self.seed, 2, self.epoch, index))
         flips = self.flipped[chosen] ^ bool(self.epoch % 2)
         x = augment(images, rng, flips=flips)
@@ -414,7 +416,7 @@ def train_classifier(train, epochs=4, batch_size=512, width=32, learning_rate=LE
         keras.config.set_dtype_policy(previous)
     rng = np.random.default_rng(seed)
     whitening_sample = rng.permutation(len(train))[:5000]
-    model.get_layer("whitening").adapt(train.images[whitening_sample] / 127.5 - 1.0)
+    model.get_layer("whitening").adapt(to_float(train.images[whitening_sample]))
     batch_size = min(batch_size, len(train))
     onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(train.labels, np.int64)]
     batches = TrainingBatches(train.images, onehot, batch_size, seed, augmentation, noise)
@@ -487,7 +489,7 @@ class ReferenceClassifier:
 
     def accuracy(self, images, labels):
         """Share of uint8 images [N, 32, 32, 3] classified as their labels."""
-        predicted = self.predict(np.asarray(images, np.float32) / 127.5 - 1.0)
+        predicted = self.predict(to_float(np.asarray(images)))
         return float((predicted == np.asarray(labels)).mean())
 
 
@@ -527,9 +529,8 @@ def load(path, num_classes=None, flag="--classifier"):
         model = keras.saving.load_model(path, compile=False)
         model.get_layer(FEATURES_LAYER)
     except Exception as error:  # zip, h5, JSON and Keras errors of many kinds
-        text = " ".join(str(error).split())[:160] or type(error).__name__
         raise UserError(f"{where} is not a reference classifier ({type(error).__name__}: "
-                        f"{text}): {hint}") from None
+                        f"{one_line(error, 160)}): {hint}") from None
     info = {}
     if os.path.isfile(record_path(path)):
         try:

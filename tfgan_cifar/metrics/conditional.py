@@ -11,10 +11,7 @@ import numpy as np
 
 from tfgan_cifar.data import ImageSet
 from tfgan_cifar.metrics import fid, reference
-
-
-def _as_float(images):
-    return images.astype(np.float32) / 127.5 - 1.0
+from tfgan_cifar.pixels import to_float, to_uint8
 
 
 def intra_class_fd(generate, z_dim, extractor, test_set, source, cache_dir, seed=0,
@@ -39,7 +36,7 @@ def intra_class_fd(generate, z_dim, extractor, test_set, source, cache_dir, seed
     for label in range(len(test_set.class_names)):
         real = test_set.images[test_set.labels == label]
         ref = reference.reference_statistics(
-            lambda: _as_float(real), {"source": source, "split": "test", "class": label},
+            lambda: to_float(real), {"source": source, "split": "test", "class": label},
             extractor, cache_dir, len(real))
         stats = fid.FeatureStats(max_kid_features=0)
         while stats.count < len(real):
@@ -69,7 +66,6 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         {"cas": accuracy, "cas_samples": num_samples, "cas_epochs": epochs}.
     """
     from tfgan_cifar.metrics import classifier as classifier_lib
-    from tfgan_cifar.viz.grids import to_uint8
 
     rng = np.random.default_rng(seed)
     num_classes = len(test_set.class_names)

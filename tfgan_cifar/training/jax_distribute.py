@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 
 AXIS = "batch"
 
@@ -90,7 +90,7 @@ def _initialize(config):
     try:
         jax.distributed.initialize(*given) if given[0] else jax.distributed.initialize()
     except (ValueError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[:200]
+        reason = one_line(error)
         raise UserError(f"--distribute=multi_worker could not join the other processes "
                         f"({reason}): pass --coordinator_address=HOST:PORT, --num_processes "
                         "and --process_id, or launch it under Slurm") from None
