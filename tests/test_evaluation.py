@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_model, export
+from tfgan_cifar import data, evaluate_model, export, metric_schema
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import inception
@@ -60,6 +60,9 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
     assert export.read_info(RunDir(config.workdir).export_dir("final"))["step"] == 5
+    undeclared = {key for record in log.records() for key in record
+                  if key not in ("kind", "step") and metric_schema.lookup(key) is None}
+    assert not undeclared  # every logged value is declared in metric_schema
 
 
 def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_model, export
+from tfgan_cifar import data, evaluate_model, export, metric_schema
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics
@@ -69,6 +69,8 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
     assert 0 <= last["cls_train_acc"] <= 1 and np.isfinite(last["cls_train_loss"])
     trains = [r for r in records if r["kind"] == "train"]
     assert all({"cls_loss", "cls_acc"} <= set(r) for r in trains)
+    assert all(metric_schema.lookup(key) for r in records for key in r
+               if key not in ("kind", "step"))  # every logged value is declared
     assert os.path.getsize(tmp_path / "run" / "classifier.png") > 0
 
 

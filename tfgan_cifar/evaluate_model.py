@@ -12,7 +12,7 @@ from tfgan_cifar.atomic import replacing, write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.pixels import to_uint8
-from tfgan_cifar.metrics import fid
+from tfgan_cifar.metric_schema import BY_KEY, best_model_metric, fid_line, formatted, quality_line
 from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids, internals
 
@@ -120,10 +120,10 @@ def _default_model(options):
 
 
 def _export_description(info):
-    if "fid" in info:
-        return f", exported at step {info['step']} with FID {fid.format_fid(info['fid'])}"
-    if "fd_classifier" in info:
-        return f", exported at step {info['step']} with FD_classifier {info['fd_classifier']:.2f}"
+    score = best_model_metric(info)
+    if score is not None:
+        return (f", exported at step {info['step']} with {BY_KEY[score].label} "
+                f"{formatted(info, score)}")
     if info.get("final"):
         return f", the final generator of step {info['step']}"
     return ""
@@ -241,18 +241,12 @@ def run(options):
     if evaluator is not None:
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)
-            print(f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
-                  f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
-                  f"{result['num_samples']} generated images vs "
-                  f"{result['reference_samples']} images of {result['reference']}", flush=True)
+            print(fid_line(result, "generated images"), flush=True)
             outputs["metrics"] = result
         if options.real_baseline:
             real = data_lib.load_training_data(config)
             result = evaluate_real_images(evaluator, real.images, options.fid_samples)
-            print(f"real baseline: FID {fid.format_fid(result['fid'])}, "
-                  f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
-                  f"{result['num_samples']} training images vs "
-                  f"{result['reference']}", flush=True)
+            print(f"real baseline: {fid_line(result, 'training images')}", flush=True)
             outputs["real_baseline"] = result
     if options.intra_class:
         outputs["intra_class"] = intra_class(config, sample, z_dim, options.seed,
@@ -282,7 +276,6 @@ def classifier_metrics(classifier, config, sample, options):
     """The reference classifier's metrics of `sample` ("quality") and, with
     --real_baseline, of real training images ("quality_real_baseline"), each printed."""
     from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, real_batches
-    from tfgan_cifar.training.hooks import quality_line
 
     evaluator = ClassifierEvaluator(config, classifier)
     result = evaluator.evaluate(sample, seed=options.seed)
@@ -321,7 +314,7 @@ def intra_class(config, sample, z_dim, seed, evaluator, classifier):
                                             os.path.expanduser(config.fid_cache_dir),
                                             seed=seed)
         results[name] = result
-        label = "FID (Keras InceptionV3)" if name == "fid" else "FD_classifier"
+        label = BY_KEY[name].label
         print(f"intra-class {label} {result['mean']:.2f}: mean over {len(test.class_names)} "
               f"classes, {min(result['samples_per_class'])}-"
               f"{max(result['samples_per_class'])} samples each vs {source}", flush=True)

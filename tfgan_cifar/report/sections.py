@@ -1,9 +1,10 @@
 """The sections of the report, in its order, each added to a `document.Document`."""
 
+from tfgan_cifar.metric_schema import FID_NAME
 from tfgan_cifar.report import figures
-from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups,
-                                       attention_table, format_value, model_default_fields,
-                                       quality_columns, results_table, shared_fields)
+from tfgan_cifar.report.tables import (NOT_AVAILABLE, attention_groups, attention_table,
+                                       format_value, model_default_fields, quality_columns,
+                                       results_table, shared_fields)
 
 
 def title(runs):

@@ -16,6 +16,7 @@ from tfgan_cifar import data as data_lib
 from tfgan_cifar import export, paths
 from tfgan_cifar.config import TrainConfig, resumable, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
+from tfgan_cifar.metric_schema import tensorboard_scalars
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
 from tfgan_cifar.training.progress import Progress
@@ -179,25 +180,6 @@ class _StopRequest:
                 signal.signal(s, handler)
 
 
-_STUDY_TAGS = {"cls_loss": "loss/classifier", "cls_acc": "accuracy/classifier",
-               "gp": "loss/gradient_penalty", "replayed": "replay/fraction_replayed"}
-
-
-def _summary_tags(record):
-    tags = {
-        "loss/generator": record["g_loss"],
-        "loss/discriminator": record["d_loss"],
-        "accuracy/d_real": record["d_real_acc"],
-        "accuracy/d_fake": record["d_fake_acc"],
-        "learning_rate/generator": record["lr_g"],
-        "learning_rate/discriminator": record["lr_d"],
-        "speed/steps_per_sec": record["steps_per_sec"],
-    }
-    tags.update({k: v for k, v in record.items() if k.startswith("gamma/")})
-    tags.update({tag: record[name] for name, tag in _STUDY_TAGS.items() if name in record})
-    return tags
-
-
 def train(config):
     """Trains (or resumes) the run that `config` describes; returns the last logged metrics.
 
@@ -258,7 +240,7 @@ def _train_locked(config, run, cluster):
                         "steps_per_sec": speed}
                 if step > logged_until:
                     run.metrics.append("train", step, last)
-                    summaries.scalars(step, _summary_tags(last))
+                    summaries.scalars(step, tensorboard_scalars(last))
                 progress.log(step, metrics, speed)
                 check_finite(trainer)
             progress.pause()  # rates count training time only
