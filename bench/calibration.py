@@ -82,16 +82,16 @@ def main():
     """Scores every set and writes calibration.json and calibration.md under --out."""
     args = _parse()
     from tfgan_cifar import cli  # noqa: F401  (quiets TensorFlow's logging first)
-    from tfgan_cifar import data
+    from tfgan_cifar import data, reference_classifier
     from tfgan_cifar.config import TrainConfig
-    from tfgan_cifar.metrics import classifier as classifier_lib, fid
+    from tfgan_cifar.metrics import fid
     from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, Evaluator
 
-    config = TrainConfig(image_dir=args.image_dir, classifier=args.classifier,
+    config = TrainConfig(image_dir=args.image_dir, reference_classifier=args.classifier,
                          inception_weights=args.inception_weights, fid_samples=args.samples,
                          fid_cache_dir=args.cache_dir)
     train = data.load_image_folder(args.image_dir)
-    classifier = classifier_lib.load(args.classifier, len(train.class_names))
+    classifier = reference_classifier.load(args.classifier, len(train.class_names))
     scorer = ClassifierEvaluator(config, classifier)
     inception = Evaluator.create(config) if args.inception_weights else None
     results = {}

@@ -73,7 +73,7 @@ def train(argv):
     """Trains, tests and saves the reference classifier the flags describe."""
     options = cli.config_from_flags(ClassifierOptions)
     from tfgan_cifar import data as data_lib
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
     test_dir = _test_dir(options)
     train = data_lib.load_image_folder(options.image_dir)
@@ -83,11 +83,11 @@ def train(argv):
                         f"from those of --image_dir ({', '.join(train.class_names)})")
     print(f"training the reference classifier on {len(train)} images in "
           f"{len(train.class_names)} classes from {train.source}", flush=True)
-    model, settings = classifier_lib.train_classifier(
+    model, settings = reference_classifier.train_classifier(
         train, epochs=options.epochs, batch_size=options.batch_size, width=options.width,
         learning_rate=options.learning_rate, noise=options.noise, seed=options.seed,
         mixed_precision=options.mixed_precision)
-    accuracy = classifier_lib.ReferenceClassifier(model).accuracy(test.images, test.labels)
+    accuracy = reference_classifier.ReferenceClassifier(model).accuracy(test.images, test.labels)
     import keras
 
     info = {"test_accuracy": accuracy, "test_images": len(test), "test_source": test.source,
@@ -95,11 +95,11 @@ def train(argv):
             "class_names": train.class_names, "settings": settings,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "keras": keras.__version__, "backend": keras.backend.backend()}
-    path = classifier_lib.save(model, os.path.join(os.path.expanduser(options.out),
-                                                   classifier_lib.DEFAULT_NAME), info)
+    path = reference_classifier.save(model, os.path.join(os.path.expanduser(options.out),
+                                                   reference_classifier.DEFAULT_NAME), info)
     print(f"test accuracy {accuracy:.4f} on {len(test)} images of {test.source} after "
           f"{options.epochs} epochs ({settings['seconds']:.0f}s); wrote {path} and "
-          f"{classifier_lib.record_path(path)}", flush=True)
+          f"{reference_classifier.record_path(path)}", flush=True)
     return 0
 
 

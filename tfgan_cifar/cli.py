@@ -83,6 +83,8 @@ def define_flags(config_class, flag_values=FLAGS):
         section = f"{present.index(field.metadata['group']) + 1}. {field.metadata['group']}"
         flags.DEFINE_flag(_make_flag(field), flag_values, module_name=section)
         flag_values.register_key_flag_for_module(sys.argv[0], flag_values[field.name])
+        for alias in field.metadata["aliases"]:  # a former name: sets the same value
+            flags.DEFINE_alias(alias, field.name, flag_values=flag_values, module_name=section)
 
 
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):

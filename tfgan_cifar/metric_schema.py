@@ -81,8 +81,8 @@ METRICS = (
            panel="attention gain γ"),
     Metric("steps_per_sec", "train", "steps/s", ".2f", tag="speed/steps_per_sec"),
     # ---- evaluation records: FID/KID in Inception features (metrics/evaluator) ------------
-    Metric("fid", "eval", FID_NAME, format_fid, tag="eval/fid", lower_is_better=True, exported=True,
-           protocol=_FID_PROTOCOL),
+    Metric("fid", "eval", FID_NAME, format_fid, tag="eval/fid", lower_is_better=True,
+           exported=True, protocol=_FID_PROTOCOL),
     Metric("kid", "eval", "KID", ".4f", tag="eval/kid", lower_is_better=True, exported=True,
            protocol=_FID_PROTOCOL),
     Metric("kid_std", "eval", "KID std", ".4f", exported=True),

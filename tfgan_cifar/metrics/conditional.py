@@ -59,13 +59,13 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         z_dim: noise size.
         test_set: the real ImageSet to test on; its classes are the labels drawn.
         num_samples: generated training images, labels drawn uniformly.
-        epochs, width: the classifier's training length and width (metrics.classifier).
+        epochs, width: the classifier's training length and width (tfgan_cifar.reference_classifier).
         batch_size: default min(256, num_samples // 4), at least 1.
 
     Returns:
         {"cas": accuracy, "cas_samples": num_samples, "cas_epochs": epochs}.
     """
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
     rng = np.random.default_rng(seed)
     num_classes = len(test_set.class_names)
@@ -78,10 +78,10 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         labels.append(drawn)
     generated = ImageSet(np.concatenate(images), np.concatenate(labels), test_set.class_names,
                          "generated")
-    model, _ = classifier_lib.train_classifier(
+    model, _ = reference_classifier.train_classifier(
         generated, epochs=epochs, width=width, seed=seed, verbose=False,
         batch_size=batch_size or max(1, min(256, num_samples // 4)))
-    accuracy = classifier_lib.ReferenceClassifier(model).accuracy(test_set.images,
+    accuracy = reference_classifier.ReferenceClassifier(model).accuracy(test_set.images,
                                                                   test_set.labels)
     return {"cas": accuracy, "cas_samples": int(num_samples), "cas_epochs": int(epochs)}
 

@@ -69,8 +69,8 @@ class Evaluator(_ReferenceScorer):
             extractor = inception.FeatureExtractor(config.inception_weights)
         except inception.InceptionWeightsUnavailable as error:
             if required:
-                raise UserError(f"{error} (or --nofid, or --classifier=PATH for the reference "
-                                "classifier's metrics)") from None
+                raise UserError(f"{error} (or --nofid, or --reference_classifier=PATH for the "
+                                "reference classifier's metrics)") from None
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
@@ -137,7 +137,7 @@ class ClassifierEvaluator(_ReferenceScorer):
     reference split, and precision/recall/density/coverage in its penultimate features."""
 
     def __init__(self, config, classifier):
-        """`classifier`: a metrics.classifier.ReferenceClassifier (its features are the
+        """`classifier`: a reference_classifier.ReferenceClassifier (its features are the
         extractor)."""
         super().__init__(config, classifier)
         self.classifier = classifier

@@ -181,5 +181,5 @@ def quality_curves(doc, runs, images_dir):
         doc, runs, lambda run: figures.quality_curves(run, images_dir),
         "FD_classifier, class accuracy and KL, precision/recall/density/coverage at each "
         "evaluation", "Quality metrics",
-        "The reference classifier's metrics (--classifier) and precision, recall, density and "
+        "The reference classifier's metrics (--reference_classifier) and precision, recall, density and "
         "coverage (k = 5) at each evaluation, for the runs that log them.")

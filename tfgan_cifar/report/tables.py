@@ -11,7 +11,7 @@ from tfgan_cifar.run_dir import best_eval
 
 # Where files are, not what was trained: left out of the comparison unless nothing else differs.
 PATH_FIELDS = ("workdir", "image_dir", "data_dir", "save_dir", "fid_cache_dir",
-               "fid_reference_dir", "inception_weights", "classifier")
+               "fid_reference_dir", "inception_weights", "reference_classifier")
 # Cadences that change neither the networks nor their training.
 BOOKKEEPING_FIELDS = ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints")
 # Fields that mean something only in some runs (shown as "–" in the others): {field: test of

@@ -55,19 +55,19 @@ def export_info(config, step, **values):
             "config": json.loads(config.to_json())}
 
 
-def load_classifier(config):
-    """The reference classifier of --classifier when evaluations are on, else None; a bad file
-    raises UserError (one line)."""
-    if not (config.classifier and config.eval_every):
+def load_reference_classifier(config):
+    """The reference classifier of --reference_classifier when evaluations are on, else None;
+    a bad file raises UserError (one line)."""
+    if not (config.reference_classifier and config.eval_every):
         return None
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
-    return classifier_lib.load(config.classifier, config.num_classes)
+    return reference_classifier.load(config.reference_classifier, config.num_classes)
 
 
 def selection_metric(evaluator, classifier_evaluator):
     """The eval field that picks the best model (metric_schema.BEST_MODEL_BY): FID when the
-    Inception weights exist, else FD_classifier with --classifier, else None (no best
+    Inception weights exist, else FD_classifier with --reference_classifier, else None (no best
     model)."""
     available = (["fid"] if evaluator is not None else []) + (
         ["fd_classifier"] if classifier_evaluator is not None else [])
@@ -76,12 +76,13 @@ def selection_metric(evaluator, classifier_evaluator):
 
 class Evaluation:
     """Every --eval_every steps and at the last one: FID/KID (with precision/recall) and, with
-    --classifier, the reference classifier's metrics, with the plots and the best-model export
+    --reference_classifier, the reference classifier's metrics, with the plots and the best-model export
     (by FID, else FD_classifier); with --aux_classifier, the classifier head's loss and
     accuracy on training and test images."""
 
     def __init__(self, config, run, summaries, data, classifier=None):
-        """`classifier`: the loaded --classifier (see `load_classifier`), or None."""
+        """`classifier`: the loaded --reference_classifier (see `load_reference_classifier`),
+        or None."""
         self.config, self.run, self.summaries, self.data = config, run, summaries, data
         self.evaluator = Evaluator.create(config) if config.eval_every else None
         self.classifier_evaluator = (ClassifierEvaluator(config, classifier)

@@ -36,6 +36,15 @@ def _named_leaves(state):
             for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
 
 
+def restore_discriminator(discriminator, path):
+    """Sets a built `discriminator`'s weights to those of the JAX checkpoint at `path`."""
+    with np.load(path) as saved:
+        for part, variables in (("d", discriminator.trainable_variables),
+                                ("d_nt", discriminator.non_trainable_variables)):
+            for index, variable in enumerate(variables):
+                variable.assign(saved[f"{part}/{index}"])  # as `_named_leaves` names them
+
+
 class JaxTrainer(Trainer):
     """A run on JAX; see `trainer.Trainer`."""
 

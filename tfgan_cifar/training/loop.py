@@ -201,7 +201,7 @@ def _train_locked(config, run, cluster):
     check_replicas(config, cluster)
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
-    classifier = hooks.load_classifier(config)  # a bad --classifier is refused here too
+    classifier = hooks.load_reference_classifier(config)  # a bad file is refused here too
     run.write_config(config)  # only now: a start refused above leaves nothing behind
     trainer = make_trainer(config, data, cluster)
     start = trainer.restore()

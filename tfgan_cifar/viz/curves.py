@@ -9,7 +9,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from tfgan_cifar.metric_schema import BY_KEY, FID_NETWORK, figure_panels, format_fid
 from tfgan_cifar.run_dir import best_eval, latest_records
-from tfgan_cifar.viz.canvas import new_figure, save_figure
+from tfgan_cifar.viz.figure_files import new_figure, save_figure
 
 
 def _series(records, key, kind=None):
