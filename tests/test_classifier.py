@@ -40,7 +40,8 @@ def trained(tmp_path_factory):
 def test_classifier_learns_coloured_images(trained):
     model, _ = trained
     test = coloured_images(120, seed=1)
-    assert reference_classifier.ReferenceClassifier(model).accuracy(test.images, test.labels) >= 0.95
+    classifier = reference_classifier.ReferenceClassifier(model)
+    assert classifier.accuracy(test.images, test.labels) >= 0.95
 
 
 def test_saved_classifier_round_trips(trained):
@@ -337,7 +338,8 @@ def test_evaluate_reports_classifier_metrics_intra_class_and_cas(
     config, _ = classifier_run
     outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="sagan", saved_model=RunDir(config.workdir).export_dir("best"),
-        output_dir=str(tmp_path), fid=False, reference_classifier=untrained_classifier_file, fid_samples=12,
+        output_dir=str(tmp_path), fid=False, reference_classifier=untrained_classifier_file,
+        fid_samples=12,
         real_baseline=True, intra_class=True, cas=True, cas_samples=24, cas_epochs=1,
         fid_cache_dir=config.fid_cache_dir, image_dir=config.image_dir))
     assert outputs["quality"]["classifier_samples"] == 12 and "class_acc" in outputs["quality"]

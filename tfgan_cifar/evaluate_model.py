@@ -53,7 +53,8 @@ class EvaluateOptions:
     reference_classifier: Optional[str] = same_as(TrainConfig, "reference_classifier")
     intra_class: bool = setting(False, "Conditional models: intra-class FID, the mean over "
                                 "classes of FID between each class's samples and its test "
-                                "images (and intra-class FD_classifier with --reference_classifier).",
+                                "images (and intra-class FD_classifier with "
+                                "--reference_classifier).",
                                 "evaluation")
     cas: bool = setting(False, "Classification accuracy score: train the reference classifier's "
                         "network on --cas_samples generated images (labels as drawn) and report "

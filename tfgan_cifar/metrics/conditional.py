@@ -59,7 +59,7 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         z_dim: noise size.
         test_set: the real ImageSet to test on; its classes are the labels drawn.
         num_samples: generated training images, labels drawn uniformly.
-        epochs, width: the classifier's training length and width (tfgan_cifar.reference_classifier).
+        epochs, width: the classifier's training length and width (reference_classifier).
         batch_size: default min(256, num_samples // 4), at least 1.
 
     Returns:

@@ -76,7 +76,8 @@ def selection_metric(evaluator, classifier_evaluator):
 
 class Evaluation:
     """Every --eval_every steps and at the last one: FID/KID (with precision/recall) and, with
-    --reference_classifier, the reference classifier's metrics, with the plots and the best-model export
+    --reference_classifier, the reference classifier's metrics, with the plots and the
+    best-model export
     (by FID, else FD_classifier); with --aux_classifier, the classifier head's loss and
     accuracy on training and test images."""
 
