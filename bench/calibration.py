@@ -24,6 +24,9 @@ sys.path.insert(0, ROOT)
 
 from quality import machine  # noqa: E402  (bench/quality.py: this folder is on sys.path)
 
+from tfgan_cifar.paths import CACHE_DIR  # noqa: E402
+from tfgan_cifar.pixels import to_float  # noqa: E402
+
 COLUMNS = (("fd_classifier", "FD_classifier", "{:.2f}"), ("class_acc", "class accuracy",
                                                           "{:.3f}"),
            ("class_kl", "class KL", "{:.3f}"), ("precision_clf", "precision (clf)", "{:.3f}"),
@@ -42,7 +45,7 @@ def _parse():
     parser.add_argument("--classifier", required=True, help="reference classifier")
     parser.add_argument("--inception_weights", help="local InceptionV3 notop weights (FID)")
     parser.add_argument("--samples", type=int, default=10000)
-    parser.add_argument("--cache_dir", default=os.path.join("~", ".cache", "tfgan_cifar"))
+    parser.add_argument("--cache_dir", default=CACHE_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "calibration"))
     return parser.parse_args()
@@ -54,7 +57,7 @@ def degraded_sets(train, samples, seed):
 
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(train))[:samples]
-    images = train.images[pick].astype(np.float32) / 127.5 - 1.0
+    images = to_float(train.images[pick])
     labels = train.labels[pick]
     kept = len(train.class_names) // 2
     half = rng.permutation(np.flatnonzero(train.labels < kept))[:samples]
@@ -66,7 +69,7 @@ def degraded_sets(train, samples, seed):
         f"noised (Gaussian, σ = {NOISE_SIGMA:g} on [-1, 1])": (noised.astype(np.float32),
                                                                 labels),
         f"half the classes removed (0-{kept - 1} only)": (
-            train.images[half].astype(np.float32) / 127.5 - 1.0, train.labels[half]),
+            to_float(train.images[half]), train.labels[half]),
     }
 
 
@@ -79,16 +82,16 @@ def main():
     """Scores every set and writes calibration.json and calibration.md under --out."""
     args = _parse()
     from tfgan_cifar import cli  # noqa: F401  (quiets TensorFlow's logging first)
-    from tfgan_cifar import data
+    from tfgan_cifar import data, reference_classifier
     from tfgan_cifar.config import TrainConfig
-    from tfgan_cifar.metrics import classifier as classifier_lib, fid
+    from tfgan_cifar.metrics import fid
     from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, Evaluator
 
-    config = TrainConfig(image_dir=args.image_dir, classifier=args.classifier,
+    config = TrainConfig(image_dir=args.image_dir, reference_classifier=args.classifier,
                          inception_weights=args.inception_weights, fid_samples=args.samples,
                          fid_cache_dir=args.cache_dir)
     train = data.load_image_folder(args.image_dir)
-    classifier = classifier_lib.load(args.classifier, len(train.class_names))
+    classifier = reference_classifier.load(args.classifier, len(train.class_names))
     scorer = ClassifierEvaluator(config, classifier)
     inception = Evaluator.create(config) if args.inception_weights else None
     results = {}

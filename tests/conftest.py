@@ -54,8 +54,8 @@ def untrained_classifier_file(tmp_path_factory):
     the plumbing of the metrics."""
     import keras
 
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
     keras.utils.set_random_seed(0)
     path = str(tmp_path_factory.mktemp("untrained") / "c3.keras")
-    return classifier_lib.save(classifier_lib.build_classifier(3, width=4), path, {})
+    return reference_classifier.save(reference_classifier.build_classifier(3, width=4), path, {})

@@ -16,10 +16,9 @@ import sys
 import time
 
 
-# As on a machine with JAX and no TensorFlow: `import tensorflow` raises ModuleNotFoundError
-# and importlib.util.find_spec finds nothing (etils.epath, which JAX's compilation cache uses,
-# asks find_spec; a finder that raised instead would switch the cache off).
-sys.modules.update(dict.fromkeys(("tensorflow", "tensorflow_datasets", "tensorboard")))
+import no_tensorflow  # noqa: E402  (this file's folder is on sys.path when run as a script)
+
+no_tensorflow.hide()  # as on a machine with JAX and no TensorFlow
 
 import numpy as np  # noqa: E402
 

@@ -5,11 +5,12 @@
 import keras
 import numpy as np
 
-from tfgan_cifar.metrics import classifier as classifier_lib
+from tfgan_cifar import reference_classifier
+from tfgan_cifar.reference_classifier import recipe
 
 
 def _seeded_model(rng):
-    model = classifier_lib.build_classifier(3, width=4)
+    model = reference_classifier.build_classifier(3, width=4)
     for variable in model.weights:
         values = rng.normal(0.0, 0.2, variable.shape)
         if "moving_variance" in variable.path:
@@ -21,7 +22,7 @@ def _seeded_model(rng):
 
 
 def _lookahead():
-    return classifier_lib.Lookahead(total_steps=8, start=0.0, every=2, decay=0.9, power=0.0)
+    return recipe.Lookahead(total_steps=8, start=0.0, every=2, decay=0.9, power=0.0)
 
 
 def _weights(model):
@@ -43,8 +44,8 @@ def run():
     model = _seeded_model(rng)
     images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     onehot = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 8)]
-    batches = classifier_lib.TrainingBatches(images, onehot, batch_size=2, seed=0, noise=0.1)
+    batches = recipe.TrainingBatches(images, onehot, batch_size=2, seed=0, noise=0.1)
     losses = []
-    classifier_lib.train_epochs(model, batches, 2, _lookahead(),
+    recipe.train_epochs(model, batches, 2, _lookahead(),
                                 on_epoch=lambda epoch, logs: losses.append(logs["loss"]))
     return {**result, "loop_weights": _weights(model), "loop_losses": losses}

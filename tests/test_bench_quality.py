@@ -55,7 +55,7 @@ def test_quality_trains_a_preset_scores_it_and_names_its_extra_flags(
 def test_calibration_scores_real_and_degraded_images(cifar_like_dir, untrained_classifier_file,
                                                       tmp_path, monkeypatch):
     from tfgan_cifar import data
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
     calibration = _load("calibration")
     out = tmp_path / "calibration"
@@ -71,7 +71,7 @@ def test_calibration_scores_real_and_degraded_images(cifar_like_dir, untrained_c
                              "half the classes removed (0-0 only)"]
     train = data.load_image_folder(str(cifar_like_dir / "train"))
     images, labels = calibration.degraded_sets(train, 20, seed=0)["real training images"]
-    direct = np.mean(classifier_lib.load(untrained_classifier_file).predict(images) == labels)
+    direct = np.mean(reference_classifier.load(untrained_classifier_file).predict(images) == labels)
     assert results["real training images"]["class_acc"] == pytest.approx(direct)
     half = calibration.degraded_sets(train, 20, seed=0)["half the classes removed (0-0 only)"]
     assert set(half[1]) == {0} and len(half[1]) == 8  # the 8 images of the first class

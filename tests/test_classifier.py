@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from tfgan_cifar import reference_classifier
 from tfgan_cifar.data import ImageSet
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metrics import classifier as classifier_lib
+from tfgan_cifar.reference_classifier import network, recipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLOURS = np.array([[220, 40, 40], [40, 200, 60], [50, 60, 230]], np.float64)
@@ -29,22 +30,23 @@ def coloured_images(n, seed):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    model, settings = classifier_lib.train_classifier(
+    model, settings = reference_classifier.train_classifier(
         coloured_images(192, seed=0), epochs=3, batch_size=16, width=4, seed=0, verbose=False)
     path = str(tmp_path_factory.mktemp("classifier") / "tiny.keras")
-    classifier_lib.save(model, path, {"test_accuracy": 1.0, "settings": settings})
+    reference_classifier.save(model, path, {"test_accuracy": 1.0, "settings": settings})
     return model, path
 
 
 def test_classifier_learns_coloured_images(trained):
     model, _ = trained
     test = coloured_images(120, seed=1)
-    assert classifier_lib.ReferenceClassifier(model).accuracy(test.images, test.labels) >= 0.95
+    classifier = reference_classifier.ReferenceClassifier(model)
+    assert classifier.accuracy(test.images, test.labels) >= 0.95
 
 
 def test_saved_classifier_round_trips(trained):
     model, path = trained
-    loaded = classifier_lib.load(path, num_classes=3)
+    loaded = reference_classifier.load(path, num_classes=3)
     images = coloured_images(10, seed=2).images.astype(np.float32) / 127.5 - 1
     logits, features = loaded.logits_and_features(images)
     np.testing.assert_allclose(logits, np.asarray(model(images, training=False)), atol=1e-5)
@@ -54,17 +56,17 @@ def test_saved_classifier_round_trips(trained):
     np.testing.assert_allclose(mirrored[1], features, atol=1e-5)
     assert loaded.info["settings"]["width"] == 4
     assert loaded.cache_key["classifier"] == os.path.abspath(path)
-    assert classifier_lib.load(os.path.dirname(path) + "/tiny.keras").num_classes == 3
+    assert reference_classifier.load(os.path.dirname(path) + "/tiny.keras").num_classes == 3
 
 
 def test_augmentation_crops_and_flips_within_the_image():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
-    out = classifier_lib.augment(images, rng)
+    out = recipe.augment(images, rng)
     assert out.shape == images.shape and out.dtype == np.float32
     assert out.min() >= -1 and out.max() <= 1
     assert not np.array_equal(out, images / 127.5 - 1)
-    same = classifier_lib.augment(images, rng, pad=0)  # no crop: each image, maybe flipped
+    same = recipe.augment(images, rng, pad=0)  # no crop: each image, maybe flipped
     original = images.astype(np.float32) / 127.5 - 1
     assert all(np.array_equal(s, o) or np.array_equal(s, o[:, ::-1])
                for s, o in zip(same, original))
@@ -74,7 +76,7 @@ def test_alternating_flips_flip_exactly_the_given_images():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     flips = np.array([True, False, True, False, False, True])
-    out = classifier_lib.augment(images, rng, pad=0, flips=flips)
+    out = recipe.augment(images, rng, pad=0, flips=flips)
     original = images.astype(np.float32) / 127.5 - 1
     np.testing.assert_array_equal(out[flips], original[flips][:, :, ::-1])
     np.testing.assert_array_equal(out[~flips], original[~flips])
@@ -86,7 +88,7 @@ def test_training_batches_cover_each_image_once_per_epoch_and_alternate_flips():
     images[:, :, :5] = 0  # dark on the left, bright on the right: a 2-px shift keeps both
     images[:, :, -5:] = 255
     onehot = np.eye(10, dtype=np.float32)  # image i has label i
-    batches = classifier_lib.TrainingBatches(images, onehot, batch_size=4, seed=3)
+    batches = recipe.TrainingBatches(images, onehot, batch_size=4, seed=3)
     assert len(batches) == 2  # the last partial batch is dropped
 
     def epoch():
@@ -111,19 +113,19 @@ def test_training_batches_cover_each_image_once_per_epoch_and_alternate_flips():
         if label in flipped_in_first:
             assert flips != flipped_in_first[label]  # the other half is flipped
     assert first_x.min() >= -1 and first_x.max() <= 1 and first_x.dtype == np.float32
-    again = classifier_lib.TrainingBatches(images, onehot, batch_size=4, seed=3)
+    again = recipe.TrainingBatches(images, onehot, batch_size=4, seed=3)
     np.testing.assert_array_equal(again[0][0], first_x[:4])  # a batch is a function of the seed
 
 
 def test_noise_goes_on_about_half_the_images_within_its_largest_sigma():
     images = np.zeros((400, 32, 32, 3), np.float32)
-    noised = classifier_lib.add_noise(images, np.random.default_rng(0), max_sigma=0.1)
+    noised = recipe.add_noise(images, np.random.default_rng(0), max_sigma=0.1)
     sigma = noised.reshape(400, -1).std(axis=1)
     assert noised.dtype == np.float32 and np.abs(noised).max() <= 1
     assert 150 < (sigma == 0).sum() < 250  # about half untouched
     assert sigma.max() < 0.105 and 0.04 < sigma[sigma > 0].mean() < 0.06  # uniform in [0, 0.1]
     ones = np.ones((8, 32, 32, 3), np.float32)
-    assert classifier_lib.add_noise(ones, np.random.default_rng(1), 5.0).max() == 1.0  # clipped
+    assert recipe.add_noise(ones, np.random.default_rng(1), 5.0).max() == 1.0  # clipped
 
 
 def test_patch_whitening_decorrelates_the_patches_it_was_adapted_on():
@@ -132,7 +134,7 @@ def test_patch_whitening_decorrelates_the_patches_it_was_adapted_on():
     rng = np.random.default_rng(0)
     mixing = rng.normal(size=(3, 3))  # strongly correlated colour channels
     images = (rng.normal(size=(40, 8, 8, 3)) @ mixing).astype(np.float32)
-    layer = classifier_lib.PatchWhitening(name="whitening")
+    layer = network.PatchWhitening(name="whitening")
     layer.build((None, 8, 8, 3))
     layer.adapt(images, eps=1e-9)
     out = np.asarray(layer(keras.ops.convert_to_tensor(images)), np.float64)
@@ -146,12 +148,12 @@ def test_patch_whitening_amplifies_faint_directions_at_most_by_its_floor():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(40, 8, 8, 3)).astype(np.float32)
     images[..., 2] = images[..., 0] + 1e-3 * images[..., 2]  # a direction with almost no variance
-    layer = classifier_lib.PatchWhitening(name="whitening")
+    layer = network.PatchWhitening(name="whitening")
     layer.build((None, 8, 8, 3))
     layer.adapt(images)
     gains = np.linalg.svd(np.asarray(layer.kernel).reshape(12, 24)[:, :12], compute_uv=False)
     mean_variance = np.mean(images.astype(np.float64) ** 2)  # the uncentred patch variance
-    floor = classifier_lib.WHITENING_EPS * mean_variance
+    floor = network.WHITENING_EPS * mean_variance
     assert gains.max() == pytest.approx(1 / np.sqrt(floor), rel=0.01)  # not 1/sqrt(1e-6)
 
 
@@ -159,7 +161,7 @@ def test_shift_batch_norm_learns_its_shift_64_times_faster():
     import keras
     import tensorflow as tf
 
-    layer = classifier_lib.ShiftBatchNorm()
+    layer = network.ShiftBatchNorm()
     x = tf.constant(np.random.default_rng(0).normal(size=(4, 2, 2, 3)), tf.float32)
     layer.build(x.shape)
     layer.shift.assign(np.array([1.0, 0.0, -0.5], np.float32))
@@ -178,7 +180,7 @@ def test_shift_batch_norm_learns_its_shift_64_times_faster():
 
 
 def test_convolutions_start_as_identities_on_their_first_channels():
-    model = classifier_lib.build_classifier(3, width=4)
+    model = reference_classifier.build_classifier(3, width=4)
     kernel = np.asarray(model.get_layer("group2_conv2").kernel)  # 16 -> 16 channels
     centre = np.zeros((3, 3))
     centre[1, 1] = 1
@@ -191,7 +193,7 @@ def test_convolutions_start_as_identities_on_their_first_channels():
 
 
 def test_triangle_schedule_rises_to_its_peak_then_falls():
-    schedule = classifier_lib.Triangle(2.0, total_steps=100, peak_at=0.25, start=0.2, end=0.1)
+    schedule = recipe.Triangle(2.0, total_steps=100, peak_at=0.25, start=0.2, end=0.1)
     values = [float(schedule(step)) for step in (0, 12.5, 25, 62.5, 100)]
     np.testing.assert_allclose(values, [0.4, 1.2, 2.0, 1.1, 0.2], atol=1e-6)
 
@@ -200,7 +202,7 @@ def test_lookahead_replaces_the_weights_by_their_slow_average():
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
-    lookahead = classifier_lib.Lookahead(total_steps=10, start=0.2, every=2, decay=0.5, power=1)
+    lookahead = recipe.Lookahead(total_steps=10, start=0.2, every=2, decay=0.5, power=1)
     lookahead.set_model(model)
     kernel = model.weights[0]
     slow = None
@@ -222,13 +224,13 @@ def test_lookahead_replaces_the_weights_by_their_slow_average():
 def test_bad_classifier_files_give_one_clear_line(trained, tmp_path):
     _, path = trained
     with pytest.raises(UserError, match=r"classifies 3 classes but the model has 10"):
-        classifier_lib.load(path, num_classes=10)
-    with pytest.raises(UserError, match=r"--classifier=.*missing.keras is not a file"):
-        classifier_lib.load(str(tmp_path / "missing.keras"))
+        reference_classifier.load(path, num_classes=10)
+    with pytest.raises(UserError, match=r"--reference_classifier=.*missing.keras is not a file"):
+        reference_classifier.load(str(tmp_path / "missing.keras"))
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"not a zip file at all")
     with pytest.raises(UserError, match=r"is not a reference classifier") as error:
-        classifier_lib.load(str(garbage))
+        reference_classifier.load(str(garbage))
     assert "\n" not in str(error.value)
 
 
@@ -242,13 +244,13 @@ def test_command_trains_tests_and_saves_with_a_record(cifar_like_dir, tmp_path):
     result = _command(f"--image_dir={cifar_like_dir / 'train'}", "--epochs=1", "--width=4",
                       "--batch_size=8", f"--out={tmp_path / 'out'}")
     assert result.returncode == 0, result.stderr
-    path = tmp_path / "out" / classifier_lib.DEFAULT_NAME
+    path = tmp_path / "out" / reference_classifier.DEFAULT_NAME
     record = json.loads((tmp_path / "out" / "classifier_cifar10.json").read_text())
     assert record["test_images"] == 24 and record["train_images"] == 24
     assert record["test_source"].endswith(os.path.join("cifar_like0", "test"))
     assert record["settings"]["epochs"] == 1 and 0 <= record["test_accuracy"] <= 1
     assert f"wrote {path}" in result.stdout
-    assert classifier_lib.load(str(tmp_path / "out"), num_classes=3).num_classes == 3
+    assert reference_classifier.load(str(tmp_path / "out"), num_classes=3).num_classes == 3
 
 
 def test_command_without_image_dir_says_what_to_pass():
@@ -290,7 +292,7 @@ def classifier_run(cifar_like_dir, tmp_path_factory, untrained_classifier_file):
     tmp = tmp_path_factory.mktemp("classifier_run")
     with pytest.MonkeyPatch.context() as monkeypatch:
         _no_inception(monkeypatch)
-        config = _train_config(cifar_like_dir, tmp, classifier=untrained_classifier_file)
+        config = _train_config(cifar_like_dir, tmp, reference_classifier=untrained_classifier_file)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             loop.train(config)
@@ -336,7 +338,8 @@ def test_evaluate_reports_classifier_metrics_intra_class_and_cas(
     config, _ = classifier_run
     outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="sagan", saved_model=RunDir(config.workdir).export_dir("best"),
-        output_dir=str(tmp_path), fid=False, classifier=untrained_classifier_file, fid_samples=12,
+        output_dir=str(tmp_path), fid=False, reference_classifier=untrained_classifier_file,
+        fid_samples=12,
         real_baseline=True, intra_class=True, cas=True, cas_samples=24, cas_epochs=1,
         fid_cache_dir=config.fid_cache_dir, image_dir=config.image_dir))
     assert outputs["quality"]["classifier_samples"] == 12 and "class_acc" in outputs["quality"]
@@ -357,13 +360,14 @@ def test_training_refuses_a_classifier_for_other_classes_before_writing(
         cifar_like_dir, tmp_path, untrained_classifier_file):
     from tfgan_cifar.training import loop
 
-    config = _train_config(cifar_like_dir, tmp_path, classifier=untrained_classifier_file,
+    config = _train_config(cifar_like_dir, tmp_path, reference_classifier=untrained_classifier_file,
                            num_classes=10)
     with pytest.raises(UserError, match="classifies 3 classes but the model has 10"):
         loop.train(config)
     assert not os.path.exists(os.path.join(config.workdir, "config.json"))
-    with pytest.raises(UserError, match="--classifier=.*does not exist"):
-        _train_config(cifar_like_dir, tmp_path, classifier=str(tmp_path / "nothing.keras"))
+    with pytest.raises(UserError, match="--reference_classifier=.*does not exist"):
+        _train_config(cifar_like_dir, tmp_path,
+                      reference_classifier=str(tmp_path / "nothing.keras"))
 
 
 def test_report_shows_the_quality_metrics(classifier_run, tmp_path):
@@ -392,6 +396,6 @@ def test_command_defaults_are_the_recipe_defaults():
     from tfgan_cifar.classifier import ClassifierOptions
 
     options = ClassifierOptions()
-    defaults = inspect.signature(classifier_lib.train_classifier).parameters
+    defaults = inspect.signature(reference_classifier.train_classifier).parameters
     for name in ("epochs", "batch_size", "width", "learning_rate", "noise", "seed"):
         assert getattr(options, name) == defaults[name].default, name

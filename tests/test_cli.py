@@ -1,6 +1,7 @@
 """Flags generated from the settings' declarations, flags -> config, and one-line errors."""
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -38,6 +39,19 @@ def _argv(config):
         elif value is not None:
             args.append(f"--{field.name}={value}")
     return args
+
+
+def test_a_renamed_setting_keeps_its_former_flag_and_config_json_name(tmp_path):
+    model = tmp_path / "c.keras"
+    model.write_bytes(b"")
+    for flag in ("reference_classifier", "classifier"):  # the current name, the former one
+        config = cli.config_from_flags(TrainConfig, _flags(argv=[f"--{flag}={model}"]))
+        assert config.reference_classifier == str(model)
+        options = cli.config_from_flags(EvaluateOptions,
+                                        _flags(EvaluateOptions, [f"--{flag}={model}"]))
+        assert options.reference_classifier == str(model)
+    recorded = TrainConfig.from_json(json.dumps({"classifier": str(model), "steps": 3}))
+    assert recorded.reference_classifier == str(model) and recorded.steps == 3
 
 
 def test_every_setting_has_a_flag_of_its_type_and_default():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_model, export
+from tfgan_cifar import data, evaluate_model, export, metric_schema
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import inception
@@ -60,6 +60,9 @@ def test_training_evaluates_at_its_cadence_and_keeps_the_best(trained_run):
     assert os.path.exists(os.path.join(best, "generator.keras"))
     assert len(os.listdir(config.fid_cache_dir)) == 1  # reference statistics computed once
     assert export.read_info(RunDir(config.workdir).export_dir("final"))["step"] == 5
+    undeclared = {key for record in log.records() for key in record
+                  if key not in ("kind", "step") and metric_schema.lookup(key) is None}
+    assert not undeclared  # every logged value is declared in metric_schema
 
 
 def test_without_inception_weights_evaluation_is_off_and_the_final_generator_is_used(
@@ -207,3 +210,42 @@ print(sorted(m for m in ("keras", "tensorflow") if m in sys.modules))
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("error: no saved model at") and lines[-1] == "[]"
+
+
+def test_evaluation_on_jax_needs_neither_tensorflow_nor_the_training_code(tmp_path):
+    """evaluate.py, the sampling and metric modules and the report, run on JAX with
+    TensorFlow unimportable, on an unconditional generator with a class head."""
+    import no_tensorflow
+
+    out = tmp_path / "out"
+    script = no_tensorflow.PRELUDE + f"""
+import json, sys
+from tfgan_cifar import (evaluate_model, evaluation_samples, evaluations, export, metric_schema,
+                         reference_classifier, report)
+from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.metrics import conditional, evaluator
+from tfgan_cifar.nn import build_models
+
+config = TrainConfig(model="dcgan", width=4, z_dim=8, num_classes=3, conditional=False,
+                     aux_classifier=True, workdir={str(tmp_path / "run")!r}).resolved()
+generator, discriminator = build_models(config)
+path = export.export_model(generator.build_weights(), {str(tmp_path / "best")!r},
+                           {{"step": 1, "config": json.loads(config.to_json())}},
+                           discriminator=discriminator.build_weights())
+outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
+    model="dcgan", saved_model=path, output_dir={str(out)!r}, fid=False,
+    samples_npz={str(out / "samples.npz")!r}, num_samples=7))
+print(json.dumps({{"tensorflow": no_tensorflow.imported(), "outputs": sorted(outputs),
+                  "training": sorted(m for m in sys.modules
+                                     if m.startswith("tfgan_cifar.training"))}}))
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"tensorflow": False, "training": [],
+                     "outputs": ["class_grid", "grid", "samples", "samples_npz", "saved_model"]}
+    with np.load(out / "samples.npz") as saved:
+        assert saved["x"].shape == (7, 32, 32, 3) and saved["x"].dtype == np.uint8
+    assert "sorted by the discriminator's classifier head" in result.stdout

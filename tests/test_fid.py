@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+import no_tensorflow
 from tfgan_cifar import data
 from tfgan_cifar.metrics import fid, inception, reference
 
@@ -404,13 +405,7 @@ def test_the_reference_root_is_computed_once_for_all_evaluations(tmp_path, monke
 
 
 def test_fid_module_runs_under_the_jax_backend_without_tensorflow(tmp_path):
-    script = """
-import importlib.abc, sys
-class NoTF(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ImportError("blocked")
-sys.meta_path.insert(0, NoTF())
+    script = no_tensorflow.PRELUDE + """
 import numpy as np, keras
 from tfgan_cifar.metrics import fid
 from tfgan_cifar.metrics import inception
@@ -422,7 +417,7 @@ stats = fid.FeatureStats()
 stats.update(a)
 print(fid.frechet_distance(stats.mean(), stats.covariance(), b.mean(0), np.cov(b, rowvar=False)))
 x = keras.ops.image.resize(np.zeros((1, 8, 8, 3), np.float32), (16, 16))
-print(tuple(x.shape), "tensorflow" in sys.modules)
+print(tuple(x.shape), no_tensorflow.imported())
 """
     env = dict(os.environ, KERAS_BACKEND="jax",
                PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

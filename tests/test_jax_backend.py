@@ -190,15 +190,15 @@ def test_jax_ema_equals_the_closed_form_and_is_what_gets_exported(jax_run):
 
 def test_evaluate_draws_the_discriminator_of_a_jax_run_from_its_npz_checkpoint(jax_run,
                                                                               tmp_path):
-    from tfgan_cifar import evaluate_model
+    from tfgan_cifar import evaluations
 
     run = RunDir(jax_run[0] / "straight")
     config = TrainConfig.from_json(open(run.config_path).read()).resolved()
-    discriminator = evaluate_model._restore_discriminator(config)
+    discriminator = evaluations.restore_discriminator(config)
     with np.load(run.npz_checkpoints()[-1][1]) as saved:
         for i, variable in enumerate(discriminator.trainable_variables):
             np.testing.assert_array_equal(variable.numpy(), saved[f"d/{i}"])
-    written = evaluate_model.weight_figures(run.export_dir("final"), config, str(tmp_path))
+    written = evaluations.weight_figures(run.export_dir("final"), config, str(tmp_path))
     assert any("weights_discriminator" in path for path in written)
     assert all(os.path.getsize(path) > 0 for path in written)
 

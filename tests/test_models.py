@@ -7,7 +7,7 @@ import pytest
 
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.nn import build_models, resnet, sagan
+from tfgan_cifar.nn import build_models, resnet, sagan_cnn
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SelfAttention, SNConv2D
 
 # (model, arch, conditional, attention_res)
@@ -123,7 +123,7 @@ def test_resnet_at_the_defaults_has_the_published_size():
 def test_cnn_discriminator_is_sngans_seven_convolutions():
     config = TrainConfig(model="sagan", arch="cnn").resolved()
     _, discriminator = build_models(config)
-    assert isinstance(discriminator, sagan.SAGANDiscriminator)
+    assert isinstance(discriminator, sagan_cnn.SAGANDiscriminator)
     assert [(c.filters, c.kernel_size, c.strides) for c in discriminator.convs] == [
         (64, (3, 3), (1, 1)), (64, (4, 4), (2, 2)), (128, (3, 3), (1, 1)), (128, (4, 4), (2, 2)),
         (256, (3, 3), (1, 1)), (256, (4, 4), (2, 2)), (512, (3, 3), (1, 1))]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from tfgan_cifar import run_dir
 from tfgan_cifar.run_dir import MetricsLog
-from tfgan_cifar.viz import canvas, curves, internals
+from tfgan_cifar.viz import curves, figure_files, internals
 
 
 def _records():
@@ -105,11 +105,11 @@ def test_fid_axis_label_names_the_sample_count(tmp_path):
 
 
 def test_save_figure_removes_its_temporary_file_when_writing_fails(tmp_path):
-    fig = canvas.new_figure((2, 2))
+    fig = figure_files.new_figure((2, 2))
     fig.add_subplot().plot([0, 1])
     fig.savefig = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("disk full"))
     with pytest.raises(OSError):
-        canvas.save_figure(fig, tmp_path / "x.png")
+        figure_files.save_figure(fig, tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfgan_cifar import data, evaluate_model, export
+from tfgan_cifar import data, evaluate_model, evaluation_samples, export, metric_schema
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics
@@ -69,6 +69,8 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
     assert 0 <= last["cls_train_acc"] <= 1 and np.isfinite(last["cls_train_loss"])
     trains = [r for r in records if r["kind"] == "train"]
     assert all({"cls_loss", "cls_acc"} <= set(r) for r in trains)
+    assert all(metric_schema.lookup(key) for r in records for key in r
+               if key not in ("kind", "step"))  # every logged value is declared
     assert os.path.getsize(tmp_path / "run" / "classifier.png") > 0
 
 
@@ -94,11 +96,11 @@ def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, caps
     info = {"step": 0, "workdir": config.workdir, "config": json.loads(config.to_json())}
     path = export.export_model(trainer.export_generator(), str(tmp_path / "best"), info,
                                discriminator=trainer.export_discriminator())
-    probabilities = evaluate_model.load_classifier(path)
+    probabilities = evaluation_samples.class_head(path)
     images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
     expected = tf.nn.softmax(trainer.class_logits(images)).numpy()
     np.testing.assert_allclose(probabilities(images), expected, rtol=1e-5, atol=1e-6)
-    assert evaluate_model.load_classifier(str(tmp_path)) is None  # no discriminator.keras
+    assert evaluation_samples.class_head(str(tmp_path)) is None  # no discriminator.keras
 
     outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
         model="dcgan", saved_model=path, output_dir=str(tmp_path / "out"), fid=False))
@@ -118,14 +120,15 @@ def test_class_rows_pick_the_most_confident_samples_of_each_class():
         scores = np.stack([-value, -np.abs(value) + 0.2, value], axis=1) * 10
         return np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
 
-    images, names = evaluate_model.class_rows(sample, config.z_dim, config,
-                                            np.random.default_rng(0), classifier, per_class=4)
+    images, names = evaluation_samples.class_rows(sample, config.z_dim, config,
+                                                  np.random.default_rng(0), classifier,
+                                                  per_class=4)
     assert images.shape == (12, 32, 32, 3) and names == ["0", "1", "2"]
     brightness = images[:, 0, 0, 0].reshape(3, 4)
     assert (brightness[0] < -0.5).all() and (np.abs(brightness[1]) < 0.1).all()
     assert (brightness[2] > 0.5).all()
-    rows, labels = evaluate_model.class_rows(sample, config.z_dim, config,
-                                           np.random.default_rng(0), None, per_class=4)
+    rows, labels = evaluation_samples.class_rows(sample, config.z_dim, config,
+                                                 np.random.default_rng(0), None, per_class=4)
     assert rows.shape == (12, 32, 32, 3) and labels == ["unsorted"] * 3
 
 

@@ -17,6 +17,7 @@ from typing import Optional
 from tfgan_cifar import cli
 from tfgan_cifar.config import TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.paths import CACHE_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ClassifierOptions:
                                     "without bfloat16 instructions (measured with TF 2.21 on "
                                     "an AVX2-only AMD EPYC).", "run")
     seed: int = same_as(TrainConfig, "seed")
-    out: str = setting(os.path.join("~", ".cache", "tfgan_cifar"), "Folder of "
+    out: str = setting(CACHE_DIR, "Folder of "
                        "classifier_cifar10.keras and its .json record.", "paths")
 
     def validate(self):
@@ -63,18 +64,16 @@ class ClassifierOptions:
 def _test_dir(options):
     if options.test_dir:
         return options.test_dir
-    folder = os.path.join(os.path.dirname(os.path.abspath(options.image_dir)), "test")
-    if not os.path.isdir(folder):
-        raise UserError(f"no 'test' folder beside --image_dir={options.image_dir}: pass "
-                        "--test_dir=PATH")
-    return folder
+    from tfgan_cifar import data as data_lib
+
+    return data_lib.test_folder_beside(options.image_dir, "pass --test_dir=PATH")
 
 
 def train(argv):
     """Trains, tests and saves the reference classifier the flags describe."""
     options = cli.config_from_flags(ClassifierOptions)
     from tfgan_cifar import data as data_lib
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
     test_dir = _test_dir(options)
     train = data_lib.load_image_folder(options.image_dir)
@@ -84,11 +83,11 @@ def train(argv):
                         f"from those of --image_dir ({', '.join(train.class_names)})")
     print(f"training the reference classifier on {len(train)} images in "
           f"{len(train.class_names)} classes from {train.source}", flush=True)
-    model, settings = classifier_lib.train_classifier(
+    model, settings = reference_classifier.train_classifier(
         train, epochs=options.epochs, batch_size=options.batch_size, width=options.width,
         learning_rate=options.learning_rate, noise=options.noise, seed=options.seed,
         mixed_precision=options.mixed_precision)
-    accuracy = classifier_lib.ReferenceClassifier(model).accuracy(test.images, test.labels)
+    accuracy = reference_classifier.ReferenceClassifier(model).accuracy(test.images, test.labels)
     import keras
 
     info = {"test_accuracy": accuracy, "test_images": len(test), "test_source": test.source,
@@ -96,11 +95,11 @@ def train(argv):
             "class_names": train.class_names, "settings": settings,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "keras": keras.__version__, "backend": keras.backend.backend()}
-    path = classifier_lib.save(model, os.path.join(os.path.expanduser(options.out),
-                                                   classifier_lib.DEFAULT_NAME), info)
+    path = reference_classifier.save(model, os.path.join(os.path.expanduser(options.out),
+                                                   reference_classifier.DEFAULT_NAME), info)
     print(f"test accuracy {accuracy:.4f} on {len(test)} images of {test.source} after "
           f"{options.epochs} epochs ({settings['seconds']:.0f}s); wrote {path} and "
-          f"{classifier_lib.record_path(path)}", flush=True)
+          f"{reference_classifier.record_path(path)}", flush=True)
     return 0
 
 

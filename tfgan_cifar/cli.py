@@ -11,7 +11,7 @@ from absl import app, flags, logging
 from tfgan_cifar import paths, tf_log_filter
 from tfgan_cifar.config import (GROUPS, TrainConfig, choices_of, continued_run, help_text,
                                 settings, value_type)
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.run_dir import RunDir
 
 # Every entry point imports this module before anything imports TensorFlow (none of the
@@ -88,6 +88,8 @@ def define_flags(config_class, flag_values=FLAGS):
         section = f"{present.index(field.metadata['group']) + 1}. {field.metadata['group']}"
         flags.DEFINE_flag(_make_flag(field), flag_values, module_name=section)
         flag_values.register_key_flag_for_module(sys.argv[0], flag_values[field.name])
+        for alias in field.metadata["aliases"]:  # a former name: sets the same value
+            flags.DEFINE_alias(alias, field.name, flag_values=flag_values, module_name=section)
 
 
 def config_from_flags(config_class=TrainConfig, flag_values=FLAGS, warn=True):
@@ -197,7 +199,7 @@ def parse_flags(argv, flag_values=FLAGS, known_only=False):
     try:
         return flag_values(argv, known_only=known_only)
     except flags.Error as error:
-        raise UserError(" ".join(str(error).split())) from None
+        raise UserError(one_line(error, limit=None)) from None
 
 
 def run(main, argv=None, positional=False, parse=parse_flags, usage=None):

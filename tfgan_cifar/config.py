@@ -16,6 +16,7 @@ import typing
 from typing import Optional, Tuple
 
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.paths import CACHE_DIR
 
 # Values a field takes when left as None, per model: the recipes of the DCGAN and SAGAN papers.
 MODEL_DEFAULTS = {
@@ -81,7 +82,7 @@ SPECTRAL_NORM_CRITICS = ("sagan",)
 
 
 def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
-            requires=None, repeatable=False):
+            requires=None, repeatable=False, aliases=()):
     """Declares one setting as a dataclass field; its flag is generated from the declaration.
 
     Args:
@@ -93,11 +94,13 @@ def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
         off_at_zero: 0 turns the feature off (said in the error for values below `minimum`).
         requires: the name of the setting without which this one has no effect.
         repeatable: a tuple setting given by repeating its flag instead of a comma list.
+        aliases: former names of the setting, still accepted as flags and in config.json.
     """
     if group not in GROUPS:
         raise ValueError(f"unknown settings group {group!r}; add it to GROUPS")
     metadata = dict(help=help, group=group, choices=choices, minimum=minimum,
-                    off_at_zero=off_at_zero, requires=requires, repeatable=repeatable)
+                    off_at_zero=off_at_zero, requires=requires, repeatable=repeatable,
+                    aliases=tuple(aliases))
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -344,14 +347,15 @@ class TrainConfig:
         "statistics over this many batches of its own samples in training mode (BigGAN's "
         "standing statistics; 0: use the live G's statistics).", "evaluation", minimum=0,
         off_at_zero=True, requires="ema_decay")
-    fid_cache_dir: str = setting(os.path.join("~", ".cache", "tfgan_cifar"),
+    fid_cache_dir: str = setting(CACHE_DIR,
                                  "Where reference statistics are cached.", "evaluation")
-    # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier).
-    classifier: Optional[str] = setting(
+    # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier); not D's
+    # class head (--aux_classifier).
+    reference_classifier: Optional[str] = setting(
         None, "Reference classifier (.keras from `python -m tfgan_cifar.classifier`, or the "
         "folder holding classifier_cifar10.keras): adds class accuracy and coverage, "
         "FD_classifier and precision/recall in its features to each evaluation; needs no "
-        "Inception weights.", "evaluation")
+        "Inception weights. Also --classifier.", "evaluation", aliases=("classifier",))
 
     def resolved(self):
         """Returns a copy with every `None` replaced by the model default, validated."""
@@ -404,8 +408,10 @@ class TrainConfig:
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
             raise UserError("pass either --image_dir or --data_dir, not both")
-        if self.classifier and not os.path.exists(os.path.expanduser(self.classifier)):
-            raise UserError(f"--classifier={self.classifier} does not exist: train one with "
+        if self.reference_classifier and not os.path.exists(
+                os.path.expanduser(self.reference_classifier)):
+            raise UserError(f"--reference_classifier={self.reference_classifier} does not "
+                            "exist: train one with "
                             "`python -m tfgan_cifar.classifier --image_dir=PATH/train`")
 
     @property
@@ -443,6 +449,8 @@ class TrainConfig:
         """Reads what `to_json` wrote, ignoring keys this version does not know."""
         values = json.loads(text)
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        former = {alias: f.name for f in settings(cls) for alias in f.metadata["aliases"]}
+        values = {former.get(k, k): v for k, v in values.items()}
         values = {k: v for k, v in values.items() if k in fields}
         for name, value in values.items():
             if value_type(fields[name])[0] is tuple and isinstance(value, list):

@@ -125,6 +125,15 @@ def load_image_folder(root, limit=None):
     return ImageSet(images, labels[ok], class_names, source=f"folder:{os.path.abspath(root)}")
 
 
+def test_folder_beside(image_dir, remedy):
+    """The `test` folder beside the training folder `image_dir` (cifar10/train ->
+    cifar10/test); UserError, one line ending with `remedy`, when there is none."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(image_dir)), "test")
+    if not os.path.isdir(folder):
+        raise UserError(f"no 'test' folder beside --image_dir={image_dir}: {remedy}")
+    return folder
+
+
 def subset_indices(total, count, seed=0):
     """Indices of `count` of `total` images, a fixed seeded draw without replacement (all of
     them when `count >= total`). Use it, not the first `count`: a folder is read class by

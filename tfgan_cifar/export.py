@@ -22,6 +22,7 @@ import time
 
 from absl import logging
 
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.model_card import model_card
 
 SAVED_MODEL = "saved_model"
@@ -243,6 +244,70 @@ def load_keras_generator(path):
     if not os.path.isfile(keras_file):
         raise FileNotFoundError(f"no {KERAS_FILE} at {path}")
     return keras.saving.load_model(keras_file)
+
+
+def load_keras_discriminator(path):
+    """The discriminator with a class head saved beside an exported generator, or None when
+    the export has none."""
+    keras_file = os.path.join(path, DISCRIMINATOR_FILE)
+    if not os.path.exists(keras_file):
+        return None
+    import keras
+
+    import tfgan_cifar.nn  # noqa: F401  (registers this package's layers for deserialisation)
+
+    return keras.saving.load_model(keras_file)
+
+
+# What to pass instead of a path that holds no export.
+EXPORT_HINT = ("pass --saved_model=DIR naming a best-model directory (DIR/saved_model/, "
+               "DIR/best.json, as train.py exports) or a SavedModel directory "
+               "(DIR/saved_model.pb)")
+
+
+def read_record(path, where=None):
+    """The best.json record of the exported model at `path` ({} when it has none); a path
+    that is not a folder, or a damaged record, raises UserError naming `where` (default:
+    path)."""
+    where = where or path
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{where} is not a folder: {EXPORT_HINT}")
+    try:
+        info = read_info(path)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"{where}: {INFO_FILE} cannot be read ({one_line(error)}): the export "
+                        "is damaged; pass another --saved_model") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{where}: {INFO_FILE} holds no record (a JSON object): the export is "
+                        "damaged; pass another --saved_model")
+    return info
+
+
+def load_checked_sampler(path, where=None):
+    """`load_sampler(path)`; a path that holds no SavedModel (without TensorFlow: no
+    generator.keras), or a damaged one (a truncated or garbage saved_model.pb, missing
+    variables, no serving signature), raises UserError naming `where` (default: path)."""
+    where = where or path
+    if not os.path.isdir(path):
+        raise UserError(f"{where} is not a folder: {EXPORT_HINT}")
+    if not tensorflow_available():
+        if not os.path.isfile(os.path.join(path, KERAS_FILE)):
+            raise UserError(f"{where} holds no {KERAS_FILE}, and without TensorFlow its "
+                            "SavedModel cannot be read: install tensorflow, or pass a directory "
+                            "that train.py exported (they hold both)")
+    elif not any(os.path.isfile(os.path.join(folder, "saved_model.pb"))
+                 for folder in (os.path.join(path, SAVED_MODEL), path)):
+        raise UserError(f"{where} holds no SavedModel (neither saved_model/saved_model.pb nor "
+                        f"saved_model.pb): {EXPORT_HINT}")
+    try:
+        return load_sampler(path)
+    except Exception as error:  # TensorFlow raises OSError, ValueError, KeyError, its own errors
+        kind = "SavedModel" if tensorflow_available() else KERAS_FILE
+        raise UserError(f"{where}: the {kind} cannot be loaded ({type(error).__name__}: "
+                        f"{one_line(error)}): it is damaged or not a generator exported by "
+                        "train.py; pass another --saved_model") from None
 
 
 def _load_keras_sampler(path):

@@ -4,6 +4,9 @@ import os
 
 from tfgan_cifar.errors import UserError
 
+# The default folder of cached reference statistics and of the reference classifier.
+CACHE_DIR = os.path.join("~", ".cache", "tfgan_cifar")
+
 
 def _nearest_existing(path):
     """`path` itself, else its nearest ancestor that exists (a broken link counts)."""

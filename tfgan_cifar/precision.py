@@ -4,7 +4,7 @@
 their variables stay float32 and their layers compute in the half type. What must stay float32
 does so where it is computed: spectral norm's power iteration and sigma and the attention
 softmax (`nn.layers`), batch-norm statistics (Keras upcasts them), D's sum pooling, final
-logit and projection (`nn.frame`, `nn.dcgan`), the logits the losses read,
+logit and projection (`nn.sagan_base`, `nn.dcgan`), the logits the losses read,
 the gradient penalty, the optimizer slots and the EMA (`training.objective`). The generator
 that samples, is scored and is exported is always built in float32.
 

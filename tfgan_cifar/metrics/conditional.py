@@ -11,10 +11,7 @@ import numpy as np
 
 from tfgan_cifar.data import ImageSet
 from tfgan_cifar.metrics import fid, reference
-
-
-def _as_float(images):
-    return images.astype(np.float32) / 127.5 - 1.0
+from tfgan_cifar.pixels import to_float, to_uint8
 
 
 def intra_class_fd(generate, z_dim, extractor, test_set, source, cache_dir, seed=0,
@@ -39,7 +36,7 @@ def intra_class_fd(generate, z_dim, extractor, test_set, source, cache_dir, seed
     for label in range(len(test_set.class_names)):
         real = test_set.images[test_set.labels == label]
         ref = reference.reference_statistics(
-            lambda: _as_float(real), {"source": source, "split": "test", "class": label},
+            lambda: to_float(real), {"source": source, "split": "test", "class": label},
             extractor, cache_dir, len(real))
         stats = fid.FeatureStats(max_kid_features=0)
         while stats.count < len(real):
@@ -62,14 +59,13 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         z_dim: noise size.
         test_set: the real ImageSet to test on; its classes are the labels drawn.
         num_samples: generated training images, labels drawn uniformly.
-        epochs, width: the classifier's training length and width (metrics.classifier).
+        epochs, width: the classifier's training length and width (reference_classifier).
         batch_size: default min(256, num_samples // 4), at least 1.
 
     Returns:
         {"cas": accuracy, "cas_samples": num_samples, "cas_epochs": epochs}.
     """
-    from tfgan_cifar.metrics import classifier as classifier_lib
-    from tfgan_cifar.viz.grids import to_uint8
+    from tfgan_cifar import reference_classifier
 
     rng = np.random.default_rng(seed)
     num_classes = len(test_set.class_names)
@@ -82,10 +78,10 @@ def classification_accuracy_score(generate, z_dim, test_set, num_samples, epochs
         labels.append(drawn)
     generated = ImageSet(np.concatenate(images), np.concatenate(labels), test_set.class_names,
                          "generated")
-    model, _ = classifier_lib.train_classifier(
+    model, _ = reference_classifier.train_classifier(
         generated, epochs=epochs, width=width, seed=seed, verbose=False,
         batch_size=batch_size or max(1, min(256, num_samples // 4)))
-    accuracy = classifier_lib.ReferenceClassifier(model).accuracy(test_set.images,
+    accuracy = reference_classifier.ReferenceClassifier(model).accuracy(test_set.images,
                                                                   test_set.labels)
     return {"cas": accuracy, "cas_samples": int(num_samples), "cas_epochs": int(epochs)}
 

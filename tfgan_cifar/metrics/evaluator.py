@@ -14,6 +14,7 @@ import numpy as np
 from tfgan_cifar import data as data_lib
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics import fid, inception, quality, reference
+from tfgan_cifar.pixels import to_float
 
 
 def reference_source(config):
@@ -21,19 +22,12 @@ def reference_source(config):
     if config.fid_reference_dir:
         folder = config.fid_reference_dir
     elif config.image_dir:
-        folder = os.path.join(os.path.dirname(os.path.abspath(config.image_dir)), "test")
-        if not os.path.isdir(folder):
-            raise UserError(
-                f"no 'test' folder beside --image_dir={config.image_dir} to compute FID against: "
-                "pass --fid_reference_dir=PATH, or --eval_every=0 to train without FID"
-            )
+        folder = data_lib.test_folder_beside(
+            config.image_dir, "it is the reference of FID; pass --fid_reference_dir=PATH, or "
+            "--eval_every=0 to train without FID")
     else:
         return "tfds:cifar10:test", lambda: data_lib.load_tfds("test", config.data_dir)
     return f"folder:{os.path.abspath(folder)}", lambda: data_lib.load_image_folder(folder)
-
-
-def _as_float(images):
-    return images.astype(np.float32) / 127.5 - 1.0
 
 
 class _ReferenceScorer:
@@ -53,7 +47,7 @@ class _ReferenceScorer:
         """Reference statistics, computed on first use and cached on disk."""
         if self._reference is None:
             self._reference = reference.reference_statistics(
-                lambda: _as_float(self._load().images),
+                lambda: to_float(self._load().images),
                 {"source": self.reference_description, "split": "test"},
                 self.extractor,
                 os.path.expanduser(self.config.fid_cache_dir),
@@ -75,8 +69,8 @@ class Evaluator(_ReferenceScorer):
             extractor = inception.FeatureExtractor(config.inception_weights)
         except inception.InceptionWeightsUnavailable as error:
             if required:
-                raise UserError(f"{error} (or --nofid, or --classifier=PATH for the reference "
-                                "classifier's metrics)") from None
+                raise UserError(f"{error} (or --nofid, or --reference_classifier=PATH for the "
+                                "reference classifier's metrics)") from None
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
@@ -111,7 +105,7 @@ def evaluate_real_images(evaluator, images, num_samples):
     def sample(n):
         start = position["next"]
         position["next"] = start + n
-        return _as_float(images[start:start + n])
+        return to_float(images[start:start + n])
 
     result = fid.compute_metrics(sample, len(images), evaluator.extractor, evaluator.reference,
                                  prdc=True)
@@ -134,7 +128,7 @@ def real_batches(images, labels, batch_size=500):
     """Yields (uint8 images as floats in [-1, 1], labels) batches: real images scored like
     generated ones (`ClassifierEvaluator.score`)."""
     for start in range(0, len(images), batch_size):
-        yield _as_float(images[start:start + batch_size]), labels[start:start + batch_size]
+        yield to_float(images[start:start + batch_size]), labels[start:start + batch_size]
 
 
 class ClassifierEvaluator(_ReferenceScorer):
@@ -143,7 +137,7 @@ class ClassifierEvaluator(_ReferenceScorer):
     reference split, and precision/recall/density/coverage in its penultimate features."""
 
     def __init__(self, config, classifier):
-        """`classifier`: a metrics.classifier.ReferenceClassifier (its features are the
+        """`classifier`: a reference_classifier.ReferenceClassifier (its features are the
         extractor)."""
         super().__init__(config, classifier)
         self.classifier = classifier
@@ -200,7 +194,7 @@ def classifier_metrics(class_logits, images, labels):
     Returns:
         (mean cross-entropy, accuracy) as floats.
     """
-    logits = np.asarray(class_logits(_as_float(images)), np.float64)
+    logits = np.asarray(class_logits(to_float(images)), np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     labels = np.asarray(labels, np.int64)

@@ -186,9 +186,3 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
 
         result.update(quality.prdc_when_possible(reference.kid_features, stats.kid_features()))
     return result
-
-
-def format_fid(value, sign=False):
-    """FID for people: two decimals, three significant digits below 1 (so 2.1e-05, not 0.00)."""
-    plus = "+" if sign else ""
-    return f"{value:{plus}.2f}" if abs(value) >= 1 or value == 0 else f"{value:{plus}.3g}"

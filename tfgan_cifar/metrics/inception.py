@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 
 INPUT_SIZE = 299
 
@@ -22,11 +22,6 @@ class InceptionWeightsUnavailable(Exception):
 class BadInceptionWeights(UserError, ValueError):
     """--inception_weights names no file, or one that is not InceptionV3 notop weights: a
     UserError, so entry points report it in one line."""
-
-
-def one_line(error, limit=160):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class FeatureExtractor:

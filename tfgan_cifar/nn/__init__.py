@@ -1,13 +1,13 @@
 """Model registry: build a (generator, discriminator) pair by name.
 
 `--model=dcgan` has one network (`nn/dcgan.py`); `--model=sagan` has two, picked by `--arch`:
-`resnet` (`nn/resnet.py`) and `cnn` (`nn/sagan.py`), both on the frame of `nn/frame.py`.
+`resnet` (`nn/resnet.py`) and `cnn` (`nn/sagan_cnn.py`), both on the frame of `nn/sagan_base.py`.
 """
 
 import collections
 
 from tfgan_cifar import config as config_lib
-from tfgan_cifar.nn import resnet, sagan
+from tfgan_cifar.nn import resnet, sagan_cnn
 from tfgan_cifar.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 MODELS = config_lib.MODELS.names()
@@ -18,8 +18,8 @@ Architecture = collections.namedtuple("Architecture",
 ARCHITECTURES = {
     "resnet": Architecture(resnet.ResNetGenerator, resnet.ResNetDiscriminator,
                            resnet.ATTENTION_RESOLUTIONS),
-    "cnn": Architecture(sagan.SAGANGenerator, sagan.SAGANDiscriminator,
-                        sagan.ATTENTION_RESOLUTIONS),
+    "cnn": Architecture(sagan_cnn.SAGANGenerator, sagan_cnn.SAGANDiscriminator,
+                        sagan_cnn.ATTENTION_RESOLUTIONS),
 }
 # What --attention_res parses: the resolutions of any architecture (validate checks --arch's).
 ATTENTION_RESOLUTIONS = tuple(sorted({r for a in ARCHITECTURES.values() for r in a.attention_res}))

@@ -21,7 +21,7 @@ import keras
 from keras import ops
 
 from tfgan_cifar.nn.base import batch_norm, initializer
-from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
+from tfgan_cifar.nn.sagan_base import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, conv2d, dense
 
 ATTENTION_RESOLUTIONS = (8, 16)

@@ -75,14 +75,14 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
     """The 8x8 grid and the per-class rows from the run's best generator, as PNGs.
 
     Labels of the grid cycle through the classes. The per-class rows come from
-    `evaluate_model.class_rows`: one row per label for conditional models, sorted by the
-    classifier head (`evaluate_model.load_classifier`) for unconditional ones that have it,
+    `evaluation_samples.class_rows`: one row per label for conditional models, sorted by
+    D's class head (`evaluation_samples.class_head`) for unconditional ones that have it,
     none otherwise.
 
     Returns:
       {"grid": (path, caption), "classes": (path, caption)}.
     """
-    from tfgan_cifar import evaluate_model, export
+    from tfgan_cifar import evaluation_samples, export
 
     sample, z_dim = export.load_sampler(run.best_dir)
     config = _model_config(run)
@@ -93,13 +93,13 @@ def best_model_figures(run, images_dir, seed=0, per_class=10):
     figures = {"grid": (grids.save_png(grid, os.path.join(images_dir, f"{run.slug}-grid.png"),
                                      scale=2), _describe_best(run))}
     try:
-        classifier = evaluate_model.load_classifier(run.best_dir)
-        if not config.conditional and classifier is None:
+        head = evaluation_samples.class_head(run.best_dir)
+        if not config.conditional and head is None:
             figures["classes"] = (None, "unconditional, without a classifier head: its "
                                   "samples have no class to sort them by")
             return figures
-        images, row_labels = evaluate_model.class_rows(
-            sample, z_dim, config, np.random.default_rng(seed), classifier=classifier,
+        images, row_labels = evaluation_samples.class_rows(
+            sample, z_dim, config, np.random.default_rng(seed), head=head,
             per_class=per_class)
         picture = grids.labelled_rows(images, config.num_classes, per_class, row_labels)
     except Exception as error:  # keep the grid when only the per-class rows fail

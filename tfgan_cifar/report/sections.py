@@ -1,9 +1,10 @@
 """The sections of the report, in its order, each added to a `document.Document`."""
 
+from tfgan_cifar.metric_schema import FID_NAME
 from tfgan_cifar.report import figures
-from tfgan_cifar.report.tables import (FID_NAME, NOT_AVAILABLE, attention_groups,
-                                       attention_table, format_value, model_default_fields,
-                                       quality_columns, results_table, shared_fields)
+from tfgan_cifar.report.tables import (NOT_AVAILABLE, attention_groups, attention_table,
+                                       format_value, model_default_fields, quality_columns,
+                                       results_table, shared_fields)
 
 
 def title(runs):
@@ -180,5 +181,5 @@ def quality_curves(doc, runs, images_dir):
         doc, runs, lambda run: figures.quality_curves(run, images_dir),
         "FD_classifier, class accuracy and KL, precision/recall/density/coverage at each "
         "evaluation", "Quality metrics",
-        "The reference classifier's metrics (--classifier) and precision, recall, density and "
+        "The reference classifier's metrics (--reference_classifier) and precision, recall, density and "
         "coverage (k = 5) at each evaluation, for the runs that log them.")

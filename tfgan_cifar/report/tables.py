@@ -5,12 +5,13 @@ import json
 import numpy as np
 
 from tfgan_cifar.config import MODEL_DEFAULTS
-from tfgan_cifar.metrics import fid
+from tfgan_cifar import metric_schema
+from tfgan_cifar.metric_schema import FID_NAME
 from tfgan_cifar.run_dir import best_eval
 
 # Where files are, not what was trained: left out of the comparison unless nothing else differs.
 PATH_FIELDS = ("workdir", "image_dir", "data_dir", "save_dir", "fid_cache_dir",
-               "fid_reference_dir", "inception_weights", "classifier")
+               "fid_reference_dir", "inception_weights", "reference_classifier")
 # Cadences that change neither the networks nor their training.
 BOOKKEEPING_FIELDS = ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints")
 # Fields that mean something only in some runs (shown as "–" in the others): {field: test of
@@ -21,7 +22,6 @@ APPLIES = {
     "aux_weight": lambda values: bool(values.get("aux_classifier")),
     "replay_fraction": lambda values: bool(values.get("replay_size")),
 }
-FID_NAME = "FID (Keras InceptionV3)"
 NOT_AVAILABLE = "n/a"
 
 
@@ -29,8 +29,8 @@ NOT_AVAILABLE = "n/a"
 
 
 def format_fid(value, sign=False):
-    """FID as the report writes it (see `fid.format_fid`), n/a when missing."""
-    return NOT_AVAILABLE if value is None else fid.format_fid(value, sign)
+    """FID as the report writes it (see `metric_schema.format_fid`), n/a when missing."""
+    return NOT_AVAILABLE if value is None else metric_schema.format_fid(value, sign)
 
 
 def format_kid(value, std=None):
@@ -120,14 +120,17 @@ def _shown(run, name):
 # Tables ------------------------------------------------------------------------------------
 
 
-def _share(value):
-    return NOT_AVAILABLE if value is None else f"{value:.3f}"
+def _cell(record, key):
+    """A metric of a record as its schema formats it, n/a when missing."""
+    if record is None or record.get(key) is None:
+        return NOT_AVAILABLE
+    return metric_schema.formatted(record, key)
 
 
 def _pair(record, first, second):
     if record is None or record.get(first) is None:
         return NOT_AVAILABLE
-    return f"{_share(record.get(first))} / {_share(record.get(second))}"
+    return f"{_cell(record, first)} / {_cell(record, second)}"
 
 
 def quality_columns(runs):
@@ -148,18 +151,15 @@ def quality_columns(runs):
         def quality_best(run):
             return best_eval(run.records, "fd_classifier")
 
-        def fd(run):
-            best = quality_best(run)
-            return NOT_AVAILABLE if best is None else f"{best['fd_classifier']:.2f}"
-
         def step(run):
             best = quality_best(run)
             return NOT_AVAILABLE if best is None else str(best["step"])
 
         columns += [
-            ("best FD_classifier", fd), ("at step", step),
-            ("class accuracy", lambda run: _share((quality_best(run) or {}).get("class_acc"))),
-            ("class KL", lambda run: _share((quality_best(run) or {}).get("class_kl"))),
+            ("best FD_classifier", lambda run: _cell(quality_best(run), "fd_classifier")),
+            ("at step", step),
+            ("class accuracy", lambda run: _cell(quality_best(run), "class_acc")),
+            ("class KL", lambda run: _cell(quality_best(run), "class_kl")),
             ("precision / recall (classifier)",
              lambda run: _pair(quality_best(run), "precision_clf", "recall_clf")),
         ]

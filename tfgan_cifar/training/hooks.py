@@ -9,7 +9,8 @@ import numpy as np
 
 from tfgan_cifar import export
 from tfgan_cifar.errors import TrainingDiverged
-from tfgan_cifar.metrics import fid
+from tfgan_cifar.metric_schema import (best_model_metric, exported_fields, fid_line,
+                                        quality_line, tensorboard_scalars)
 from tfgan_cifar.metrics.evaluator import (ClassifierEvaluator, Evaluator, classifier_metrics,
                                            reference_source)
 from tfgan_cifar.run_dir import published_best
@@ -17,13 +18,6 @@ from tfgan_cifar.viz import curves, grids, internals
 
 GRID_SIDE = 8
 CLASSIFIER_EVAL_IMAGES = 10000  # per split, for the classifier head's evaluation
-EVAL_SUMMARIES = ("fid", "kid", "cls_train_loss", "cls_train_acc", "cls_test_loss",
-                  "cls_test_acc", "precision", "recall", "density", "coverage")
-# The reference classifier's metrics (--classifier), under "quality/" in TensorBoard.
-QUALITY_SUMMARIES = ("fd_classifier", "class_acc", "class_kl", "precision_clf", "recall_clf",
-                     "density_clf", "coverage_clf")
-EXPORT_KEYS = ("fid", "kid", "kid_std", "num_samples", "reference", "fd_classifier",
-               "class_acc", "class_kl", "classifier_samples")
 
 
 class SampleGrids:
@@ -61,32 +55,35 @@ def export_info(config, step, **values):
             "config": json.loads(config.to_json())}
 
 
-def load_classifier(config):
-    """The reference classifier of --classifier when evaluations are on, else None; a bad file
-    raises UserError (one line)."""
-    if not (config.classifier and config.eval_every):
+def load_reference_classifier(config):
+    """The reference classifier of --reference_classifier when evaluations are on, else None;
+    a bad file raises UserError (one line)."""
+    if not (config.reference_classifier and config.eval_every):
         return None
-    from tfgan_cifar.metrics import classifier as classifier_lib
+    from tfgan_cifar import reference_classifier
 
-    return classifier_lib.load(config.classifier, config.num_classes)
+    return reference_classifier.load(config.reference_classifier, config.num_classes)
 
 
 def selection_metric(evaluator, classifier_evaluator):
-    """The eval field that picks the best model: FID when the Inception weights exist, else
-    FD_classifier with --classifier, else None (no best model)."""
-    if evaluator is not None:
-        return "fid"
-    return "fd_classifier" if classifier_evaluator is not None else None
+    """The eval field that picks the best model (metric_schema.BEST_MODEL_BY): FID when the
+    Inception weights exist, else FD_classifier with --reference_classifier, else None (no best
+    model)."""
+    available = (["fid"] if evaluator is not None else []) + (
+        ["fd_classifier"] if classifier_evaluator is not None else [])
+    return best_model_metric(available)
 
 
 class Evaluation:
     """Every --eval_every steps and at the last one: FID/KID (with precision/recall) and, with
-    --classifier, the reference classifier's metrics, with the plots and the best-model export
+    --reference_classifier, the reference classifier's metrics, with the plots and the
+    best-model export
     (by FID, else FD_classifier); with --aux_classifier, the classifier head's loss and
     accuracy on training and test images."""
 
     def __init__(self, config, run, summaries, data, classifier=None):
-        """`classifier`: the loaded --classifier (see `load_classifier`), or None."""
+        """`classifier`: the loaded --reference_classifier (see `load_reference_classifier`),
+        or None."""
         self.config, self.run, self.summaries, self.data = config, run, summaries, data
         self.evaluator = Evaluator.create(config) if config.eval_every else None
         self.classifier_evaluator = (ClassifierEvaluator(config, classifier)
@@ -131,7 +128,7 @@ class Evaluation:
         if self.evaluator is not None:
             result = self.evaluator.evaluate(_finite_only(trainer.generate, step),
                                              seed=config.seed + step)
-            parts.append(_fid_line(result))
+            parts.append(fid_line(result))
         if self.classifier_evaluator is not None:
             result.update(self.classifier_evaluator.evaluate(
                 _finite_only(trainer.generate, step), seed=config.seed + step))
@@ -147,9 +144,7 @@ class Evaluation:
                          f"{self.export_best(trainer, step, result)}")
         result["seconds"] = time.perf_counter() - started
         run.metrics.append("eval", step, result)
-        self.summaries.scalars(step, {f"eval/{name}": value for name, value in result.items()
-                                      if name in EVAL_SUMMARIES})
-        self.summaries.scalars(step, quality_summaries(result))
+        self.summaries.scalars(step, tensorboard_scalars(result))
         records = run.metrics.records()
         if config.aux_classifier:
             curves.plot_classifier(records, run.figure("classifier.png"))
@@ -166,7 +161,7 @@ class Evaluation:
         <save_dir>/<model>/best, the one place that copy is written; returns the latter."""
         config = self.config
         info = export_info(config, step, selected_by=self.selected_by,
-                           **{k: result[k] for k in EXPORT_KEYS if k in result})
+                           **exported_fields(result))
         best = export.export_model(trainer.export_generator(), self.run.export_dir("best"),
                                    info, discriminator=trainer.export_discriminator())
         return export.publish(best, published_best(config.save_dir, config.model))
@@ -184,27 +179,3 @@ def _finite_only(generate, step):
     return checked
 
 
-def quality_summaries(result):
-    """TensorBoard scalars of the reference classifier's metrics in an eval record."""
-    values = {f"quality/{name}": result[name] for name in QUALITY_SUMMARIES if name in result}
-    for label, accuracy in enumerate(result.get("class_acc_per_class") or []):
-        values[f"quality/class_acc/{label}"] = accuracy
-    return values
-
-
-def quality_line(result):
-    """The reference classifier's metrics in one line."""
-    line = f"FD_classifier {result['fd_classifier']:.2f}"
-    if "class_acc" in result:
-        line += f", class accuracy {result['class_acc']:.3f}"
-    line += f", class KL {result['class_kl']:.3f}"
-    if "precision_clf" in result:
-        line += (f", precision {result['precision_clf']:.3f}, recall "
-                 f"{result['recall_clf']:.3f}")
-    return line + f" ({result['classifier_samples']} samples, reference classifier)"
-
-
-def _fid_line(result):
-    return (f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
-            f"KID {result['kid']:.4f} ± {result['kid_std']:.4f} "
-            f"({result['num_samples']} samples vs {result['reference']})")

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfgan_cifar.atomic import replacing
+from tfgan_cifar.pixels import to_float
 from tfgan_cifar.training import jax_distribute, objective
 from tfgan_cifar.training.trainer import MAX_IN_FLIGHT, Trainer
 
@@ -33,6 +34,15 @@ def _named_leaves(state):
     checkpoint stores them under (D's i-th trainable value is "d/i")."""
     return [("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path), leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
+
+
+def restore_discriminator(discriminator, path):
+    """Sets a built `discriminator`'s weights to those of the JAX checkpoint at `path`."""
+    with np.load(path) as saved:
+        for part, variables in (("d", discriminator.trainable_variables),
+                                ("d_nt", discriminator.non_trainable_variables)):
+            for index, variable in enumerate(variables):
+                variable.assign(saved[f"{part}/{index}"])  # as `_named_leaves` names them
 
 
 class JaxTrainer(Trainer):
@@ -119,7 +129,7 @@ class JaxTrainer(Trainer):
         orders = [jax.random.permutation(jax.random.fold_in(data_key, first + k), n)
                   for k in range(2)]  # a batch spans at most two epochs
         indices = jnp.where(epoch == first, orders[0][positions % n], orders[1][positions % n])
-        images = all_images[indices].astype(jnp.float32) / 127.5 - 1.0
+        images = to_float(all_images[indices])
         if config.flip:
             flip_key = jax.random.fold_in(jax.random.key(config.seed + 1), batch_index)
             flips = jax.random.bernoulli(flip_key, 0.5, (config.batch_size,))

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.training import rendezvous
 
 AXIS = "batch"
@@ -109,7 +109,7 @@ def _initialize(config):
             else jax.distributed.initialize(**kwargs), config.connect_timeout, unreachable,
             f"coordinator {config.coordinator_address}" if given[0] else "the environment's")
     except (ValueError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[:200]
+        reason = one_line(error)
         raise UserError(f"--distribute=multi_worker could not join the other processes "
                         f"({reason}): pass --coordinator_address=HOST:PORT, --num_processes "
                         "and --process_id, or launch it under Slurm") from None

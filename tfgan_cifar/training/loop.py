@@ -17,6 +17,7 @@ from tfgan_cifar import data as data_lib
 from tfgan_cifar import export, paths
 from tfgan_cifar.config import TrainConfig, resumable, settings
 from tfgan_cifar.errors import TrainingDiverged, UserError
+from tfgan_cifar.metric_schema import tensorboard_scalars
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import hooks
 from tfgan_cifar.training.progress import Progress
@@ -197,25 +198,6 @@ class _StopRequest:
                     signal.signal(s, handler)
 
 
-_STUDY_TAGS = {"cls_loss": "loss/classifier", "cls_acc": "accuracy/classifier",
-               "gp": "loss/gradient_penalty", "replayed": "replay/fraction_replayed"}
-
-
-def _summary_tags(record):
-    tags = {
-        "loss/generator": record["g_loss"],
-        "loss/discriminator": record["d_loss"],
-        "accuracy/d_real": record["d_real_acc"],
-        "accuracy/d_fake": record["d_fake_acc"],
-        "learning_rate/generator": record["lr_g"],
-        "learning_rate/discriminator": record["lr_d"],
-        "speed/steps_per_sec": record["steps_per_sec"],
-    }
-    tags.update({k: v for k, v in record.items() if k.startswith("gamma/")})
-    tags.update({tag: record[name] for name, tag in _STUDY_TAGS.items() if name in record})
-    return tags
-
-
 def train(config):
     """Trains (or resumes) the run that `config` describes; returns the last logged metrics.
 
@@ -255,7 +237,7 @@ def _train_locked(config, run, cluster):
     check_replicas(config, cluster)
     data = data_lib.load_training_data(config)
     data_lib.check_batch_size(data, config.batch_size)
-    classifier = hooks.load_classifier(config)  # a bad --classifier is refused here too
+    classifier = hooks.load_reference_classifier(config)  # a bad file is refused here too
     trainer = make_trainer(config, data, cluster)
     start = trainer.restore()
     check_other_backend(run, start)
@@ -295,7 +277,7 @@ def _train_locked(config, run, cluster):
                 last = {**metrics, **trainer.learning_rates(), **trainer.attention_gains(),
                         "steps_per_sec": speed}
                 run.metrics.append("train", step, last)
-                summaries.scalars(step, _summary_tags(last))
+                summaries.scalars(step, tensorboard_scalars(last))
                 progress.log(step, metrics, speed)
                 check_finite(trainer)
             progress.pause()  # rates count training time only

@@ -25,6 +25,7 @@ import keras
 from keras import ops
 
 from tfgan_cifar import precision
+from tfgan_cifar.metric_schema import step_metric_names
 from tfgan_cifar.nn import build_models
 from tfgan_cifar.training import replay
 from tfgan_cifar.training.augment import augment, draw_count
@@ -32,10 +33,8 @@ from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classi
                                          discriminator_accuracy, gradient_penalty, interpolate)
 from tfgan_cifar.training.optimizers import make_optimizers
 
-BASE_METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 # The parts of the state whose values must stay finite (see `GANObjective.step`).
 FINITE_PARTS = ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "loss_scale", "ema", "replay")
-
 
 class BackendOps(NamedTuple):
     """What the step needs from a backend, for `fn(x, *args) -> (scalar, aux)`:
@@ -92,18 +91,6 @@ def float32_copy(config, generator):
     for target, source in zip(copy.variables, generator.variables):
         target.assign(source)
     return copy
-
-
-def metric_names(config):
-    """Names of the per-step metrics: the GAN ones, then those of the enabled studies."""
-    names = list(BASE_METRICS)
-    if config.aux_classifier:
-        names += ["cls_loss", "cls_acc"]
-    if config.gp_weight:
-        names.append("gp")
-    if config.replay_size:
-        names.append("replayed")
-    return tuple(names)
 
 
 def draw_specs(config):
@@ -208,7 +195,7 @@ class GANObjective:
         self.sampler = networks.sampler
         self.ops = backend_ops
         self.loss = LOSSES[config.loss]
-        self.metric_names = metric_names(config)
+        self.metric_names = step_metric_names(config)
         self.loss_scaled = precision.needs_loss_scaling(config.precision)
         self.sampler_statistics = moving_statistics(self.sampler)
 

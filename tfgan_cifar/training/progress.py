@@ -10,8 +10,8 @@ import time
 
 import keras
 
-# Training metrics the log line shows beside the losses and D's accuracies, when present.
-STUDY_METRICS = ("cls_loss", "cls_acc", "gp", "replayed")
+from tfgan_cifar.metric_schema import study_step_metrics
+
 # The last logged values the bar shows.
 BAR_METRICS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
 
@@ -30,7 +30,8 @@ def progress_line(step, total, steps_per_sec, metrics):
         f"step {step}/{total} | {steps_per_sec:.2f} steps/s | "
         f"g_loss {metrics['g_loss']:.3f} d_loss {metrics['d_loss']:.3f} | "
         f"D acc real {metrics['d_real_acc']:.2f} fake {metrics['d_fake_acc']:.2f} | "
-        + "".join(f"{name} {metrics[name]:.3f} | " for name in STUDY_METRICS if name in metrics)
+        + "".join(f"{metric.key} {metric.format(metrics[metric.key])} | "
+                  for metric in study_step_metrics() if metric.key in metrics)
         + f"left {format_duration(eta) if eta != float('inf') else '?'}"
     )
 

@@ -7,12 +7,14 @@ import uuid
 
 import numpy as np
 
+from tfgan_cifar.metric_schema import BY_KEY
+
 # The scalars every run logs, shown as metrics in TensorBoard's HPARAMS dashboard (their last
 # value: the final one), with those of evaluation when it is on and the bests (`best_tags`).
-TRAIN_METRICS = ("loss/generator", "loss/discriminator", "accuracy/d_real", "accuracy/d_fake",
-                 "speed/steps_per_sec")
-FID_METRICS = ("eval/fid", "eval/kid")
-CLASSIFIER_METRICS = ("quality/fd_classifier", "quality/class_acc")
+TRAIN_METRICS = tuple(BY_KEY[key].tag for key in ("g_loss", "d_loss", "d_real_acc",
+                                                   "d_fake_acc", "steps_per_sec"))
+FID_METRICS = tuple(BY_KEY[key].tag for key in ("fid", "kid"))
+CLASSIFIER_METRICS = tuple(BY_KEY[key].tag for key in ("fd_classifier", "class_acc"))
 # Eval record fields whose lowest value over the run is written as best/<field>.
 BEST_OF = ("fid", "kid", "fd_classifier")
 
@@ -29,9 +31,10 @@ def metric_tags(config):
     """The scalar tags the HPARAMS dashboard shows for a run of `config`."""
     tags = list(TRAIN_METRICS)
     if config.eval_every:
-        tags += FID_METRICS + CLASSIFIER_METRICS if config.classifier else FID_METRICS
+        with_classifier = bool(config.reference_classifier)
+        tags += FID_METRICS + CLASSIFIER_METRICS if with_classifier else FID_METRICS
         tags += [f"best/{name}" for name in BEST_OF
-                 if name != "fd_classifier" or config.classifier]
+                 if name != "fd_classifier" or with_classifier]
     return tags
 
 

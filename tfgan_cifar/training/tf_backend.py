@@ -50,6 +50,12 @@ def by_position(variables):
     return {f"v{index:04d}": variable for index, variable in enumerate(variables)}
 
 
+def restore_discriminator(discriminator, prefix):
+    """Sets a built `discriminator`'s weights to those of the TensorFlow checkpoint `prefix`."""
+    tf.train.Checkpoint(discriminator=by_position(discriminator.variables)).restore(
+        prefix).expect_partial()
+
+
 # Parts of the state that a replica's step updates in place through the optimizers, and those
 # whose new values are averaged over the replicas (see the module's docstring).
 _UPDATED_BY_OPTIMIZERS = ("g", "d", "g_opt", "d_opt", "loss_scale")

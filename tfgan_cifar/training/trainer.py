@@ -12,7 +12,7 @@ import os
 import keras
 import numpy as np
 
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.nn.layers import SelfAttention, with_own_spectral_vectors
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
@@ -109,7 +109,7 @@ class Trainer(abc.ABC):
             try:
                 self._load_checkpoint(path)
             except self.checkpoint_errors as error:
-                reason = " ".join(str(error).split())[:200] or type(error).__name__
+                reason = one_line(error)
                 errors.append(f"{os.path.basename(path)}: {reason}")
                 print(f"warning: checkpoint {path} cannot be read ({reason}); trying an older "
                       "one", flush=True)

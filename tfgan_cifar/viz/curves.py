@@ -7,9 +7,9 @@ import os
 import numpy as np
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from tfgan_cifar.metrics.fid import format_fid
+from tfgan_cifar.metric_schema import BY_KEY, FID_NETWORK, figure_panels, format_fid
 from tfgan_cifar.run_dir import best_eval, latest_records
-from tfgan_cifar.viz.canvas import new_figure, save_figure
+from tfgan_cifar.viz.figure_files import new_figure, save_figure
 
 
 def _series(records, key, kind=None):
@@ -27,7 +27,7 @@ def _fid_label(evals):
     ref = "CIFAR-10 test"
     if len(refs) == 1 and not next(iter(refs)).startswith("tfds:cifar10"):
         ref = os.path.join(*os.path.normpath(next(iter(refs)).split(":", 1)[-1]).split(os.sep)[-2:])
-    return f"FID (Keras InceptionV3, {samples} samples vs {ref})"
+    return f"FID ({FID_NETWORK}, {samples} samples vs {ref})"
 
 
 def _fid_axes(ax, evals):
@@ -132,10 +132,9 @@ def plot_losses(records, path):
     """
     train = [r for r in records if r.get("kind") == "train"]
     gammas = sorted({k for r in train for k in r if k.startswith("gamma/")})
-    panels = [("G loss", [("g_loss", "G")]), ("D loss", [("d_loss", "D")]),
-              ("D accuracy", [("d_real_acc", "on real"), ("d_fake_acc", "on fake")])]
+    panels = figure_panels("losses")
     if gammas:
-        panels.append(("attention gain γ", [(k, k[len("gamma/"):]) for k in gammas]))
+        panels.append((BY_KEY["gamma/"].panel, [(k, k[len("gamma/"):]) for k in gammas]))
     return _panels(train, path, panels, height=2.3)
 
 
@@ -145,11 +144,7 @@ def plot_classifier(records, path):
     Returns:
       True if written, False (writing nothing) when no record has cls_* fields.
     """
-    return _panels(records, path, [
-        ("classifier loss", [("cls_train_loss", "training images"), ("cls_test_loss", "test split")]),
-        ("classifier accuracy", [("cls_train_acc", "training images"),
-                                 ("cls_test_acc", "test split")]),
-    ], height=2.8)
+    return _panels(records, path, figure_panels("classifier"), height=2.8)
 
 
 def plot_quality(records, path):
@@ -161,15 +156,7 @@ def plot_quality(records, path):
       True if written, False (writing nothing) when no eval record has any of them.
     """
     evals = [r for r in records if r.get("kind") == "eval"]
-    groups = [
-        ("FD_classifier", [("fd_classifier", "reference classifier features")]),
-        ("class accuracy", [("class_acc", "GAN-test: classified as drawn")]),
-        ("KL(classes || uniform)", [("class_kl", "predicted classes")]),
-        ("PRDC (Inception)", [(k, k) for k in ("precision", "recall", "density", "coverage")]),
-        ("PRDC (classifier)", [(f"{k}_clf", k) for k in ("precision", "recall", "density",
-                                                         "coverage")]),
-    ]
-    panels = [(label, keys) for label, keys in groups
+    panels = [(label, keys) for label, keys in figure_panels("quality")
               if any(r.get(key) is not None for r in evals for key, _ in keys)]
     if not panels:
         return False

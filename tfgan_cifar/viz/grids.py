@@ -4,12 +4,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from tfgan_cifar.atomic import replacing
-
-
-def to_uint8(images):
-    """Maps float images in [-1, 1] to uint8 [0, 255] (values outside are clipped)."""
-    images = np.asarray(images, np.float32)
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from tfgan_cifar.pixels import to_uint8
 
 
 def image_grid(images, rows, cols, padding=2, pad_value=255):

@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 from matplotlib import colormaps, ticker
 
-from tfgan_cifar.viz.canvas import new_figure, save_figure
+from tfgan_cifar.viz.figure_files import new_figure, save_figure
 
 MAX_FILTERS = 256  # plot_weights shows at most this many first-layer filters
 

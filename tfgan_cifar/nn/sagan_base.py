@@ -1,4 +1,4 @@
-"""What SAGAN's two architectures share (`nn/resnet.py`, `nn/sagan.py`).
+"""What SAGAN's two architectures share (`nn/resnet.py`, `nn/sagan_cnn.py`).
 
 Both take the same constructor arguments and put self-attention (Zhang et al. 2019) after the
 first stage of G and of D whose output has a resolution in `attention_res`. Their

@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from tfgan_cifar.nn.base import batch_norm, initializer, leaky_relu
-from tfgan_cifar.nn.frame import AttentionGenerator, ProjectionDiscriminator
+from tfgan_cifar.nn.sagan_base import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, conv2d, conv2d_transpose, dense
 
 ATTENTION_RESOLUTIONS = (8, 16, 32)
