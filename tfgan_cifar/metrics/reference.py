@@ -14,7 +14,7 @@ from absl import logging
 from tfgan_cifar import atomic
 from tfgan_cifar import data as data_lib
 from tfgan_cifar.metrics import fid
-from tfgan_cifar.metrics.inception import one_line
+from tfgan_cifar.errors import one_line
 
 CACHE_FORMAT = 2  # 2: a seeded draw of the images (1 took the first ones)
 
