@@ -212,3 +212,65 @@ def test_a_truncated_archive_with_the_right_name_is_not_read(tmp_path):
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(torchscript.ArchiveError, match="not a zip"):
         torchscript.read_tensors(str(path))
+
+
+# --fid_network and --fid_reference.
+
+def test_the_default_network_is_standard_once_its_weights_are_in_the_cache(tmp_path,
+                                                                          standard_weights):
+    from tfgan_cifar.errors import UserError
+
+    empty = TrainConfig(fid_cache_dir=str(tmp_path)).resolved()
+    assert empty.fid_network == "keras" and empty.fid_reference == "test"
+    os.symlink(standard_weights, tmp_path / fid_weights.WEIGHTS_FILE)
+    assert TrainConfig(fid_cache_dir=str(tmp_path)).resolved().fid_network == "standard"
+    keras_weights = TrainConfig(fid_cache_dir=str(tmp_path), inception_weights="x.h5")
+    assert keras_weights.resolved().fid_network == "keras"
+    with pytest.raises(UserError, match="--inception_weights"):
+        TrainConfig(fid_network="standard", inception_weights="x.h5").resolved()
+
+
+def test_without_its_weights_the_standard_network_says_how_to_make_them(tmp_path, capsys):
+    from tfgan_cifar.errors import UserError
+    from tfgan_cifar.metrics.evaluator import Evaluator
+
+    config = TrainConfig(fid_cache_dir=str(tmp_path), fid_network="standard",
+                         image_dir=str(tmp_path)).resolved()
+    with pytest.raises(UserError, match="python -m tfgan_cifar.fid_weights") as info:
+        Evaluator.create(config)
+    assert "\n" not in str(info.value) and "--fid_network=keras" in str(info.value)
+
+
+def test_standard_fid_in_a_tiny_training_run_and_in_evaluate(
+        standard_weights, cifar_like_dir, tmp_path, capsys):
+    from tfgan_cifar import evaluate_model
+    from tfgan_cifar.run_dir import RunDir
+    from tfgan_cifar.training import loop
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.symlink(standard_weights, cache / fid_weights.WEIGHTS_FILE)
+    config = TrainConfig(
+        model="dcgan", image_dir=str(cifar_like_dir / "train"), workdir=str(tmp_path / "run"),
+        save_dir=str(tmp_path / "saved"), fid_cache_dir=str(cache), width=4, z_dim=8,
+        batch_size=4, steps=2, log_every=1, sample_every=0, checkpoint_every=0, eval_every=2,
+        fid_samples=4, num_classes=3, fid_reference="train").resolved()
+    assert config.fid_network == "standard"
+    loop.train(config)
+    printed = capsys.readouterr().out
+    assert "FID uses Keras's InceptionV3" not in printed
+    (record,) = RunDir(config.workdir).metrics.records("eval")
+    assert np.isfinite(record["fid"]) and record["fid"] > 0
+    assert record["reference"] == f"folder:{cifar_like_dir / 'train'}"
+    # One reference-statistics file beside the weights: the train split, standard network.
+    assert len([n for n in os.listdir(cache) if n != fid_weights.WEIGHTS_FILE]) == 1
+
+    outputs = evaluate_model.run(evaluate_model.EvaluateOptions(
+        model="dcgan", save_dir=config.save_dir, output_dir=str(tmp_path / "eval"),
+        image_dir=str(cifar_like_dir / "train"), fid_cache_dir=str(cache), fid_samples=4))
+    printed = capsys.readouterr().out
+    assert "FID " in printed and "Keras InceptionV3" not in printed
+    assert outputs["metrics"]["reference"] == f"folder:{cifar_like_dir / 'test'}"
+    assert np.isfinite(outputs["metrics"]["fid"])
+    # The test split's statistics join the train split's in the cache.
+    assert len([n for n in os.listdir(cache) if n != fid_weights.WEIGHTS_FILE]) == 2

@@ -41,11 +41,14 @@ class EvaluateOptions:
                               "paths")
     image_dir: Optional[str] = same_as(TrainConfig, "image_dir")
     data_dir: Optional[str] = same_as(TrainConfig, "data_dir")
-    fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 test split.",
-                        "evaluation")
+    fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 split of "
+                        "--fid_reference.", "evaluation")
     real_baseline: bool = setting(False, "Also score --fid_samples real training images against "
-                                  "the test split: the floor at that sample count.", "evaluation")
+                                  "the reference split: the floor at that sample count.",
+                                  "evaluation")
     fid_samples: int = same_as(TrainConfig, "fid_samples")
+    fid_network: Optional[str] = same_as(TrainConfig, "fid_network")
+    fid_reference: str = same_as(TrainConfig, "fid_reference")
     fid_reference_dir: Optional[str] = same_as(TrainConfig, "fid_reference_dir")
     inception_weights: Optional[str] = same_as(TrainConfig, "inception_weights")
     fid_cache_dir: str = same_as(TrainConfig, "fid_cache_dir")
@@ -82,7 +85,7 @@ def _train_config(options, info):
     recorded.setdefault("model", options.model)
     overrides = {name: getattr(options, name) for name in (
         "image_dir", "data_dir", "fid_reference_dir", "inception_weights", "fid_cache_dir",
-        "fid_samples", "classifier")}
+        "fid_samples", "classifier", "fid_network", "fid_reference")}
     overrides["workdir"] = recorded.get("workdir") or "."
     base = TrainConfig.from_json(json.dumps(recorded))
     return dataclasses.replace(base, **overrides).resolved()
@@ -245,7 +248,7 @@ def run(options):
     if evaluator is not None:
         if options.fid:
             result = evaluator.evaluate(sample, seed=options.seed)
-            print(f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
+            print(f"{evaluator.label} {fid.format_fid(result['fid'])}, "
                   f"KID {result['kid']:.4f} ± {result['kid_std']:.4f}: "
                   f"{result['num_samples']} generated images vs "
                   f"{result['reference_samples']} images of {result['reference']}", flush=True)
@@ -262,7 +265,7 @@ def run(options):
         outputs["intra_class"] = intra_class(config, sample, z_dim, options.seed,
                                              evaluator if options.fid else None, classifier)
     if options.cas:
-        test = reference_source(config)[1]()
+        test = reference_source(config, "test")[1]()
         print(f"CAS: training the classifier on {options.cas_samples} generated images "
               f"({options.cas_epochs} epochs)", flush=True)
         outputs["cas"] = conditional.classification_accuracy_score(
@@ -325,7 +328,7 @@ def intra_class(config, sample, z_dim, seed, evaluator, classifier):
                                             os.path.expanduser(config.fid_cache_dir),
                                             seed=seed)
         results[name] = result
-        label = "FID (Keras InceptionV3)" if name == "fid" else "FD_classifier"
+        label = evaluator.label if name == "fid" else "FD_classifier"
         print(f"intra-class {label} {result['mean']:.2f}: mean over {len(test.class_names)} "
               f"classes, {min(result['samples_per_class'])}-"
               f"{max(result['samples_per_class'])} samples each vs {source}", flush=True)

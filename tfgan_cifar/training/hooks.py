@@ -108,7 +108,7 @@ class Evaluation:
         """(train images, labels), (test images, labels): fixed subsets, loaded once."""
         if self._classifier_sets is None:
             rng = np.random.default_rng(self.config.seed)
-            test = reference_source(self.config)[1]()
+            test = reference_source(self.config, "test")[1]()
             picked = []
             for images in (self.data, test):
                 keep = rng.permutation(len(images))[:CLASSIFIER_EVAL_IMAGES]
@@ -131,7 +131,7 @@ class Evaluation:
         if self.evaluator is not None:
             result = self.evaluator.evaluate(_finite_only(trainer.generate, step),
                                              seed=config.seed + step)
-            parts.append(_fid_line(result))
+            parts.append(_fid_line(result, self.evaluator.label))
         if self.classifier_evaluator is not None:
             result.update(self.classifier_evaluator.evaluate(
                 _finite_only(trainer.generate, step), seed=config.seed + step))
@@ -204,7 +204,7 @@ def quality_line(result):
     return line + f" ({result['classifier_samples']} samples, reference classifier)"
 
 
-def _fid_line(result):
-    return (f"FID (Keras InceptionV3) {fid.format_fid(result['fid'])}, "
+def _fid_line(result, label):
+    return (f"{label} {fid.format_fid(result['fid'])}, "
             f"KID {result['kid']:.4f} ± {result['kid_std']:.4f} "
             f"({result['num_samples']} samples vs {result['reference']})")
