@@ -150,6 +150,7 @@ def build_network(dtype="float32"):
     x = inception_e(x, "mixed_9", "avg", dtype)
     x = inception_e(x, "mixed_10", "max", dtype)
     features = keras.layers.GlobalAveragePooling2D(dtype=dtype, name="pool2")(x)
+    # float32 features whatever `dtype` computes in.
     features = keras.layers.Activation("linear", dtype="float32", name="pool_3")(features)
     return keras.Model(inputs, features, name="inception_2015")
 
@@ -184,12 +185,6 @@ def load_weights(network, arrays):
         scale = 1.0 / np.sqrt(var + BN_EPSILON)
         layer.set_weights([(kernel * scale).astype(np.float32),
                            (beta - mean * scale).astype(np.float32)])
-
-
-def weight_shapes(network=None):
-    """The kernel shape (kh, kw, in, out) of every Conv2dLayer, by name."""
-    network = network or build_network()
-    return {name: tuple(layer.kernel.shape) for name, layer in conv_layers(network).items()}
 
 
 class _StandardInput(keras.layers.Layer):
