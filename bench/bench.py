@@ -11,8 +11,9 @@ batch, width, n_critic and the rest), a worker process (Keras picks its backend 
 process) builds the trainer on synthetic CIFAR-sized data, compiles the step, then times
 `--repeats` runs of `--steps` steps and reports the median. FLOPs per step are counted by XLA's
 cost analysis of the compiled JAX step (the same networks on both backends), so they need JAX.
-It also times InceptionV3 feature extraction for FID (random weights: speed does not depend on
-them). Prints a table and writes JSON.
+It also times the feature extraction of both FID networks (the standard InceptionV3 of
+2015-12-05 and Keras's InceptionV3; random weights: speed does not depend on them) under each
+of --fid_precisions. Prints a table and writes JSON.
 """
 
 import argparse
@@ -55,6 +56,8 @@ def _parse():
                         "settings (replaces --models and --batch_sizes)")
     parser.add_argument("--extra", default="", help="more config overrides, key=value,...")
     parser.add_argument("--fid_images", type=int, default=200, help="0 skips the FID timing")
+    parser.add_argument("--fid_precisions", default="float32,mixed_bfloat16",
+                        help="comma list of dtype policies the FID networks are timed under")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.error = _refuse  # one line, as every entry point reports bad input
@@ -194,21 +197,57 @@ def worker(args):
             "warmup_seconds": compile_seconds,
         }), flush=True)
     if args.fid_images:
-        from tfgan_cifar.metrics.inception import FeatureExtractor
-
-        path = os.path.join(tempfile.mkdtemp(), "inception.weights.h5")
-        keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
-                                       input_shape=(299, 299, 3)).save_weights(path)
-        extractor = FeatureExtractor(path, batch_size=100)
         images = rng.uniform(-1, 1, (args.fid_images, 32, 32, 3)).astype(np.float32)
-        extractor(images[:100])  # compile
-        rates = []
-        for _ in range(3):
-            started = time.perf_counter()
-            extractor(images)
-            rates.append(len(images) / (time.perf_counter() - started))
-        print(json.dumps({"kind": "fid", "backend": backend, "device": trainer.device,
-                          "images_per_sec": statistics.median(rates)}), flush=True)
+        for precision in args.fid_precisions.split(","):
+            for network, extractor in fid_extractors(precision):
+                print(json.dumps({"kind": "fid", "backend": backend, "device": trainer.device,
+                                  "network": network, "precision": precision,
+                                  "images_per_sec": features_per_second(extractor, images)}),
+                      flush=True)
+
+
+def fid_extractors(precision):
+    """(network, feature extractor) of both FID networks under the dtype policy `precision`,
+    with random weights: their speed does not depend on them."""
+    import keras
+    import numpy as np
+
+    from tfgan_cifar.metrics import inception, inception_2015
+
+    folder = tempfile.mkdtemp(prefix="bench_fid_")
+    network = inception_2015.build_network()
+    arrays = {}
+    for name, layer in inception_2015.conv_layers(network).items():
+        channels = layer.kernel.shape[-1]
+        arrays.update({f"{name}.kernel": keras.ops.convert_to_numpy(layer.kernel),
+                       f"{name}.beta": np.zeros(channels, np.float32),
+                       f"{name}.mean": np.zeros(channels, np.float32),
+                       f"{name}.var": np.ones(channels, np.float32)})
+    standard_path = os.path.join(folder, "standard.npz")
+    np.savez(standard_path, **arrays)
+    yield "standard", inception_2015.StandardFeatureExtractor(standard_path, batch_size=100,
+                                                               dtype=precision)
+    keras_path = os.path.join(folder, "inception.weights.h5")
+    keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
+                                   input_shape=(299, 299, 3)).save_weights(keras_path)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        extractor = inception.FeatureExtractor(keras_path, batch_size=100)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    yield "keras", extractor
+
+
+def features_per_second(extractor, images):
+    """Median images/s of three feature extractions of `images`, after a compiling one."""
+    extractor(images[:100])
+    rates = []
+    for _ in range(3):
+        started = time.perf_counter()
+        extractor(images)
+        rates.append(len(images) / (time.perf_counter() - started))
+    return statistics.median(rates)
 
 
 def main():
@@ -244,8 +283,8 @@ def main():
                   f"{tflops:>9}")
     for r in results:
         if r["kind"] == "fid":
-            print(f"FID features ({r['backend']}, {r['device']}): {r['images_per_sec']:.1f} "
-                  "images/s at 299x299")
+            print(f"FID features ({r['backend']}, {r['device']}, {r['network']} network, "
+                  f"{r['precision']}): {r['images_per_sec']:.1f} images/s at 299x299")
     peaks = next((p for name, p in PEAKS.items() for r in results if name in r["device"]), None)
     if peaks:
         print(f"GPU peak (dense): FP32 {peaks['fp32']}, TF32 {peaks['tf32']}, BF16 "

@@ -69,3 +69,20 @@ def test_the_jax_worker_times_a_step_and_counts_its_flops(tmp_path):
     # backward: the count must include the convolutions.
     assert row["flops_per_step"] > 16 * 16 * 4 * 4 * 4 * 3 * 2 * 4 * 2 * 2
     assert row["tflops"] == pytest.approx(row["flops_per_step"] * row["steps_per_sec"] / 1e12)
+
+
+def test_both_fid_networks_are_timed_in_bfloat16(bench):
+    import keras
+    import numpy as np
+
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    networks = []
+    for network, extractor in bench.fid_extractors("mixed_bfloat16"):
+        model = getattr(extractor, "network", None) or extractor.model
+        assert model.layers[1].compute_dtype == "bfloat16", network
+        assert keras.config.dtype_policy().name == "float32"  # the policy is put back
+        features = extractor(images)
+        assert features.shape == (2, 2048) and np.all(np.isfinite(features))
+        networks.append(network)
+    assert networks == ["standard", "keras"]
+    assert bench.features_per_second(lambda x: x, images) > 0

@@ -224,6 +224,14 @@ def test_features_from_a_local_weights_file(extractor, inception_weights_file):
     assert extractor.cache_key["resize"] == "bilinear"
 
 
+def test_generated_images_are_rounded_to_uint8_pixels_before_scoring(extractor):
+    pixels = np.random.default_rng(9).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    images = pixels / 127.5 - 1.0
+    off = np.random.default_rng(10).uniform(-0.45, 0.45, images.shape) / 127.5
+    np.testing.assert_array_equal(extractor(np.clip(images + off, -1, 1)), extractor(images))
+    assert extractor.cache_key["input"] == "uint8"
+
+
 def test_images_outside_minus_one_one_are_refused(extractor):
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         extractor(np.full((1, 32, 32, 3), 255.0))

@@ -60,6 +60,8 @@ def test_printed_lines():
     assert metric_schema.fid_line(result, "generated images") == (
         "FID (Keras InceptionV3) 2.13e-05, KID 0.0123 ± 0.0011 (6 generated images vs 8 images "
         "of folder:/data/test)")
+    standard = {**result, "fid": 12.345, "fid_network": "standard", "reference_split": "train"}
+    assert metric_schema.fid_line(standard).startswith("FID 12.35, KID")
     quality = {"fd_classifier": 3.14159, "class_kl": 0.25, "classifier_samples": 6,
                "class_acc": 0.5}
     assert metric_schema.quality_line(quality) == (
@@ -80,3 +82,15 @@ def test_figure_panels_come_from_the_declarations():
         "PRDC (classifier)"]
     assert metric_schema.lookup("gamma/discriminator/attention8").key == "gamma/"
     assert metric_schema.lookup("kind") is None
+
+
+def test_every_fid_keeps_its_protocol_in_best_json():
+    result = {"fid": 12.3, "kid": 0.01, "kid_std": 0.001, "num_samples": 50000,
+              "fid_network": "standard", "reference": "folder:/data/train",
+              "reference_split": "train", "reference_samples": 50000, "selected_by": "fid"}
+    kept = metric_schema.exported_fields(result)
+    for field in metric_schema.BY_KEY["fid"].protocol:
+        if field != "reference_samples":
+            assert kept[field] == result[field], field
+    assert set(metric_schema.BY_KEY["fid"].protocol) >= {"fid_network", "reference_split",
+                                                          "num_samples"}

@@ -12,7 +12,8 @@ import tomllib
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("tfgan-train", "tfgan-evaluate", "tfgan-sample", "tfgan-report", "tfgan-classifier")
+COMMANDS = ("tfgan-train", "tfgan-evaluate", "tfgan-sample", "tfgan-report", "tfgan-classifier",
+            "tfgan-fid-weights")
 
 
 def _pins(path):

@@ -101,7 +101,9 @@ def test_no_records_means_no_plot(tmp_path):
 
 def test_fid_axis_label_names_the_sample_count(tmp_path):
     evals = [r for r in _records() if r["kind"] == "eval"]
-    assert curves._fid_label(evals) == "FID (Keras InceptionV3, 100 samples vs CIFAR-10 test)"
+    assert curves._fid_label(evals) == "FID (Keras InceptionV3), 100 samples vs CIFAR-10 test"
+    standard = [{**r, "fid_network": "standard"} for r in evals]
+    assert curves._fid_label(standard) == "FID, 100 samples vs CIFAR-10 test"
 
 
 def test_save_figure_removes_its_temporary_file_when_writing_fails(tmp_path):

@@ -86,8 +86,8 @@ def test_results_table_has_each_runs_best_fid_and_step(real_report, inception_we
     tmp, out = real_report
     markdown = (out / "report.md").read_text()
     header = _table_row(markdown, "run")
-    assert header[:6] == ["run", "model", "best FID (Keras InceptionV3)", "at step",
-                          "KID ± std at that step", "FID samples"]
+    assert header[:8] == ["run", "model", "best FID", "at step", "KID ± std at that step",
+                          "FID samples", "FID network", "reference split"]
     assert "attention_res" in header and "workdir" not in header  # paths only if all else is equal
     assert "conditional" not in header  # it differs as the models' defaults do: in a note
     assert re.search(r"default recipe.*dcgan: .*conditional=False.*; sagan: .*conditional=True",
@@ -96,12 +96,13 @@ def test_results_table_has_each_runs_best_fid_and_step(real_report, inception_we
         evals = MetricsLog(str(tmp / "logs" / name / "metrics.jsonl")).records("eval")
         best = min(evals, key=lambda r: r["fid"])
         row = dict(zip(header, _table_row(markdown, name)))
-        assert row["best FID (Keras InceptionV3)"] == tables.format_fid(best["fid"])
+        assert row["best FID"] == tables.format_fid(best["fid"])
         assert row["at step"] == str(best["step"]) == "2"
         assert row["KID ± std at that step"] == tables.format_kid(best["kid"], best["kid_std"])
         assert row["FID samples"] == "4" and row["model"] == name
+        assert row["FID network"] == "keras" and row["reference split"] == "test"
         assert row["attention_res"] == {"dcgan": "–", "sagan": "16"}[name]
-    assert "FID (Keras InceptionV3)" in markdown.split("## ")[0]  # named in the introduction
+    assert "Keras's InceptionV3" in markdown.split("## ")[0]  # named in the introduction
     assert "not comparable" in markdown
     assert f"InceptionV3 weights: {inception_weights_file}." in markdown  # what the FIDs mean
     section = _section(markdown, "Attention at 32×32 against 16×16")
@@ -135,7 +136,7 @@ def test_latex_matches_the_markdown(real_report):
     _, out = real_report
     latex = (out / "report.tex").read_text()
     assert latex.startswith(r"\documentclass") and latex.rstrip().endswith(r"\end{document}")
-    assert r"best FID (Keras InceptionV3) & at step & KID $\pm$ std at that step" in latex
+    assert r"best FID & at step & KID $\pm$ std at that step" in latex
     assert latex.count(r"\begin{") == latex.count(r"\end{")
     unescaped = latex.replace(r"\{", "").replace(r"\}", "")
     assert unescaped.count("{") == unescaped.count("}")
@@ -190,7 +191,7 @@ def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
     header = _table_row(markdown, "run")
     assert "seed" in header and "lr_g" in header
     row = dict(zip(header, _table_row(markdown, "s32_seed1")))
-    assert row["best FID (Keras InceptionV3)"] == "20.00" and row["at step"] == "10"
+    assert row["best FID"] == "20.00" and row["at step"] == "10"
     assert row["KID ± std at that step"] == "0.0200 ± 0.0010" and row["FID samples"] == "500"
     row = dict(zip(header, _table_row(markdown, "dcgan_no_eval")))
     assert [row[k] for k in header[2:6]] == ["n/a"] * 4
@@ -254,10 +255,10 @@ def test_runs_of_the_same_name_are_told_apart(tmp_path):
     assert _table_row(markdown, "x/run")[2] == "50.00"
     assert _table_row(markdown, "y/run")[2] == "60.00"
     header = _table_row(markdown, "run")
-    assert header[6:] == ["seed"]  # the differing workdir is a path: left out
+    assert header[8:] == ["seed"]  # the differing workdir is a path: left out
     twins = [read_run(_fake_run(tmp_path / "z", name, model="dcgan")) for name in "ab"]
     header, _ = tables.results_table(twins)
-    assert header[6:] == ["workdir"]  # unless it is all that differs
+    assert header[8:] == ["workdir"]  # unless it is all that differs
 
 
 def test_best_model_is_the_runs_own_export_wherever_the_run_moved(tmp_path):

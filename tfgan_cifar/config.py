@@ -76,6 +76,8 @@ PRECISIONS = Registry("tfgan_cifar.precision", "PRECISIONS",
 AUGMENTATIONS = Registry("tfgan_cifar.training.augment", "AUGMENTATIONS",
                          ("color", "translation", "cutout"))
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+FID_NETWORKS = ("standard", "keras")
+FID_REFERENCES = ("train", "test")
 LR_DECAYS = ("none", "linear")
 # Discriminators whose layers are spectrally normalised: a Lipschitz critic without a penalty.
 SPECTRAL_NORM_CRITICS = ("sagan",)
@@ -197,6 +199,16 @@ def check_settings(config):
             if bad:
                 raise UserError(f"{flag} takes {', '.join(map(str, allowed))}, got "
                                 f"{','.join(map(str, bad))}")
+
+
+def default_fid_network(fid_cache_dir, inception_weights=None):
+    """"standard" when its weights are in `fid_cache_dir` and no Keras InceptionV3 weights
+    file is given, else "keras"."""
+    from tfgan_cifar import fid_weights  # it declares its own options with this module
+
+    if inception_weights is None and fid_weights.have_weights(fid_cache_dir):
+        return "standard"
+    return "keras"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,14 +342,25 @@ class TrainConfig:
     eval_every: int = setting(1000, "Compute FID and KID every N steps and at the last one, "
                               "and export the generator when FID improves (0: never).",
                               "cadence", minimum=0, off_at_zero=True)
-    # Evaluation (FID and KID against the CIFAR-10 test split).
+    # Evaluation (FID and KID against a CIFAR-10 split, --fid_reference).
     fid_samples: int = setting(
         10000, "Generated images per FID/KID evaluation (conditional models draw labels "
-        "uniformly); the reference uses as many test images, at most the whole split.",
+        "uniformly); the reference uses as many images of its split, at most all of them.",
         "evaluation", minimum=2)
+    fid_network: Optional[str] = setting(
+        None, "Network of FID and KID: standard (the InceptionV3 of 2015-12-05 that published "
+        "FIDs use; its weights come from `python -m tfgan_cifar.fid_weights`) or keras (Keras's "
+        "InceptionV3 ImageNet weights, not comparable with papers). Default: standard when its "
+        "weights are in --fid_cache_dir and no --inception_weights is given, else keras.",
+        "evaluation", choices=FID_NETWORKS)
+    fid_reference: str = setting(
+        "test", "Split the FID reference statistics come from: test, or train (the papers' "
+        "protocol: 50k samples against the 50k training images).", "evaluation",
+        choices=FID_REFERENCES)
     fid_reference_dir: Optional[str] = setting(
-        None, "Image folder of FID reference images. Default: the 'test' folder beside "
-        "--image_dir, else the tfds test split.", "evaluation")
+        None, "Image folder of FID reference images. Default: the --fid_reference split: "
+        "--image_dir itself (train) or the 'test' folder beside it (test), else that split of "
+        "tfds cifar10.", "evaluation")
     inception_weights: Optional[str] = setting(
         None, "Local InceptionV3 ImageNet weights file (include_top=False, e.g. "
         "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5). Default: downloaded by "
@@ -348,7 +371,8 @@ class TrainConfig:
         "standing statistics; 0: use the live G's statistics).", "evaluation", minimum=0,
         off_at_zero=True, requires="ema_decay")
     fid_cache_dir: str = setting(CACHE_DIR,
-                                 "Where reference statistics are cached.", "evaluation")
+                                 "Where reference statistics are cached and the standard FID "
+                                 "network's weights are kept.", "evaluation")
     # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier); not D's
     # class head (--aux_classifier).
     reference_classifier: Optional[str] = setting(
@@ -366,6 +390,9 @@ class TrainConfig:
             filled["workdir"] = os.path.join("logs", self.model)
         if self.g_batch_size is None:
             filled["g_batch_size"] = filled.get("batch_size", self.batch_size)
+        if self.fid_network is None:
+            filled["fid_network"] = default_fid_network(self.fid_cache_dir,
+                                                        self.inception_weights)
         known = AUGMENTATIONS.names()  # applied in this order whatever the flag's order
         augment = sorted(set(self.augment),
                          key=lambda name: known.index(name) if name in known else len(known))
@@ -408,6 +435,9 @@ class TrainConfig:
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
             raise UserError("pass either --image_dir or --data_dir, not both")
+        if self.fid_network == "standard" and self.inception_weights:
+            raise UserError("--inception_weights are Keras's InceptionV3 weights, unused by "
+                            "--fid_network=standard: leave one of them out")
         if self.reference_classifier and not os.path.exists(
                 os.path.expanduser(self.reference_classifier)):
             raise UserError(f"--reference_classifier={self.reference_classifier} does not "

@@ -13,7 +13,7 @@ from tfgan_cifar import data as data_lib, evaluation_samples, export
 from tfgan_cifar.atomic import write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metric_schema import BY_KEY, best_model_metric, fid_line, formatted
+from tfgan_cifar.metric_schema import BY_KEY, best_model_metric, fid_label, fid_line, formatted
 from tfgan_cifar.pixels import to_uint8
 from tfgan_cifar.run_dir import RunDir, published_best
 from tfgan_cifar.viz import grids
@@ -41,11 +41,14 @@ class EvaluateOptions:
                               "paths")
     image_dir: Optional[str] = same_as(TrainConfig, "image_dir")
     data_dir: Optional[str] = same_as(TrainConfig, "data_dir")
-    fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 test split.",
-                        "evaluation")
+    fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 split of "
+                        "--fid_reference.", "evaluation")
     real_baseline: bool = setting(False, "Also score --fid_samples real training images against "
-                                  "the test split: the floor at that sample count.", "evaluation")
+                                  "the reference split: the floor at that sample count.",
+                                  "evaluation")
     fid_samples: int = same_as(TrainConfig, "fid_samples")
+    fid_network: Optional[str] = same_as(TrainConfig, "fid_network")
+    fid_reference: str = same_as(TrainConfig, "fid_reference")
     fid_reference_dir: Optional[str] = same_as(TrainConfig, "fid_reference_dir")
     inception_weights: Optional[str] = same_as(TrainConfig, "inception_weights")
     fid_cache_dir: str = same_as(TrainConfig, "fid_cache_dir")
@@ -83,7 +86,7 @@ def _train_config(options, info):
     recorded.setdefault("model", options.model)
     overrides = {name: getattr(options, name) for name in (
         "image_dir", "data_dir", "fid_reference_dir", "inception_weights", "fid_cache_dir",
-        "fid_samples", "reference_classifier")}
+        "fid_samples", "reference_classifier", "fid_network", "fid_reference")}
     overrides["workdir"] = recorded.get("workdir") or "."
     base = TrainConfig.from_json(json.dumps(recorded))
     return dataclasses.replace(base, **overrides).resolved()
@@ -108,7 +111,8 @@ def _default_model(options):
 def _export_description(info):
     score = best_model_metric(info)
     if score is not None:
-        return (f", exported at step {info['step']} with {BY_KEY[score].label} "
+        label = fid_label(info.get("fid_network")) if score == "fid" else BY_KEY[score].label
+        return (f", exported at step {info['step']} with {label} "
                 f"{formatted(info, score)}")
     if info.get("final"):
         return f", the final generator of step {info['step']}"

@@ -8,7 +8,7 @@ import numpy as np
 
 from tfgan_cifar import data as data_lib, export
 from tfgan_cifar.errors import UserError
-from tfgan_cifar.metric_schema import BY_KEY, quality_line
+from tfgan_cifar.metric_schema import BY_KEY, fid_label, quality_line
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.viz import internals
 
@@ -55,7 +55,8 @@ def intra_class(config, sample, z_dim, seed, evaluator, classifier):
                                             os.path.expanduser(config.fid_cache_dir),
                                             seed=seed)
         results[name] = result
-        print(f"intra-class {BY_KEY[name].label} {result['mean']:.2f}: mean over "
+        label = fid_label(config.fid_network) if name == "fid" else BY_KEY[name].label
+        print(f"intra-class {label} {result['mean']:.2f}: mean over "
               f"{len(test.class_names)} classes, {min(result['samples_per_class'])}-"
               f"{max(result['samples_per_class'])} samples each vs {source}", flush=True)
     return results
@@ -66,7 +67,7 @@ def classification_accuracy_score(config, sample, z_dim, seed, num_samples, epoc
     from tfgan_cifar.metrics import conditional
     from tfgan_cifar.metrics.evaluator import reference_source
 
-    test = reference_source(config)[1]()
+    test = reference_source(config, "test")[1]()
     print(f"CAS: training the classifier on {num_samples} generated images ({epochs} epochs)",
           flush=True)
     result = conditional.classification_accuracy_score(sample, z_dim, test, num_samples,

@@ -13,14 +13,20 @@ computes it.
 import dataclasses
 from typing import Callable, Optional, Tuple, Union
 
-FID_NETWORK = "Keras InceptionV3"  # the network whose features FID compares
-FID_NAME = f"FID ({FID_NETWORK})"
+# What an FID is called, by --fid_network: the standard network's is the FID of papers.
+FID_LABELS = {"standard": "FID", "keras": "FID (Keras InceptionV3)"}
+FID_NAME = "FID"
 # The scores that pick the best model, in order of preference: the first one an evaluation has.
 BEST_MODEL_BY = ("fid", "fd_classifier")
 
 
 def _always(config):
     return True
+
+
+def fid_label(network):
+    """What an FID of `network` is called ("keras" for records from before the choice)."""
+    return FID_LABELS.get(network or "keras", f"FID ({network})")
 
 
 def format_fid(value, sign=False):
@@ -53,7 +59,8 @@ class Metric:
         return self.fmt(value) if callable(self.fmt) else format(value, self.fmt)
 
 
-_FID_PROTOCOL = ("num_samples", "reference", "reference_samples")
+_FID_PROTOCOL = ("fid_network", "num_samples", "reference", "reference_split",
+                 "reference_samples")
 _QUALITY_PROTOCOL = ("classifier_samples", "reference")
 _PRDC = ("precision", "recall", "density", "coverage")
 
@@ -91,6 +98,8 @@ METRICS = (
     Metric("num_samples", "eval", "FID samples", "d", exported=True),
     Metric("reference", "eval", "reference", "s", exported=True),
     Metric("reference_samples", "eval", "reference images", "d"),
+    Metric("fid_network", "eval", "FID network", "s", exported=True),
+    Metric("reference_split", "eval", "reference split", "s", exported=True),
     # ---- the reference classifier's metrics (--reference_classifier) ---------------------
     Metric("fd_classifier", "eval", "FD_classifier", ".2f", tag="quality/fd_classifier",
            lower_is_better=True, exported=True, figure="quality", panel="FD_classifier",
@@ -183,7 +192,7 @@ def fid_line(result, images="samples"):
     reference = result.get("reference", "?")
     if result.get("reference_samples"):
         reference = f"{result['reference_samples']} images of {reference}"
-    return (f"{FID_NAME} {formatted(result, 'fid')}, KID {formatted(result, 'kid')} ± "
+    return (f"{fid_label(result.get('fid_network'))} {formatted(result, 'fid')}, KID {formatted(result, 'kid')} ± "
             f"{formatted(result, 'kid_std')} ({result['num_samples']} {images} vs "
             f"{reference})")
 

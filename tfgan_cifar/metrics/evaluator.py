@@ -1,32 +1,39 @@
-"""FID and KID of a generator against the CIFAR-10 test split, during training or after it,
-and the reference classifier's metrics (class accuracy and coverage, FD_classifier,
-precision/recall) beside them.
+"""FID and KID of a generator against a CIFAR-10 split (`--fid_reference`, default test),
+during training or after it, and the reference classifier's metrics (class accuracy and
+coverage, FD_classifier, precision/recall) beside them.
 
-The reference is, in order: `--fid_reference_dir`, the `test` folder beside `--image_dir`, or
-the tensorflow-datasets `test` split. Numbers are "FID (Keras InceptionV3)": not comparable with
-the TTUR / pytorch-fid numbers of papers, which use the 2015 Inception graph.
+The reference is, in order: `--fid_reference_dir`, the split's folder (`--image_dir` itself for
+train, the `test` folder beside it for test), or the tensorflow-datasets split. The network is
+`--fid_network`: the standard InceptionV3 of 2015-12-05 that papers use (metrics/inception_2015),
+or Keras's InceptionV3 (metrics/inception), whose "FID (Keras InceptionV3)" is not comparable
+with published numbers.
 """
 
 import os
+import zipfile
 
 import numpy as np
 
-from tfgan_cifar import data as data_lib
-from tfgan_cifar.errors import UserError
+from tfgan_cifar import data as data_lib, fid_weights
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.metrics import fid, inception, quality, reference
 from tfgan_cifar.pixels import to_float
 
 
-def reference_source(config):
-    """(description, loader) of the FID reference images a config asks for."""
+def reference_source(config, split=None):
+    """(description, loader) of the FID reference images a config asks for: those of `split`
+    ("train" or "test"; default --fid_reference)."""
+    split = split or config.fid_reference
     if config.fid_reference_dir:
         folder = config.fid_reference_dir
+    elif config.image_dir and split == "train":
+        folder = config.image_dir
     elif config.image_dir:
         folder = data_lib.test_folder_beside(
             config.image_dir, "it is the reference of FID; pass --fid_reference_dir=PATH, or "
             "--eval_every=0 to train without FID")
     else:
-        return "tfds:cifar10:test", lambda: data_lib.load_tfds("test", config.data_dir)
+        return f"tfds:cifar10:{split}", lambda: data_lib.load_tfds(split, config.data_dir)
     return f"folder:{os.path.abspath(folder)}", lambda: data_lib.load_image_folder(folder)
 
 
@@ -48,7 +55,7 @@ class _ReferenceScorer:
         if self._reference is None:
             self._reference = reference.reference_statistics(
                 lambda: to_float(self._load().images),
-                {"source": self.reference_description, "split": "test"},
+                {"source": self.reference_description, "split": self.config.fid_reference},
                 self.extractor,
                 os.path.expanduser(self.config.fid_cache_dir),
                 self.config.fid_samples,
@@ -61,19 +68,41 @@ class Evaluator(_ReferenceScorer):
 
     @classmethod
     def create(cls, config, required=False):
-        """An Evaluator, or None (after one line saying why) when no Inception weights exist;
-        with `required`, a missing file raises UserError with that line instead."""
+        """An Evaluator of --fid_network, or None (after one line saying why) when Keras's
+        InceptionV3 weights cannot be had; with `required`, that raises UserError with the
+        line instead. With Keras's network and without the standard network's weights, first
+        says in one line how to make them.
+
+        Raises:
+            UserError: --fid_network=standard without its weights in --fid_cache_dir.
+        """
+        if config.fid_network == "standard":
+            return cls(config, standard_extractor(config.fid_cache_dir))
+        if not fid_weights.have_weights(config.fid_cache_dir):
+            print(f"FID uses Keras's InceptionV3, not comparable with published FIDs: "
+                  f"`{fid_weights.MAKE_COMMAND}` makes the standard network's weights, used "
+                  "from then on", flush=True)
         if config.inception_weights and not os.path.isfile(config.inception_weights):
             raise UserError(f"--inception_weights={config.inception_weights} is not a file")
         try:
             extractor = inception.FeatureExtractor(config.inception_weights)
         except inception.InceptionWeightsUnavailable as error:
             if required:
-                raise UserError(f"{error} (or --nofid, or --reference_classifier=PATH for the "
+                raise UserError(f"{error} (or `{fid_weights.MAKE_COMMAND}` for the standard "
+                                "network, or --nofid, or --reference_classifier=PATH for the "
                                 "reference classifier's metrics)") from None
             print(f"FID evaluation is off: {error}", flush=True)
             return None
         return cls(config, extractor)
+
+    @property
+    def protocol(self):
+        """How its FIDs are measured, as recorded beside each: the network, the reference
+        images and their split and count."""
+        return {"fid_network": self.config.fid_network,
+                "reference": self.reference_description,
+                "reference_split": self.config.fid_reference,
+                "reference_samples": int(self.reference.num_samples)}
 
     def evaluate(self, generate, seed=0, num_samples=None):
         """FID/KID of `num_samples` (default --fid_samples) images from `generate(z, labels)`.
@@ -92,9 +121,27 @@ class Evaluator(_ReferenceScorer):
 
         result = fid.compute_metrics(sample, num_samples, self.extractor, self.reference,
                                      prdc=True)
-        result["reference"] = self.reference_description
-        result["reference_samples"] = int(self.reference.num_samples)
-        return result
+        return {**result, **self.protocol}
+
+
+def standard_extractor(cache_dir):
+    """The standard network's feature extractor, from the weights file in `cache_dir`.
+
+    Raises:
+        UserError: the weights file is missing or unreadable; says how to make it.
+    """
+    from tfgan_cifar.metrics import inception_2015
+
+    path = fid_weights.weights_path(cache_dir)
+    if not os.path.isfile(path):
+        raise UserError(f"--fid_network=standard needs its weights in {path}: make them with "
+                        f"`{fid_weights.MAKE_COMMAND} --fid_cache_dir={cache_dir}` (or pass "
+                        "--fid_network=keras)")
+    try:
+        return inception_2015.StandardFeatureExtractor(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise UserError(f"{path} is not the standard network's weights ({one_line(error)}): "
+                        f"delete it and run `{fid_weights.MAKE_COMMAND}`") from None
 
 
 def evaluate_real_images(evaluator, images, num_samples):
@@ -109,8 +156,7 @@ def evaluate_real_images(evaluator, images, num_samples):
 
     result = fid.compute_metrics(sample, len(images), evaluator.extractor, evaluator.reference,
                                  prdc=True)
-    result["reference"] = evaluator.reference_description
-    return result
+    return {**result, **evaluator.protocol}
 
 
 def draw_samples(generate, num_samples, z_dim, num_classes, seed, batch_size=500):

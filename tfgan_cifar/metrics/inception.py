@@ -1,5 +1,6 @@
 """InceptionV3 features for FID and KID: Keras's InceptionV3 (ImageNet weights, no top,
 average pooling) as a function of images in [-1, 1], from a download or a local weights file.
+Not the network of published FIDs: that is `inception_2015` (`--fid_network=standard`).
 """
 
 import os
@@ -8,6 +9,7 @@ import keras
 import numpy as np
 
 from tfgan_cifar.errors import UserError, one_line
+from tfgan_cifar.metrics import preprocess
 
 INPUT_SIZE = 299
 
@@ -71,13 +73,15 @@ class FeatureExtractor:
             stat = os.stat(weights_path)
             weights = {"path": os.path.abspath(weights_path), "bytes": stat.st_size,
                        "mtime": int(stat.st_mtime)}
-        self.cache_key = {"weights": weights, "resize": resize_method, "size": INPUT_SIZE}
+        self.cache_key = {"weights": weights, "resize": resize_method, "size": INPUT_SIZE,
+                          "input": "uint8"}
 
     def __call__(self, images):
         """Features of a batch of images.
 
         Args:
-            images: array (N, H, W, 3) of floats in [-1, 1], any H and W.
+            images: array (N, H, W, 3) of floats in [-1, 1], any H and W; rounded to uint8
+                pixels first, as the reference FID code stores generated images.
 
         Returns:
             float64 array (N, 2048).
@@ -88,6 +92,7 @@ class FeatureExtractor:
         if images.size and (images.min() < -1.001 or images.max() > 1.001):
             raise ValueError(f"expected images in [-1, 1], got values in [{images.min():.3g}, "
                              f"{images.max():.3g}] (map [0, 255] with x / 127.5 - 1)")
+        images = preprocess.to_uint8(images).astype(np.float32) / 127.5 - 1.0
         features = [np.zeros((0, FEATURES))]
         for start in range(0, len(images), self.batch_size):
             x = keras.ops.image.resize(images[start:start + self.batch_size],

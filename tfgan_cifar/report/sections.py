@@ -20,10 +20,18 @@ def introduction(doc, runs):
         f"This report compares {len(runs)} training run{'s' * (len(runs) > 1)}: "
         f"{', '.join(run.name for run in runs)}. Scores are {FID_NAME} and KID against "
         f"{_reference_text(runs)}, lower is better; each is computed on the number of "
-        "generated images given in the table. They are not comparable with the FIDs of "
-        "papers, which use the 2015 TF Inception graph and usually 50k samples against the "
-        f"training set. {_weights_text(runs)}")
+        f"generated images given in the table, in the features of {_network_text(runs)}. "
+        f"{_weights_text(runs)}")
     doc.bullets([f"{run.name}: {run.path}" for run in runs])
+
+
+def _network_text(runs):
+    networks = {r.get("fid_network") or "keras" for run in runs for r in run.records
+                if r.get("kind") == "eval" and "fid" in r}
+    texts = {"standard": "the standard InceptionV3 of 2015-12-05 that papers use (comparable "
+                         "with published FIDs at the same sample count and reference split)",
+             "keras": "Keras's InceptionV3, whose FIDs are not comparable with published ones"}
+    return " and ".join(texts.get(n, n) for n in sorted(networks)) or texts["standard"]
 
 
 def _reference_text(runs):
@@ -71,7 +79,7 @@ def results(doc, runs):
     doc.section("Results")
     header, rows = results_table(runs)
     quality = len(quality_columns(runs))
-    doc.table(header, rows, align="ll" + "r" * (4 + quality) + "l" * (len(header) - 6 - quality))
+    doc.table(header, rows, align="llrrrrll" + "r" * quality + "l" * (len(header) - 8 - quality))
     notes = [f"best FID: the lowest {FID_NAME} of the run's evaluations; KID is the one "
              "measured at that step"]
     if quality:

@@ -172,16 +172,18 @@ def results_table(runs):
     diffs = differing_fields(runs)
     quality = quality_columns(runs)
     header = ["run", "model", f"best {FID_NAME}", "at step", "KID ± std at that step",
-              "FID samples", *(name for name, _ in quality), *diffs]
+              "FID samples", "FID network", "reference split",
+              *(name for name, _ in quality), *diffs]
     rows = []
     for run in runs:
         best = run.best
         if best is None:
-            metrics = [NOT_AVAILABLE] * 4
+            metrics = [NOT_AVAILABLE] * 6
         else:
             metrics = [format_fid(best["fid"]), str(best["step"]),
                        format_kid(best.get("kid"), best.get("kid_std")),
-                       str(best.get("num_samples", NOT_AVAILABLE))]
+                       str(best.get("num_samples", NOT_AVAILABLE)),
+                       best.get("fid_network", "keras"), best.get("reference_split", "test")]
         rows.append([run.name, run.config.model, *metrics, *(cell(run) for _, cell in quality),
                      *(format_value(_shown(run, n)) for n in diffs)])
     return header, rows

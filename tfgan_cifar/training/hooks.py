@@ -105,7 +105,7 @@ class Evaluation:
         """(train images, labels), (test images, labels): fixed subsets, loaded once."""
         if self._classifier_sets is None:
             rng = np.random.default_rng(self.config.seed)
-            test = reference_source(self.config)[1]()
+            test = reference_source(self.config, "test")[1]()
             picked = []
             for images in (self.data, test):
                 keep = rng.permutation(len(images))[:CLASSIFIER_EVAL_IMAGES]

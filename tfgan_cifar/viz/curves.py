@@ -7,7 +7,7 @@ import os
 import numpy as np
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from tfgan_cifar.metric_schema import BY_KEY, FID_NETWORK, figure_panels, format_fid
+from tfgan_cifar.metric_schema import BY_KEY, fid_label, figure_panels, format_fid
 from tfgan_cifar.run_dir import best_eval, latest_records
 from tfgan_cifar.viz.figure_files import new_figure, save_figure
 
@@ -27,7 +27,9 @@ def _fid_label(evals):
     ref = "CIFAR-10 test"
     if len(refs) == 1 and not next(iter(refs)).startswith("tfds:cifar10"):
         ref = os.path.join(*os.path.normpath(next(iter(refs)).split(":", 1)[-1]).split(os.sep)[-2:])
-    return f"FID ({FID_NETWORK}, {samples} samples vs {ref})"
+    networks = {r.get("fid_network") for r in evals}
+    label = fid_label(networks.pop()) if len(networks) == 1 else "FID (varying networks)"
+    return f"{label}, {samples} samples vs {ref}"
 
 
 def _fid_axes(ax, evals):
