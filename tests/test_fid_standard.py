@@ -1,6 +1,7 @@
 """The standard FID network (InceptionV3 of 2015-12-05): its weights command, its preprocessing
 and its features against the fixture computed with the reference TorchScript network."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from tfgan_cifar import fid_weights
+from tfgan_cifar.errors import UserError
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.metrics import preprocess
 
@@ -218,7 +220,6 @@ def test_a_truncated_archive_with_the_right_name_is_not_read(tmp_path):
 
 def test_the_default_network_is_standard_once_its_weights_are_in_the_cache(tmp_path,
                                                                           standard_weights):
-    from tfgan_cifar.errors import UserError
 
     empty = TrainConfig(fid_cache_dir=str(tmp_path)).resolved()
     assert empty.fid_network == "keras" and empty.fid_reference == "test"
@@ -231,7 +232,6 @@ def test_the_default_network_is_standard_once_its_weights_are_in_the_cache(tmp_p
 
 
 def test_without_its_weights_the_standard_network_says_how_to_make_them(tmp_path, capsys):
-    from tfgan_cifar.errors import UserError
     from tfgan_cifar.metrics.evaluator import Evaluator
 
     config = TrainConfig(fid_cache_dir=str(tmp_path), fid_network="standard",
@@ -262,6 +262,10 @@ def test_standard_fid_in_a_tiny_training_run_and_in_evaluate(
     (record,) = RunDir(config.workdir).metrics.records("eval")
     assert np.isfinite(record["fid"]) and record["fid"] > 0
     assert record["reference"] == f"folder:{cifar_like_dir / 'train'}"
+    assert (record["fid_network"], record["reference_split"]) == ("standard", "train")
+    best = json.loads(open(os.path.join(config.workdir, "export", "best", "best.json")).read())
+    assert (best["fid_network"], best["reference_split"], best["num_samples"]) == (
+        "standard", "train", 4)
     # One reference-statistics file beside the weights: the train split, standard network.
     assert len([n for n in os.listdir(cache) if n != fid_weights.WEIGHTS_FILE]) == 1
 
@@ -274,3 +278,21 @@ def test_standard_fid_in_a_tiny_training_run_and_in_evaluate(
     assert np.isfinite(outputs["metrics"]["fid"])
     # The test split's statistics join the train split's in the cache.
     assert len([n for n in os.listdir(cache) if n != fid_weights.WEIGHTS_FILE]) == 2
+
+    # The paper protocol: the run's best and final generators against the training split.
+    results = evaluate_model.run(evaluate_model.EvaluateOptions(
+        model="dcgan", run_dir=config.workdir, protocol="paper", output_dir=str(tmp_path / "p"),
+        image_dir=str(cifar_like_dir / "train"), fid_cache_dir=str(cache), fid_samples=4))
+    assert sorted(results) == ["best", "final"]
+    for name, result in results.items():
+        assert result["saved_model"] == os.path.join(config.workdir, "export", name)
+        assert (result["fid_network"], result["reference_split"]) == ("standard", "train")
+        assert result["num_samples"] == 4 and not result["paper_samples"]
+        assert result["step"] == 2 and np.isfinite(result["fid"])
+    written = json.loads((tmp_path / "p" / "paper_protocol.json").read_text())
+    assert written["final"]["fid"] == results["final"]["fid"]
+    assert "paper protocol, final generator (step 2)" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--protocol=paper uses --fid_network=standard"):
+        evaluate_model.run(evaluate_model.EvaluateOptions(
+            model="dcgan", run_dir=config.workdir, protocol="paper", fid_network="keras",
+            fid_cache_dir=str(cache)))

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfgan_cifar import data as data_lib, evaluation_samples, export
+from tfgan_cifar import data as data_lib, evaluation_samples, export, paper_protocol
 from tfgan_cifar.atomic import write_text
 from tfgan_cifar.config import MODELS, TrainConfig, check_settings, same_as, setting
 from tfgan_cifar.errors import UserError
@@ -41,6 +41,11 @@ class EvaluateOptions:
                               "paths")
     image_dir: Optional[str] = same_as(TrainConfig, "image_dir")
     data_dir: Optional[str] = same_as(TrainConfig, "data_dir")
+    protocol: Optional[str] = setting(
+        None, "paper: FID as published CIFAR-10 results measure it: the standard network, "
+        "50,000 samples (unless --fid_samples is given) against the training images, on the "
+        "run's best and final generators (the EMA one where training kept it); writes "
+        "<output_dir>/paper_protocol.json.", "evaluation", choices=("paper",))
     fid: bool = setting(True, "Compute FID and KID against the CIFAR-10 split of "
                         "--fid_reference.", "evaluation")
     real_baseline: bool = setting(False, "Also score --fid_samples real training images against "
@@ -120,8 +125,11 @@ def _export_description(info):
 
 
 def run(options):
-    """Runs every requested evaluation; returns {output name: path or value}."""
+    """Runs every requested evaluation; returns {output name: path or value} (with
+    --protocol=paper, {generator: FID result} of paper_protocol.run)."""
     options.validate()
+    if options.protocol == "paper":
+        return paper_protocol.run(options, run)
     path = options.saved_model or _default_model(options)
     if not export.exists(path):
         raise UserError(f"no saved model at {path}: train one first (it is exported when FID "
