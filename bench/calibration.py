@@ -7,8 +7,10 @@
 Scores --samples training images against the test split (the reference of every GAN
 evaluation): as they are, blurred (Gaussian, sigma 1 pixel), noised (Gaussian, sigma 0.1 on
 the [-1, 1] scale, about 13 grey levels) and with half the classes removed (0-4 of CIFAR-10's),
-with the reference classifier's metrics (class accuracy uses the true labels) and, given
-Inception weights, FID and precision/recall. Writes <out>/calibration.json and
+with the reference classifier's metrics (class accuracy uses the true labels) and FID and
+precision/recall in the features of --fid_network: the standard network of published FIDs
+(default once `python -m tfgan_cifar.fid_weights` has made its weights), or Keras's InceptionV3
+(given --inception_weights). Writes <out>/calibration.json and
 <out>/calibration.md (the README's calibration table).
 """
 
@@ -32,7 +34,7 @@ COLUMNS = (("fd_classifier", "FD_classifier", "{:.2f}"), ("class_acc", "class ac
            ("class_kl", "class KL", "{:.3f}"), ("precision_clf", "precision (clf)", "{:.3f}"),
            ("recall_clf", "recall (clf)", "{:.3f}"), ("density_clf", "density (clf)", "{:.3f}"),
            ("coverage_clf", "coverage (clf)", "{:.3f}"),
-           ("fid", "FID (Keras InceptionV3)", "{:.2f}"), ("precision", "precision", "{:.3f}"),
+           ("fid", "FID", "{:.2f}"), ("precision", "precision", "{:.3f}"),
            ("recall", "recall", "{:.3f}"))
 NOISE_SIGMA = 0.1
 BLUR_SIGMA = 1.0
@@ -44,6 +46,9 @@ def _parse():
                         "'test' folder is the reference")
     parser.add_argument("--classifier", required=True, help="reference classifier")
     parser.add_argument("--inception_weights", help="local InceptionV3 notop weights (FID)")
+    parser.add_argument("--fid_network", choices=("standard", "keras"),
+                        help="default: standard when its weights are in --cache_dir, else "
+                        "keras with --inception_weights, else no FID")
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--cache_dir", default=CACHE_DIR)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,18 +87,22 @@ def main():
     """Scores every set and writes calibration.json and calibration.md under --out."""
     args = _parse()
     from tfgan_cifar import cli  # noqa: F401  (quiets TensorFlow's logging first)
-    from tfgan_cifar import data, reference_classifier
+    from tfgan_cifar import data, fid_weights, reference_classifier
     from tfgan_cifar.config import TrainConfig
+    from tfgan_cifar.metric_schema import fid_label
     from tfgan_cifar.metrics import fid
     from tfgan_cifar.metrics.evaluator import ClassifierEvaluator, Evaluator
 
+    network = args.fid_network or ("standard" if fid_weights.have_weights(args.cache_dir)
+                                   and not args.inception_weights
+                                   else "keras" if args.inception_weights else None)
     config = TrainConfig(image_dir=args.image_dir, reference_classifier=args.classifier,
                          inception_weights=args.inception_weights, fid_samples=args.samples,
-                         fid_cache_dir=args.cache_dir)
+                         fid_cache_dir=args.cache_dir, fid_network=network or "keras")
     train = data.load_image_folder(args.image_dir)
     classifier = reference_classifier.load(args.classifier, len(train.class_names))
     scorer = ClassifierEvaluator(config, classifier)
-    inception = Evaluator.create(config) if args.inception_weights else None
+    inception = Evaluator.create(config, required=True) if network else None
     results = {}
     for name, (images, labels) in degraded_sets(train, args.samples, args.seed).items():
         result = scorer.score(_batches(images, labels), conditional=True)
@@ -112,9 +121,11 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     host = machine()
     with open(os.path.join(args.out, "calibration.json"), "w") as f:
-        json.dump({"machine": host, "args": vars(args), "classifier": classifier.info,
+        json.dump({"machine": host, "args": vars(args), "fid_network": network,
+                   "classifier": classifier.info,
                    "reference": scorer.reference_description, "results": results}, f, indent=2)
-    shown = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+    shown = [(key, fid_label(network) if key == "fid" else title, fmt)
+             for key, title, fmt in COLUMNS if any(key in r for r in results.values())]
     lines = ["| images | " + " | ".join(title for _, title, _ in shown) + " |",
              "| --- | " + " | ".join("---:" for _ in shown) + " |"]
     for name, result in results.items():

@@ -98,3 +98,26 @@ def test_calibration_adds_fid_and_inception_precision_recall_given_inception_wei
         assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
     header = (out / "calibration.md").read_text().splitlines()[0]
     assert header.endswith("| FID (Keras InceptionV3) | precision | recall |")
+
+
+def test_calibration_uses_the_standard_network_once_its_weights_are_made(
+        cifar_like_dir, untrained_classifier_file, tmp_path, monkeypatch):
+    from tfgan_cifar import fid_weights
+    from tfgan_cifar.paths import CACHE_DIR
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.symlink(fid_weights.ensure_weights(CACHE_DIR), cache / fid_weights.WEIGHTS_FILE)
+    calibration = _load("calibration")
+    out = tmp_path / "calibration"
+    monkeypatch.setattr(sys, "argv", [
+        "calibration.py", f"--image_dir={cifar_like_dir / 'train'}",
+        f"--classifier={untrained_classifier_file}", "--samples=8",
+        f"--cache_dir={cache}", f"--out={out}"])
+    calibration.main()
+    record = json.loads((out / "calibration.json").read_text())
+    assert record["fid_network"] == "standard"
+    fids = {name: result["fid"] for name, result in record["results"].items()}
+    assert all(np.isfinite(value) and value > 0 for value in fids.values())
+    header = (out / "calibration.md").read_text().splitlines()[0]
+    assert header.endswith("| FID | precision | recall |")
