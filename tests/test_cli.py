@@ -129,6 +129,9 @@ PRESETS = {
     "sagan.cfg": (dict(COMMON, attention_res=(16,), lr_g=1e-4, lr_d=4e-4, steps=20000,
                        g_spectral_norm=True, g_batch_size=64, flip=True),
                   (*RESNET, (16,), (16,))),
+    "quick.cfg": (dict(DCGAN, width=32, steps=500, eval_every=500, fid_samples=500),
+                  (("DCGANGenerator", "DCGANDiscriminator"), ([128, 64, 32], [64, 128, 256]),
+                   None, None)),
     "sngan.cfg": (dict(COMMON, attention_res=(), n_critic=5, lr_g=2e-4, lr_d=2e-4, steps=50000,
                        lr_decay="linear", g_spectral_norm=False, g_batch_size=128, flip=False),
                   (*RESNET, (), ())),
@@ -343,4 +346,4 @@ def test_h_is_help_and_presets_are_flagfiles_of_the_package(tmp_path):
     config = cli.config_from_flags(TrainConfig, flag_values, warn=False)
     assert (config.n_critic, config.lr_decay, config.attention_res, config.steps) == (
         5, "linear", (), 7)
-    assert cli.presets() == ["dcgan", "dcgan_large", "sagan", "sngan"]
+    assert cli.presets() == ["dcgan", "dcgan_large", "quick", "sagan", "sngan"]

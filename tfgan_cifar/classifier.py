@@ -30,8 +30,8 @@ class ClassifierOptions:
     test_dir: Optional[str] = setting(
         None, "Test images (same layout). Default: the 'test' folder beside --image_dir.",
         "data")
-    epochs: int = setting(4, "Training epochs (about 3.5 minutes each at --width=32 on two "
-                          "idle CPU cores).", "run", minimum=1)
+    epochs: int = setting(4, "Training epochs (their time: docs/performance.md).", "run",
+                          minimum=1)
     batch_size: int = setting(512, "Batch size.", "run", minimum=1)
     width: int = setting(32, "Channel width w of the network (groups of w, 4w and 4w channels; "
                          "4w penultimate features).", "architecture", minimum=1)
@@ -41,12 +41,11 @@ class ClassifierOptions:
     noise: float = setting(0.05, "Gaussian noise on half the training images, its standard "
                            "deviation uniform in [0, noise] on the [-1, 1] scale, so that noisy "
                            "generated images are not all put in one class (0: off; 0.1: more "
-                           "robust, about one point less test accuracy).",
+                           "robust, less test accuracy).",
                            "objective", minimum=0.0)
-    mixed_precision: bool = setting(False, "Train under mixed_bfloat16: faster on recent GPUs "
-                                    "(and CPUs with AMX), but about 10x slower on a CPU "
-                                    "without bfloat16 instructions (measured with TF 2.21 on "
-                                    "an AVX2-only AMD EPYC).", "run")
+    mixed_precision: bool = setting(False, "Train under mixed_bfloat16: for GPUs and CPUs with "
+                                    "bfloat16 units (AMX); far slower on a CPU without them "
+                                    "(docs/performance.md).", "run")
     seed: int = same_as(TrainConfig, "seed")
     out: str = setting(CACHE_DIR, "Folder of "
                        "classifier_cifar10.keras and its .json record.", "paths")

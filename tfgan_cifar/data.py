@@ -238,8 +238,8 @@ def make_dataset(data, batch_size, seed, start_batch=0, flip=True):
 
     # No autotuning: deleting an autotuned iterator (the end of every run, or a trainer
     # garbage-collected) waits for tf.data's tuning thread to wake from its sleep, which grows
-    # with the iterator's age (11 s idle measured after 30 s of use; 10-70 s seen in the
-    # tests). A fixed pipeline gathers batches from memory at hundreds per second.
+    # with the iterator's age (docs/performance.md). A fixed pipeline is fast enough: it
+    # gathers batches from memory.
     options = tf.data.Options()
     options.autotune.enabled = False
     return (

@@ -30,9 +30,8 @@ class GANModel(keras.Model):
         """Creates every weight by calling the model once on dummy inputs.
 
         Under JAX the call is symbolic (shapes only): an eager call there compiles every op
-        on its own, 27 s for a width-4 ResNet SAGAN's G and D against 0.7 s symbolically.
-        Under TensorFlow the eager call is the faster one (2.4 s against 3.7 s). The weights
-        are the same either way.
+        on its own, which is far slower. Under TensorFlow the eager call is the faster one
+        (docs/performance.md). The weights are the same either way.
         """
         if not self.built:
             inputs = self.dummy_inputs()

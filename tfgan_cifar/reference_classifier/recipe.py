@@ -18,10 +18,8 @@ LEARNING_RATE = 1.5  # peak, for a batch of 1024 images; scaled linearly with th
 # the momentum buffer): airbench's 0.0153 per 11.5 of learning rate, applied through momentum.
 WEIGHT_DECAY = 0.0153 / 11.5 / (1 - MOMENTUM)
 # Gaussian noise on half the training images, sigma uniform in [0, NOISE] on the [-1, 1] scale.
-# Without it, whitening (which amplifies the faintest patch directions most) left the
-# classifier putting 92% of test images with noise of sigma 0.1 into one class. With 0.05:
-# 84-85% accuracy at sigma 0.05 and no class above 19% at sigma 0.1, at 85.0% clean accuracy
-# (mean of seeds 0-2; 0.1 costs another point for little more robustness).
+# Without it, whitening (which amplifies the faintest patch directions most) makes the
+# classifier put noisy images into one class; docs/studies.md has the sweep that chose 0.05.
 NOISE = 0.05
 LOOKAHEAD = {"start": 0.3, "every": 5, "decay": 0.95, "power": 3.0}
 

@@ -19,8 +19,8 @@ from tfgan_cifar.training.objective import GANObjective, build_networks
 from tfgan_cifar.training.optimizers import learning_rate
 
 # Steps a backend that dispatches asynchronously (JAX) may run ahead of the device. Unbounded,
-# Python queued up to --log_every steps, and Ctrl-C then waited for all of them (about 100 s on
-# a 2-core CPU) before saving.
+# Python queued up to --log_every steps, and Ctrl-C then waited for all of them before saving
+# (docs/performance.md).
 MAX_IN_FLIGHT = 3
 
 CHUNK = 500  # images per compiled call when sampling or classifying
