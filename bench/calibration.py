@@ -11,7 +11,7 @@ with the reference classifier's metrics (class accuracy uses the true labels) an
 precision/recall in the features of --fid_network: the standard network of published FIDs
 (default once `python -m tfgan_cifar.fid_weights` has made its weights), or Keras's InceptionV3
 (given --inception_weights). Writes <out>/calibration.json and
-<out>/calibration.md (the README's calibration table).
+<out>/calibration.md (the calibration table of docs/evaluation.md).
 """
 
 import argparse

@@ -10,7 +10,7 @@ FID and precision/recall with --inception_weights, and the reference classifier'
 (FD_classifier, class accuracy and KL, precision/recall/density/coverage) with --classifier.
 A preset already trained under --out is not trained again, so a rerun only re-evaluates; the
 table names each run's --extra flags (those it was trained with).
-Writes <out>/quality.json and <out>/quality.md (the README's quality table) with the machine
+Writes <out>/quality.json and <out>/quality.md (the quality table of docs/studies.md) with the machine
 it ran on. The defaults fit a two-core CPU in well under an hour.
 """
 

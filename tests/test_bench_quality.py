@@ -1,5 +1,5 @@
-"""bench/quality.py and bench/calibration.py: the scripts behind the README's quality and
-calibration tables, run end to end on a tiny image folder with an untrained classifier."""
+"""bench/quality.py and bench/calibration.py: the scripts behind the quality table of
+docs/studies.md and the calibration table of docs/evaluation.md, run end to end on a tiny image folder with an untrained classifier."""
 
 import importlib.util
 import json

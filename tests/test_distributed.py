@@ -142,7 +142,8 @@ def test_multi_worker_without_a_cluster_is_one_clear_line(cifar_like_dir, tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --distribute=multi_worker needs the cluster: set TF_CONFIG on every worker "
-        "(see the README) or launch it with srun inside a Slurm allocation")
+        "(see docs/precision_and_devices.md) or launch it with srun inside a Slurm "
+        "allocation")
     assert not (tmp_path / "w").exists()
 
 

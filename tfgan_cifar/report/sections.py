@@ -83,7 +83,7 @@ def results(doc, runs):
     notes = [f"best FID: the lowest {FID_NAME} of the run's evaluations; KID is the one "
              "measured at that step"]
     if quality:
-        notes.append("quality metrics (README, \"Quality metrics\"): precision / recall "
+        notes.append("quality metrics (docs/evaluation.md): precision / recall "
                      "(k = 5) in Inception features at the best-FID step; FD_classifier, "
                      "class accuracy of conditional samples, KL of the predicted classes from "
                      "uniform and precision / recall in the reference classifier's features, "

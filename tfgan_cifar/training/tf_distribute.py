@@ -117,4 +117,5 @@ def _resolver():
         return tf.distribute.cluster_resolver.SlurmClusterResolver(
             gpus_per_node=gpus, gpus_per_task=gpus, auto_set_gpu=bool(gpus))
     raise UserError("--distribute=multi_worker needs the cluster: set TF_CONFIG on every worker "
-                    "(see the README) or launch it with srun inside a Slurm allocation")
+                    "(see docs/precision_and_devices.md) or launch it with srun inside a Slurm "
+                    "allocation")
