@@ -118,13 +118,14 @@ def test_readme_command_parses_with_the_package_flags(words, monkeypatch):
 def test_the_top_commands_install_the_package_and_the_test_command_is_what_ci_runs():
     first = code_blocks(README, "bash")[0]
     lines = [line for line in first.splitlines() if line and not line.startswith("#")]
-    assert len(lines) == 2, "the README opens with two commands: install and train, install and test"
+    assert len(lines) == 2, "the README opens with two commands: install and train, and test"
     install_and_train, install_and_test = lines
     assert "python -m pip install . &&" in install_and_train
     assert package_command(shell_commands(install_and_train)[-1])[0] == "tfgan-train"
     assert 'python -m pip install -e ".[dev]" &&' in install_and_test
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
-        ci = [line for line in f.read().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+        ci = [line for line in f.read().splitlines()
+              if line and not line.startswith(("#", "set ", "cd "))]
     assert ci == [install_and_test]
 
 
@@ -170,7 +171,8 @@ def test_relative_links_resolve(document):
     links = list(relative_links(document))
     for target in links:
         file, _, anchor = target.partition("#")
-        resolved = os.path.normpath(os.path.join(os.path.dirname(document), file)) if file else document
+        resolved = (os.path.normpath(os.path.join(os.path.dirname(document), file)) if file
+                    else document)
         assert os.path.exists(resolved), f"{target}: no {os.path.relpath(resolved, ROOT)}"
         if anchor and resolved.endswith(".md"):
             assert anchor in anchors(resolved), f"{target}: no heading #{anchor}"
