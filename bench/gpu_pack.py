@@ -132,13 +132,14 @@ def pack(args):
 
 
 def unpack(args):
-    images = os.path.join(PACKED, "cifar10.npz")
+    packed = args.packed
+    images = os.path.join(packed, "cifar10.npz")
     if os.path.exists(images) and not os.path.isdir(os.path.join(args.to, "cifar10", "train")):
         print(f"{unpack_images(images, os.path.join(args.to, 'cifar10'))} images -> "
               f"{args.to}/cifar10")
-    parts = sorted(os.path.join(PACKED, name) for name in os.listdir(PACKED)
+    parts = sorted(os.path.join(packed, name) for name in os.listdir(packed)
                    if name.startswith("fid_weights.") and name.endswith(".npz")) \
-        if os.path.isdir(PACKED) else []
+        if os.path.isdir(packed) else []
     if parts:
         target, missing = join_weights(parts, os.path.join(args.to, "fid"))
         print(f"FID weights -> {target}" if target else
@@ -156,6 +157,7 @@ def main(argv=None):
     packing.add_argument("--max_mb", type=float, default=60.0)
     unpacking = sub.add_parser("unpack")
     unpacking.add_argument("--to", required=True)
+    unpacking.add_argument("--packed", default=PACKED, help="the folder `pack` wrote")
     args = parser.parse_args(argv)
     (pack if args.command == "pack" else unpack)(args)
     return 0

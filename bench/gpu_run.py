@@ -35,6 +35,7 @@ RUNS = {  # name: (preset, settings beyond the preset)
     "dcgan": ("configs/dcgan.cfg", []),
     "dcgan_large": ("configs/dcgan_large.cfg", []),
 }
+RUNS_MODEL = {"sagan": "sagan", "dcgan": "dcgan", "dcgan_large": "dcgan"}
 DRY_RUN = ["--width=4", "--batch_size=8", "--fid_samples=16", "--log_every=2",
            "--sample_every=2", "--checkpoint_every=2", "--eval_every=2"]
 
@@ -53,11 +54,17 @@ def _parse(argv):
                         help="wall time of the three trainings, run side by side")
     parser.add_argument("--min_steps", type=int, default=40000,
                         help="the SAGAN trains at least this many steps")
+    parser.add_argument("--runs", default=",".join(RUNS),
+                        help=f"comma list of the runs to train and score: {', '.join(RUNS)}")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--dry_run", action="store_true")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.image_dir):
         parser.error(f"--image_dir={args.image_dir} is not a folder")
+    args.runs = [name for name in args.runs.split(",") if name]
+    unknown = sorted(set(args.runs) - set(RUNS))
+    if unknown or not args.runs:
+        parser.error(f"--runs: choose from {', '.join(RUNS)} (got {', '.join(unknown) or 'none'})")
     if args.train_minutes <= 0 or args.min_steps < 1:
         parser.error("--train_minutes and --min_steps must be positive")
     args.work = args.work or os.path.join(args.out, "runs")
@@ -94,8 +101,7 @@ def _bench(args, results):
         steps = ["--steps=1", "--repeats=1", "--warmup=1", "--fid_images=0",
                  "--extra=width=4,batch_size=8"] if args.dry_run \
             else ["--steps=50", "--repeats=3", "--warmup=5", "--fid_images=500"]
-        presets = "configs/dcgan.cfg" if args.dry_run else \
-            ",".join(preset for preset, _ in RUNS.values())
+        presets = ",".join(RUNS[name][0] for name in args.runs[:1 if args.dry_run else None])
         precisions = "float32" if args.dry_run else f"float32,{args.precision}"
         _run(_python("bench/bench.py", "--backends=jax", f"--presets={presets}",
                      f"--precisions={precisions}", f"--out={path}", *steps),
@@ -148,13 +154,14 @@ def train(args, results):
     classifier = _classifier(args)
     classes = sum(entry.is_dir() for entry in os.scandir(args.image_dir))
     processes = {}
-    for name, (preset, extra) in RUNS.items():
+    for name in args.runs:
+        preset, extra = RUNS[name]
         workdir = os.path.join(args.work, name)
         steps = _steps(args, results, name)
         flags = [f"--flagfile={preset}", f"--image_dir={args.image_dir}",
                  f"--workdir={workdir}", f"--save_dir={os.path.join(args.work, 'published')}",
                  f"--steps={steps}", f"--precision={args.precision}", f"--num_classes={classes}",
-                 f"--classifier={classifier}", "--fid_samples=10000",
+                 f"--reference_classifier={classifier}", "--fid_samples=10000",
                  f"--eval_every={max(steps // 5, 1)}", f"--checkpoint_every={max(steps // 5, 1)}",
                  f"--sample_every={max(steps // 10, 1)}", *extra,
                  *(DRY_RUN if args.dry_run else [])]
@@ -170,29 +177,34 @@ def train(args, results):
 
 
 def score(args, results):
-    """The score phase (see the module docstring)."""
+    """The score phase (see the module docstring): evaluate.py --protocol=paper on each run's
+    best and final generators, with the reference classifier's metrics beside."""
     cache = ["--fid_cache_dir=" + args.fid_cache_dir] if args.fid_cache_dir else []
     classifier = os.path.join(args.work, "classifier")
-    for name in RUNS:
+    for name in args.runs:
+        workdir = os.path.join(args.work, name)
+        if not os.path.isdir(os.path.join(workdir, "export")):
+            continue
+        out = os.path.join(args.work, "scores", name)
+        code = _run(_python("evaluate.py", f"--run_dir={workdir}", "--protocol=paper",
+                            f"--model={RUNS_MODEL[name]}", f"--image_dir={args.image_dir}",
+                            f"--reference_classifier={classifier}", f"--output_dir={out}",
+                            *cache, *(["--fid_samples=16"] if args.dry_run else [])),
+                    os.path.join(args.out, f"score_{name}.log"))
+        entry = {"exit_code": code}
+        paper = os.path.join(out, "paper_protocol.json")
+        if os.path.exists(paper):
+            with open(paper) as f:
+                entry.update(json.load(f))
         for which in ("best", "final"):
-            export = os.path.join(args.work, name, "export", which)
-            if not os.path.isdir(export):
-                continue
-            out = os.path.join(args.work, "scores", f"{name}_{which}")
-            dry = ["--fid_samples=16"] if args.dry_run else []
-            code = _run(_python("evaluate.py", f"--saved_model={export}", "--protocol=paper",
-                                f"--image_dir={args.image_dir}", f"--classifier={classifier}",
-                                f"--output_dir={out}", *cache, *dry),
-                        os.path.join(args.out, f"score_{name}_{which}.log"))
-            scores = glob.glob(os.path.join(out, "*", "metrics.json"))
-            entry = results.setdefault("scores", {}).setdefault(name, {})
-            entry[which] = {"exit_code": code}
-            if scores:
-                with open(scores[0]) as f:
-                    entry[which].update(json.load(f))
-            for grid in glob.glob(os.path.join(out, "*", "*.png")):
+            quality = glob.glob(os.path.join(out, f"paper_{which}", "*", "metrics.json"))
+            if quality and which in entry:
+                with open(quality[0]) as f:
+                    entry[which]["quality"] = json.load(f).get("quality")
+            for grid in glob.glob(os.path.join(out, f"paper_{which}", "*", "*.png")):
                 shutil.copy(grid, os.path.join(args.out, f"{name}_{which}_"
                                                + os.path.basename(grid)))
+        results.setdefault("scores", {})[name] = entry
 
 
 def _machine():
@@ -227,8 +239,8 @@ def main(argv=None):
             json.dump(results, f, indent=1)
         print(f"wrote {path}", flush=True)
     failed = [name for name, run in results.get("runs", {}).items() if run.get("exit_code")]
-    failed += [f"{name} {which}" for name, entry in results.get("scores", {}).items()
-               for which, score_ in entry.items() if score_.get("exit_code")]
+    failed += [f"scoring {name}" for name, entry in results.get("scores", {}).items()
+               if entry.get("exit_code")]
     if failed:
         print("error: failed: " + ", ".join(failed), file=sys.stderr)
         return 1
