@@ -5,15 +5,18 @@
   python bench/bench.py --precisions=float32,mixed_bfloat16      # one row per precision
   python bench/bench.py --distribute=mirrored --cpu_devices=2    # 2 virtual CPU devices
   python bench/bench.py --presets=configs/sagan.cfg,configs/dcgan.cfg   # the presets' recipes
+  python bench/bench.py --steps_per_call=1,4,16         # one row per steps per compiled call
 
 For every (backend, model, batch size), or every preset (a train.py flagfile: its model,
 batch, width, n_critic and the rest), a worker process (Keras picks its backend once per
 process) builds the trainer on synthetic CIFAR-sized data, compiles the step, then times
-`--repeats` runs of `--steps` steps and reports the median. FLOPs per step are counted by XLA's
+`--repeats` runs of `--steps` steps (rounded up to whole calls of each --steps_per_call
+value) and reports the median. FLOPs per step are counted by XLA's
 cost analysis of the compiled JAX step (the same networks on both backends), so they need JAX.
 It also times the feature extraction of both FID networks (the standard InceptionV3 of
 2015-12-05 and Keras's InceptionV3; random weights: speed does not depend on them) under each
-of --fid_precisions. Prints a table and writes JSON.
+of --fid_precisions. Prints a table (with the share of the GPU's dense peak, `PEAKS`, and the
+CPU's bfloat16 instructions) and writes JSON.
 """
 
 import argparse
@@ -33,6 +36,8 @@ sys.path.insert(0, ROOT)
 # Dense peak throughput of known GPUs, TFLOP/s (FP32 without tensor cores / TF32 / BF16).
 PEAKS = {"H100": {"fp32": 67, "tf32": 495, "bf16": 989}, "H200": {"fp32": 67, "tf32": 495,
                                                                     "bf16": 989}}
+# The /proc/cpuinfo flags of the CPU instructions that compute in bfloat16.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def _parse():
@@ -47,6 +52,8 @@ def _parse():
     parser.add_argument("--jit_compile", action="store_true", help="XLA for the TF step")
     parser.add_argument("--precisions", default="float32",
                         help="comma list of --precision values, each measured")
+    parser.add_argument("--steps_per_call", default="1",
+                        help="comma list of --steps_per_call values, each measured")
     parser.add_argument("--distribute", default="none", help="none or mirrored (all devices)")
     parser.add_argument("--cpu_devices", type=int, default=0,
                         help="split the CPU into N virtual devices (to try --distribute on a "
@@ -86,6 +93,9 @@ def _check(args):
         bad = [v for v in getattr(args, name).split(",") if v not in known]
         if bad or not getattr(args, name):
             _refuse(f"--{name}={getattr(args, name)}: choose among {', '.join(known)}")
+    values = args.steps_per_call.split(",")
+    if not all(v.isdigit() and int(v) >= 1 for v in values):
+        _refuse(f"--steps_per_call={args.steps_per_call}: give positive integers, e.g. 1,4,16")
     missing = [p for p in args.presets.split(",") if p and not os.path.isfile(p)]
     if missing:
         _refuse(f"--presets: no flagfile {missing[0]}")
@@ -121,8 +131,8 @@ def preset_config(path):
 
 def configs(args):
     """(name, TrainConfig) of every measurement: each preset, or each model at its batch size;
-    then each --precisions value, with --extra and the run-wide settings applied. Each has a
-    temporary workdir of its own."""
+    then each --precisions value and each --steps_per_call value, with --extra and the run-wide
+    settings applied. Each has a temporary workdir of its own."""
     from tfgan_cifar.config import TrainConfig
 
     run_wide = dict(jit_compile=args.jit_compile, distribute=args.distribute,
@@ -135,8 +145,52 @@ def configs(args):
         bases = [(m, TrainConfig(model=m, batch_size=int(batch_sizes[m])))
                  for m in args.models.split(",")]
     return [(name, dataclasses.replace(base, precision=precision, **run_wide,
+                                       **whole_calls(base.steps, k),
                                        workdir=tempfile.mkdtemp(prefix="bench_")).resolved())
-            for name, base in bases for precision in args.precisions.split(",")]
+            for name, base in bases for precision in args.precisions.split(",")
+            for k in map(int, args.steps_per_call.split(","))]
+
+
+def whole_calls(steps, steps_per_call):
+    """The settings of a run of `steps_per_call` steps per call: --steps rounded up to whole
+    calls, cadences at each call (the benchmark writes, logs and evaluates nothing)."""
+    return dict(steps_per_call=steps_per_call, steps=-(-steps // steps_per_call) * steps_per_call,
+                log_every=steps_per_call, sample_every=0, checkpoint_every=0, eval_every=0)
+
+
+def cpu_bf16():
+    """(CPU model, [its bfloat16 instruction flags]) from /proc/cpuinfo; (None, []) where it
+    cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return None, []
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), None)
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    return model, [flag for flag in BF16_FLAGS if flag in flags]
+
+
+def cpu_line(model, flags):
+    """One line on the CPU's bfloat16 capability, which decides whether mixed_bfloat16 pays."""
+    if flags:
+        return f"CPU: {model}; bfloat16 instructions: {', '.join(flags)}"
+    return (f"CPU: {model or 'unknown'}; no bfloat16 instructions ({' or '.join(BF16_FLAGS)}): "
+            "mixed_bfloat16 is emulated there and likely slower than float32")
+
+
+def peak_share(row, peaks):
+    """The row's TFLOP/s as a fraction of the device's dense peak for its precision (float32
+    as TF32 on JAX, its default on NVIDIA GPUs), or None without a known peak."""
+    if not peaks or not row.get("tflops"):
+        return None
+    if row["precision"] != "float32":
+        kind = "bf16"
+    else:
+        kind = "tf32" if row["backend"] == "jax" else "fp32"
+    return row["tflops"] / peaks[kind]
 
 
 def worker(args):
@@ -162,18 +216,20 @@ def worker(args):
     for name, config in configs(args):
         trainer = make_trainer(config, data)
         trainer.start()
+        k = config.steps_per_call
+        calls = -(-args.steps // k)
         started = time.perf_counter()
-        for _ in range(args.warmup):
-            trainer.train_step()
+        for _ in range(-(-args.warmup // k)):
+            trainer.train_steps(k)
         trainer.pop_metrics()  # waits for the device
         compile_seconds = time.perf_counter() - started
         rates = []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            for _ in range(args.steps):
-                trainer.train_step()
+            for _ in range(calls):
+                trainer.train_steps(k)
             trainer.pop_metrics()
-            rates.append(args.steps / (time.perf_counter() - started))
+            rates.append(calls * k / (time.perf_counter() - started))
         steps_per_sec = statistics.median(rates)
         flops = None
         if backend == "jax":
@@ -187,7 +243,7 @@ def worker(args):
         print(json.dumps({
             "kind": "train", "backend": backend, "device": trainer.device, "name": name,
             "model": config.model, "arch": config.arch, "precision": config.precision,
-            "devices": trainer.cluster.replicas,
+            "devices": trainer.cluster.replicas, "steps_per_call": k,
             "batch_size": config.batch_size, "n_critic": config.n_critic,
             "width": config.width, "attention_res": list(config.attention_res),
             "steps_per_sec": steps_per_sec, "steps_per_sec_all": rates,
@@ -269,23 +325,29 @@ def main():
         results += [json.loads(line) for line in lines]
     flops = {(r["name"], r["batch_size"]): r["flops_per_step"] for r in results
              if r["kind"] == "train" and r["flops_per_step"] and r["precision"] == "float32"}
+    peaks = next((p for name, p in PEAKS.items() for r in results if name in r["device"]), None)
+    cpu_model, cpu_flags = cpu_bf16()
     print(f"{'backend':<11}{'device':<28}{'devices':>8} {'model':<12}{'precision':<15}{'batch':>6}"
-          f"{'steps/s':>10}{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}")
+          f"{'K':>4}{'steps/s':>10}{'images/s':>10}{'GFLOP/step':>12}{'TFLOP/s':>9}"
+          f"{'of peak':>9}")
     for r in results:
         if r["kind"] == "train":
             r["flops_per_step"] = r["flops_per_step"] or flops.get((r["name"], r["batch_size"]))
             r["tflops"] = r["flops_per_step"] * r["steps_per_sec"] / 1e12 \
                 if r["flops_per_step"] else None
+            r["peak_share"] = peak_share(r, peaks)
             gflop = f"{r['flops_per_step'] / 1e9:.1f}" if r["flops_per_step"] else "n/a"
             tflops = f"{r['tflops']:.2f}" if r["tflops"] else "n/a"
+            share = f"{100 * r['peak_share']:.1f}%" if r["peak_share"] else "n/a"
             print(f"{r['backend']:<11}{r['device'][:27]:<28}{r['devices']:>8} {r['name']:<12}"
-                  f"{r['precision']:<15}{r['batch_size']:>6}{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
-                  f"{tflops:>9}")
+                  f"{r['precision']:<15}{r['batch_size']:>6}{r['steps_per_call']:>4}"
+                  f"{r['steps_per_sec']:>10.2f}{r['images_per_sec']:>10.0f}{gflop:>12}"
+                  f"{tflops:>9}{share:>9}")
     for r in results:
         if r["kind"] == "fid":
             print(f"FID features ({r['backend']}, {r['device']}, {r['network']} network, "
                   f"{r['precision']}): {r['images_per_sec']:.1f} images/s at 299x299")
-    peaks = next((p for name, p in PEAKS.items() for r in results if name in r["device"]), None)
+    print(cpu_line(cpu_model, cpu_flags))
     if peaks:
         print(f"GPU peak (dense): FP32 {peaks['fp32']}, TF32 {peaks['tf32']}, BF16 "
               f"{peaks['bf16']} TFLOP/s")
@@ -293,7 +355,8 @@ def main():
     with open(args.out, "w") as f:
         json.dump({"host": platform.node(), "python": platform.python_version(),
                    "args": {k: v for k, v in vars(args).items() if k != "worker"},
-                   "results": results, "gpu_peak_tflops": peaks}, f, indent=2)
+                   "results": results, "gpu_peak_tflops": peaks,
+                   "cpu": {"model": cpu_model, "bf16_flags": cpu_flags}}, f, indent=2)
     print(f"wrote {args.out}")
     if failed:
         print(f"error: the {', '.join(failed)} worker failed (see above); the other results "

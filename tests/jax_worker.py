@@ -137,6 +137,36 @@ def sharded_step(config):
     }
 
 
+def steps_per_call(config):
+    """Three steps in one call (--steps_per_call=3) against three calls of one step, with
+    EMA and replay: the largest difference of any value of their states (the random key
+    included); and the batches the steps of one epoch and more draw on the device, from a
+    fresh trainer and from one restored from `config`'s run (at step 2)."""
+    config = TrainConfig.from_json(config)
+    images = data.load_image_folder(config.image_dir)
+    single, one_call = (JaxTrainer(dataclasses.replace(config, steps_per_call=k, ema_decay=0.5,
+                                                       replay_size=8), images)
+                        for k in (1, 3))
+    for _ in range(3):
+        single.train_step()
+    one_call.train_steps(3)
+    a, b = (jax.tree.leaves(trainer.state) for trainer in (single, one_call))
+    fresh, restored = JaxTrainer(config, images), JaxTrainer(config, images)
+    return {
+        "steps": [single.step, one_call.step],
+        "leaves": len(a), "dtypes_equal": [x.dtype for x in a] == [y.dtype for y in b],
+        "max_difference": max(float(np.max(np.abs(np.asarray(x, np.float64)
+                                                  - np.asarray(y, np.float64))))
+                              for x, y in zip(a, b)),
+        "metrics": [single.pop_metrics(), one_call.pop_metrics()],
+        "restored_at": restored.restore(),
+        "restored_batches_equal": all(np.array_equal(x, y) for x, y in
+                                      zip(fresh.batches(2), restored.batches(2))),
+        "epoch_labels": [np.asarray(fresh.batches(s)[1]).ravel().tolist() for s in range(4)],
+        "data_labels": np.asarray(images.labels).tolist(),
+    }
+
+
 def train(config):
     loop.train(TrainConfig.from_json(config))
     return {}
@@ -180,6 +210,7 @@ if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
     functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
                  "sharded_step": sharded_step, "lookahead": lookahead,
+                 "steps_per_call": steps_per_call,
                  "train_expecting_error": train_expecting_error,
                  "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}

@@ -22,7 +22,8 @@ def bench():
 
 def _args(**overrides):
     values = dict(presets="", models="dcgan,sagan", batch_sizes="dcgan:128,sagan:64",
-                  precisions="float32", jit_compile=False, distribute="none", extra="")
+                  precisions="float32", jit_compile=False, distribute="none", extra="",
+                  steps_per_call="1")
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -50,6 +51,29 @@ def test_without_presets_each_model_is_measured_at_its_batch_size(bench):
         ("dcgan", "dcgan", 128), ("sagan", "sagan", 64)]
 
 
+def test_each_steps_per_call_value_is_measured_with_cadences_at_its_calls(bench):
+    measured = bench.configs(_args(models="dcgan", steps_per_call="1,4,16"))
+    assert [c.steps_per_call for _, c in measured] == [1, 4, 16]
+    for _, config in measured:  # resolved, so every cadence is a multiple of K
+        assert config.log_every == config.steps_per_call
+        assert config.steps % config.steps_per_call == 0 and config.steps >= 20000
+
+
+def test_the_cpu_bf16_line_and_the_share_of_the_peak(bench):
+    model, flags = bench.cpu_bf16()
+    with open("/proc/cpuinfo") as f:
+        text = f.read()
+    assert model and model in text
+    assert flags == [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in text]
+    assert bench.cpu_line("X", ["avx512_bf16"]) == "CPU: X; bfloat16 instructions: avx512_bf16"
+    assert "no bfloat16 instructions" in bench.cpu_line("X", [])
+    row = dict(tflops=98.9, precision="mixed_bfloat16", backend="jax")
+    assert bench.peak_share(row, bench.PEAKS["H200"]) == pytest.approx(0.1)
+    assert bench.peak_share({**row, "precision": "float32"}, bench.PEAKS["H200"]) == \
+        pytest.approx(98.9 / 495)
+    assert bench.peak_share(row, None) is None
+
+
 def test_the_jax_worker_times_a_step_and_counts_its_flops(tmp_path):
     pytest.importorskip("jax")
     out = tmp_path / "results.json"
@@ -57,10 +81,14 @@ def test_the_jax_worker_times_a_step_and_counts_its_flops(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--backends=jax",
          "--models=dcgan", "--batch_sizes=dcgan:4", "--extra=width=4", "--steps=1",
-         "--repeats=2", "--warmup=1", "--fid_images=0", f"--out={out}"],
+         "--repeats=2", "--warmup=1", "--fid_images=0", "--steps_per_call=1,2",
+         f"--out={out}"],
         env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    [row] = json.load(open(out))["results"]
+    assert "CPU: " in result.stdout
+    row, two = json.load(open(out))["results"]  # one row per --steps_per_call value
+    assert (row["steps_per_call"], two["steps_per_call"]) == (1, 2)
+    assert two["flops_per_step"] == row["flops_per_step"] and two["steps_per_sec"] > 0
     assert (row["backend"], row["model"], row["batch_size"], row["width"]) == (
         "jax", "dcgan", 4, 4)
     assert len(row["steps_per_sec_all"]) == 2 and row["steps_per_sec"] > 0

@@ -89,6 +89,16 @@ def test_without_sync_bn_replicas_stay_identical_but_see_local_batch_statistics(
     assert result["max_difference"]["g"] > 1e-5  # local batch statistics change the step
 
 
+def test_two_mirrored_steps_in_one_call_equal_two_calls_of_one(mirrored):
+    result = mirrored["dcgan_local_bn"]
+    one_call, two_calls = result["one_call"], result["metrics"][1]
+    assert one_call["step"] == 2 and one_call["replica_spread"] == 0.0
+    for name in two_calls:
+        assert one_call["metrics"][name] == pytest.approx(two_calls[name], abs=1e-5), name
+    for part, difference in one_call["max_difference"].items():
+        assert difference < 1e-5, (part, difference)
+
+
 def test_replay_under_mirrored_keeps_every_replicas_fakes_and_replays_the_fraction(mirrored):
     """Each replica replays --replay_fraction of its own slice (not of the global batch, which
     would replace all of it), and every replica's buffer holds the whole global batch's fakes,

@@ -31,6 +31,9 @@ MODEL_DEFAULTS = {
     ),
 }
 
+# Settings counted in generator steps that must fall between compiled calls (--steps_per_call).
+CALL_CADENCES = ("steps", "log_every", "checkpoint_every", "eval_every", "sample_every")
+
 # Help groups, in the order `--helpfull` lists them.
 GROUPS = ("run", "devices", "paths", "data", "architecture", "objective", "studies", "cadence",
           "evaluation", "outputs")
@@ -241,6 +244,12 @@ class TrainConfig:
     sync_bn: bool = setting(False, "Batch statistics over the global batch in every batch "
                             "norm of G and D, not per replica (TensorFlow; under JAX they are "
                             "always global).", "devices")
+    steps_per_call: int = setting(
+        1, "Training steps run in one compiled call (a loop on the device), so the host "
+        "dispatches once per K steps. Logs, checkpoints, evaluations, sample grids and Ctrl-C "
+        "happen between calls: --steps and every cadence (--log_every, --checkpoint_every, "
+        "--eval_every, --sample_every) must be multiples of it; another value is refused with "
+        "the nearest valid ones.", "devices", minimum=1)
     coordinator_address: Optional[str] = setting(
         None, "JAX multi-process: host:port of process 0 (else the environment JAX reads, e.g. "
         "Slurm).", "devices")
@@ -431,6 +440,7 @@ class TrainConfig:
             raise UserError(f"--loss=wasserstein needs a Lipschitz critic, and {self.model}'s D "
                             "has no spectral norm: add --gp_weight=10, or use --model=sagan")
         self._validate_architecture()
+        self._validate_steps_per_call()
         if self.devices and self.distribute != "mirrored":
             raise UserError("--devices needs --distribute=mirrored")
         if self.image_dir and self.data_dir:
@@ -449,6 +459,16 @@ class TrainConfig:
         """Normalisation of DCGAN's D: "layer" under the gradient penalty, which Gulrajani et
         al. define per sample (batch norm would couple the interpolates), else "batch"."""
         return "layer" if self.gp_weight else "batch"
+
+    def _validate_steps_per_call(self):
+        k = self.steps_per_call
+        for name in CALL_CADENCES:
+            value = getattr(self, name)
+            if value % k:
+                lower, upper = value // k * k, (value // k + 1) * k
+                nearest = f"{lower} or {upper}" if lower else f"{upper}"
+                raise UserError(f"--{name}={value} is not a multiple of --steps_per_call={k} "
+                                f"(steps run {k} per call): pass --{name}={nearest}")
 
     def _validate_architecture(self):
         if self.model != "sagan" and self.g_spectral_norm:

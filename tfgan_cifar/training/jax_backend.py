@@ -1,7 +1,8 @@
 """The JAX backend (KERAS_BACKEND=jax): one jit-compiled, stateless step; no TensorFlow needed.
 
 The whole state (see `objective`), plus the random key, is one pytree threaded through
-`jax.jit` and donated to it. CIFAR-10 lives on the device as uint8; each step gathers its
+`jax.jit` and donated to it; with --steps_per_call=K one call loops over K steps
+(`jax.lax.fori_loop`). CIFAR-10 lives on the device as uint8; each step gathers its
 batches there, in an order fixed by (seed, epoch) like the TensorFlow pipeline, and flips them.
 Checkpoints are `.npz` files of the state's leaves named by their path in the state ("d/3" is
 D's fourth trainable value), written atomically.
@@ -60,8 +61,8 @@ class JaxTrainer(Trainer):
         self.labels = place(np.asarray(data.labels, np.int32))
         self.state = place({**self.objective.initial_state(self.ema_generator),
                             "key": jax.random.key_data(jax.random.key(config.seed))})
-        self._train_step = jax.jit(self._step, donate_argnums=0,
-                                   out_shardings=self.cluster.replicated)
+        self._train_step = self._jit_steps(1)
+        self._calls = {1: self._train_step}  # steps per call -> its compiled call
         self._in_flight = collections.deque()
 
     def compile(self, function):
@@ -136,11 +137,22 @@ class JaxTrainer(Trainer):
             images = jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
         return images, all_labels[indices]
 
+    def _step_batches(self, all_images, all_labels, step):
+        """The n_critic batches generator step `step` (counted from 0) trains on."""
+        first = step * self.config.n_critic
+        return [self._batch(all_images, all_labels, first + i)
+                for i in range(self.config.n_critic)]
+
+    def batches(self, step):
+        """(images [n_critic, B, 32, 32, 3] in [-1, 1], labels [n_critic, B]) that generator
+        step `step` (counted from 0) trains on, drawn on the device as the step draws them."""
+        batches = jax.jit(self._step_batches)(self.images, self.labels, np.int32(step))
+        return (np.stack([np.asarray(b[0]) for b in batches]),
+                np.stack([np.asarray(b[1]) for b in batches]))
+
     def _step(self, state, all_images, all_labels):
         key, draws_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
-        first = state["step"] * self.config.n_critic
-        batches = [self._batch(all_images, all_labels, first + i)
-                   for i in range(self.config.n_critic)]
+        batches = self._step_batches(all_images, all_labels, state["step"])
         keys = iter(jax.random.split(draws_key, len(objective.draw_specs(self.config))))
         draws = objective.draw(
             self.config, lambda shape: jax.random.normal(next(keys), shape),
@@ -154,8 +166,22 @@ class JaxTrainer(Trainer):
         # step, so only this copy can be waited on once that step is dispatched.
         return {**state, "key": jax.random.key_data(key)}, state["step"] + 0
 
-    def train_step(self):
-        self.state, done = self._train_step(self.state, self.images, self.labels)
+    def _steps(self, state, all_images, all_labels, count):
+        """`count` steps in one loop on the device (`_step` itself for one)."""
+        if count == 1:
+            return self._step(state, all_images, all_labels)
+        state = jax.lax.fori_loop(
+            0, count, lambda _, s: self._step(s, all_images, all_labels)[0], state)
+        return state, state["step"] + 0
+
+    def _jit_steps(self, count):
+        return jax.jit(lambda state, images, labels: self._steps(state, images, labels, count),
+                       donate_argnums=0, out_shardings=self.cluster.replicated)
+
+    def train_steps(self, count):
+        if count not in self._calls:
+            self._calls[count] = self._jit_steps(count)
+        self.state, done = self._calls[count](self.state, self.images, self.labels)
         self._in_flight.append(done)
         if len(self._in_flight) > MAX_IN_FLIGHT:
             self._in_flight.popleft().block_until_ready()

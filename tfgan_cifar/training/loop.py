@@ -64,6 +64,17 @@ def check_replicas(config, cluster):
 
 
 
+def calls(start, steps, steps_per_call):
+    """(last step of the call, steps in it) of each compiled call from step `start` to
+    `steps`. Calls end at multiples of `steps_per_call`, where the cadences fall: a run resumed
+    between two (stopped, or trained with another --steps_per_call) first catches up."""
+    step = start
+    while step < steps:
+        count = min(steps_per_call - step % steps_per_call, steps - step)
+        step += count
+        yield step, count
+
+
 def prepare_workdir(config):
     """`check_workdir`, then writes config.json; returns the RunDir."""
     run = check_workdir(config)
@@ -179,7 +190,7 @@ class _StopRequest:
             os._exit(128 + signum)
         self.requested, self.signum = True, signum
         print(f"\n{signal.Signals(signum).name} received: finishing the steps under way (on "
-              f"JAX, the up to {MAX_IN_FLIGHT} steps already queued) and saving a checkpoint "
+              f"JAX, the up to {MAX_IN_FLIGHT} calls already queued) and saving a checkpoint "
               "(send it again to abort without saving)", flush=True)
 
     @contextlib.contextmanager
@@ -268,8 +279,8 @@ def _train_locked(config, run, cluster):
     progress = Progress(start, config.steps, config.batch_size)
     stop = _StopRequest()
     with stop.installed():
-        for step in range(start + 1, config.steps + 1):
-            trainer.train_step()
+        for step, count in calls(start, config.steps, config.steps_per_call):
+            trainer.train_steps(count)
             progress.step_done(step)
             if step % config.log_every == 0 or step == config.steps:
                 metrics = trainer.pop_metrics()
@@ -324,8 +335,8 @@ def _follow(config, run, cluster):
     print(f"following the run in {config.workdir} on {trainer.device}: steps "
           f"{start + 1}..{config.steps}", flush=True)
     trainer.start()
-    for step in range(start + 1, config.steps + 1):
-        trainer.train_step()
+    for step, count in calls(start, config.steps, config.steps_per_call):
+        trainer.train_steps(count)
         if step % config.log_every == 0 or step == config.steps:
             trainer.pop_metrics()
             check_finite(trainer)

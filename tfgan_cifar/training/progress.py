@@ -61,8 +61,8 @@ class Progress:
                                                 stateful_metrics=BAR_METRICS + ("img/s",))
 
     def step_done(self, step):
-        """Call after each training step."""
-        if step == self.start + 1:
+        """Call after each training step, or each call of several (`step`: the last one)."""
+        if self._first is None:
             self._first = self._interval = (step, time.perf_counter())
         if self.live:
             values = list(self._metrics)

@@ -3,7 +3,8 @@
 The state lives in variables: the networks' and optimizers' own, plus new ones for the replay
 buffer, the metric sums and the step. A compiled step reads them, runs the shared step
 (`objective.GANObjective.step`) and assigns the results back; `jit_compile=True` hands it to
-XLA. Metrics are summed on the device and read only when the loop logs.
+XLA. Metrics are summed on the device and read only when the loop logs. With --steps_per_call=K
+one `tf.function` call runs K steps, each on the next batch of the input.
 
 Under a tf.distribute strategy (`tf_distribute`) the variables are mirrored and the step runs
 once per replica, on that replica's slice of the global batch and of the step's random draws.
@@ -226,9 +227,12 @@ class TFTrainer(Trainer):
         """The whole state as tensors."""
         return {part: self.read(part) for part in self.state}
 
-    def _next_and_step_eager(self, iterator):
-        images, labels = next(iterator)
-        self._compiled_step(images, labels)
+    def _next_and_step_eager(self, iterator, count):
+        # Unrolled: `count` calls of the compiled step in one graph, each on the next batch.
+        # The step's variable updates order them.
+        for _ in range(count):
+            images, labels = next(iterator)
+            self._compiled_step(images, labels)
 
-    def train_step(self):
-        self._next_and_step(self._iterator)
+    def train_steps(self, count):
+        self._next_and_step(self._iterator, count)

@@ -18,9 +18,9 @@ from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
 from tfgan_cifar.training.optimizers import learning_rate
 
-# Steps a backend that dispatches asynchronously (JAX) may run ahead of the device. Unbounded,
-# Python queued up to --log_every steps, and Ctrl-C then waited for all of them before saving
-# (docs/performance.md).
+# Compiled calls (of --steps_per_call steps each) a backend that dispatches asynchronously (JAX)
+# may run ahead of the device. Unbounded, Python queued up to --log_every steps, and Ctrl-C
+# then waited for all of them before saving (docs/performance.md).
 MAX_IN_FLIGHT = 3
 
 CHUNK = 500  # images per compiled call when sampling or classifying
@@ -39,7 +39,7 @@ def assign(variables, new_values):
 class Trainer(abc.ABC):
     """G, D, their optimizers and the training state of one run.
 
-    The loop calls: restore(), start(), train_step(), pop_metrics(), save(), and for
+    The loop calls: restore(), start(), train_steps(), pop_metrics(), save(), and for
     evaluation generate(), class_logits(), export_generator(), export_discriminator().
     """
 
@@ -95,8 +95,13 @@ class Trainer(abc.ABC):
         """Prepares the input from the batch the restored step had reached."""
 
     @abc.abstractmethod
+    def train_steps(self, count):
+        """Runs `count` generator steps (each with its n_critic discriminator steps) in one
+        compiled call; the metric sums accumulate over all of them."""
+
     def train_step(self):
         """Runs one generator step (and its n_critic discriminator steps)."""
+        self.train_steps(1)
 
     # ---- shared ----------------------------------------------------------------------------
 
