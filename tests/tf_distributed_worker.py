@@ -80,7 +80,8 @@ def compare(model, one_call=False, **overrides):
     }
     if one_call:
         both = TFTrainer(config(f"mirrored_{model}_k2", model=model, steps_per_call=2,
-                                **MIRRORED, **overrides), data.load_image_folder(IMAGE_DIR))
+                                log_every=2, **MIRRORED, **overrides),
+                         data.load_image_folder(IMAGE_DIR))
         both.start()
         both.train_steps(2)
         result["one_call"] = {"metrics": both.pop_metrics(), "step": both.step,
