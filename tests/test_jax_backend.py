@@ -168,7 +168,7 @@ def test_jax_resume_matches_an_uninterrupted_run(jax_run):
     final = tmp / "resumed" / "export" / "final"
     info = json.load(open(final / "best.json"))
     assert info["step"] == 4 and info["final"] and sorted(os.listdir(final)) == [
-        "best.json", "generator.keras"]
+        "README.md", "best.json", "generator.keras"]
 
 
 
