@@ -30,6 +30,7 @@ import keras  # noqa: E402
 from tfgan_cifar import data, precision  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
+from tfgan_cifar.nn.base import nested_layers  # noqa: E402
 from tfgan_cifar.nn.layers import _SpectralNorm  # noqa: E402
 from tfgan_cifar.run_dir import RunDir  # noqa: E402
 from tfgan_cifar.training import loop  # noqa: E402
@@ -94,7 +95,7 @@ def steps_and_export(config):
             learning_rates[part] = float(getattr(optimizer, "inner_optimizer", optimizer)
                                          .learning_rate)
     class_logits_shape = None
-    if config.aux_classifier:
+    if config.class_head:
         class_logits_shape = list(trainer.class_logits(np.zeros((5, 32, 32, 3), "float32")).shape)
     return {"metrics": metrics, "changed": changed, "step": trainer.step,
             "optimizer_learning_rates": learning_rates,
@@ -106,7 +107,7 @@ def steps_and_export(config):
             "images_range": [float(expected.min()), float(expected.max())],
             "device": trainer.device, "ema_deviation": ema_deviation,
             "compute_dtypes": sorted({layer.compute_dtype
-                                      for layer in trainer.generator._flatten_layers()
+                                      for layer in nested_layers(trainer.generator)
                                       if isinstance(layer, (keras.layers.Conv2DTranspose,
                                                             _SpectralNorm))}),
             "export_policy": generator.dtype_policy.name,

@@ -234,7 +234,7 @@ def tiny(model, image_dir, workdir, **overrides):
 
 def test_compiled_steps_with_every_augmentation_are_finite(cifar_like_dir, tmp_path,
                                                            monkeypatch):
-    config = tiny("dcgan", cifar_like_dir / "train", tmp_path, aux_classifier=True)
+    config = tiny("dcgan", cifar_like_dir / "train", tmp_path, class_head=True)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     trainer.start()
     for _ in range(3):

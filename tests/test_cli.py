@@ -52,6 +52,10 @@ def test_a_renamed_setting_keeps_its_former_flag_and_config_json_name(tmp_path):
         assert options.reference_classifier == str(model)
     recorded = TrainConfig.from_json(json.dumps({"classifier": str(model), "steps": 3}))
     assert recorded.reference_classifier == str(model) and recorded.steps == 3
+    for flag in ("class_head", "aux_classifier"):  # D's class head, its former name
+        assert cli.config_from_flags(TrainConfig, _flags(argv=[f"--{flag}"])).class_head
+        assert not cli.config_from_flags(TrainConfig, _flags(argv=[f"--no{flag}"])).class_head
+    assert TrainConfig.from_json(json.dumps({"aux_classifier": True})).class_head
 
 
 def test_every_setting_has_a_flag_of_its_type_and_default():
@@ -153,9 +157,10 @@ def _layout(generator, discriminator):
 
 
 def _spectral_layers(model):
+    from tfgan_cifar.nn.base import nested_layers
     from tfgan_cifar.nn.layers import _SpectralNorm
 
-    return [layer for layer in model._flatten_layers() if isinstance(layer, _SpectralNorm)]
+    return [layer for layer in nested_layers(model) if isinstance(layer, _SpectralNorm)]
 
 
 def test_every_preset_is_checked():
@@ -219,7 +224,7 @@ def test_out_of_range_settings_give_one_line(values, message):
 def test_flags_without_effect_warn_once(capsys, monkeypatch):
     cli.config_from_flags(TrainConfig, _flags(argv=["--replay_fraction=0.3", "--aux_weight=2"]))
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["warning: --aux_weight has no effect without --aux_classifier",
+    assert lines == ["warning: --aux_weight has no effect without --class_head",
                      "warning: --replay_fraction has no effect without --replay_size"]
     cli.config_from_flags(TrainConfig, _flags(argv=["--replay_size=256"]))
     assert capsys.readouterr().err == ""

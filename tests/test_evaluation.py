@@ -227,7 +227,7 @@ from tfgan_cifar.metrics import conditional, evaluator
 from tfgan_cifar.nn import build_models
 
 config = TrainConfig(model="dcgan", width=4, z_dim=8, num_classes=3, conditional=False,
-                     aux_classifier=True, workdir={str(tmp_path / "run")!r}).resolved()
+                     class_head=True, workdir={str(tmp_path / "run")!r}).resolved()
 generator, discriminator = build_models(config)
 path = export.export_model(generator.build_weights(), {str(tmp_path / "best")!r},
                            {{"step": 1, "config": json.loads(config.to_json())}},

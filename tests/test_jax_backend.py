@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # in its second D step) and every DiffAugment op, SAGAN the Wasserstein loss with the gradient
 # penalty of translated images. Translation and cutout put exact zeros into D's activations.
 LOSS_CASES = {
-    "dcgan": dict(loss="bce", n_critic=2, aux_classifier=True, replay_size=8,
+    "dcgan": dict(loss="bce", n_critic=2, class_head=True, replay_size=8,
                   augment=("color", "translation", "cutout")),
     "sagan": dict(loss="wasserstein", n_critic=1, gp_weight=10.0, augment=("translation",)),
 }
@@ -80,7 +80,7 @@ def jax_run(cifar_like_dir, tmp_path_factory):
         path = str(tmp / f"inputs_{model}.npz")
         tf_metrics[model] = tensorflow_first_step(config, path)
         tasks.append({"name": f"losses_{model}", "task": "losses", "argument": path})
-    for model, studies in (("dcgan", dict(ema_decay=0.5, aux_classifier=True, replay_size=8,
+    for model, studies in (("dcgan", dict(ema_decay=0.5, class_head=True, replay_size=8,
                                           lr_decay="linear")),
                            ("sagan", dict(precision="mixed_bfloat16")),
                            ("dcgan_float16", dict(precision="mixed_float16", ema_decay=0.5))):
@@ -201,7 +201,7 @@ def test_jax_batches_drawn_on_the_device_are_the_same_after_a_resume(jax_run):
 
 
 def test_jax_classifier_head_and_replay_run_in_the_compiled_step(jax_run):
-    out = jax_run[2]["steps_dcgan"]  # trained with --aux_classifier --replay_size=8
+    out = jax_run[2]["steps_dcgan"]  # trained with --class_head --replay_size=8
     assert out["class_logits_shape"] == [5, 3]
     assert out["replay_filled"] == 8 and out["metrics"]["replayed"] == pytest.approx(0.25)
     assert np.isfinite(out["metrics"]["cls_loss"]) and out["exported_discriminator"]

@@ -8,7 +8,7 @@ from tfgan_cifar.config import TrainConfig
 def test_step_metrics_follow_the_studies_a_config_enables():
     base = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc")
     assert metric_schema.step_metric_names(TrainConfig(model="dcgan").resolved()) == base
-    config = TrainConfig(model="dcgan", aux_classifier=True, gp_weight=10.0,
+    config = TrainConfig(model="dcgan", class_head=True, gp_weight=10.0,
                          replay_size=256, loss="wasserstein").resolved()
     assert metric_schema.step_metric_names(config) == base + ("cls_loss", "cls_acc", "gp",
                                                               "replayed")

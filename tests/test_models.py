@@ -8,6 +8,7 @@ import pytest
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.nn import build_models, resnet, sagan_cnn
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SelfAttention, SNConv2D
 
 # (model, arch, conditional, attention_res)
@@ -33,7 +34,7 @@ def _tiny(model="sagan", width=8, **values):
 def _attention_inputs(model):
     """{layer path: the input shape it was built for} of every SelfAttention in `model`."""
     return {layer.path: tuple(layer.get_build_config()["input_shape"])
-            for layer in model._flatten_layers() if isinstance(layer, SelfAttention)}
+            for layer in nested_layers(model) if isinstance(layer, SelfAttention)}
 
 
 @pytest.mark.parametrize("model,arch,conditional,attention_res", CASES)
@@ -65,7 +66,7 @@ def test_labels_matter_only_for_conditional_models(arch, conditional):
     images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     zeros, threes = np.zeros(4, np.int32), np.full(4, 3, np.int32)
     generator(z, zeros)
-    for layer in generator._flatten_layers():
+    for layer in nested_layers(generator):
         if isinstance(layer, ConditionalBatchNorm):  # starts as plain BN (scale 1, offset 0)
             layer.scale.embeddings.assign(rng.uniform(0.5, 1.5, layer.scale.embeddings.shape))
     g_changed = not np.allclose(generator(z, zeros).numpy(), generator(z, threes).numpy())
@@ -99,7 +100,7 @@ def test_attention_blocks_sit_at_the_requested_resolutions(arch, attention_res, 
 def _parameters(model):
     """Trainable parameters of `model` outside its self-attention layers. Like PyTorch's
     `parameters()`, this leaves out the SN vectors u and the BN moving statistics."""
-    attention = {id(v) for layer in model._flatten_layers() if isinstance(layer, SelfAttention)
+    attention = {id(v) for layer in nested_layers(model) if isinstance(layer, SelfAttention)
                  for v in layer.weights}
     return sum(int(np.prod(v.shape)) for v in model.trainable_weights if id(v) not in attention)
 
@@ -131,12 +132,12 @@ def test_cnn_discriminator_is_sngans_seven_convolutions():
     maps = tiny.feature_maps(np.zeros((2, 32, 32, 3), np.float32))
     assert [tuple(m.shape[1:]) for m in maps] == [
         (32, 32, 8), (16, 16, 8), (16, 16, 16), (8, 8, 16), (8, 8, 32), (4, 4, 32), (4, 4, 64)]
-    assert sum(isinstance(layer, SNConv2D) for layer in tiny._flatten_layers()) == 7
+    assert sum(isinstance(layer, SNConv2D) for layer in nested_layers(tiny)) == 7
 
 
 @pytest.mark.parametrize("arch", ["resnet", "cnn"])
 def test_keras_file_round_trip_gives_identical_outputs(arch, tmp_path):
-    config = _tiny(arch=arch, width=4, attention_res=(8, 16), aux_classifier=True)
+    config = _tiny(arch=arch, width=4, attention_res=(8, 16), class_head=True)
     generator, discriminator = (m.build_weights() for m in build_models(config))
     rng = np.random.default_rng(0)
     z = rng.standard_normal((3, config.z_dim)).astype(np.float32)
@@ -183,7 +184,7 @@ def _kernel_matrices(model):
     """{layer path: its kernel as the matrix (fan-in, fan-out)} of every convolution, dense
     and embedding layer of `model`, except the conditional batch norms' gains and offsets."""
     matrices = {}
-    for layer in model._flatten_layers():
+    for layer in nested_layers(model):
         if isinstance(layer, ConditionalBatchNorm) or layer.path.split("/")[-1] in (
                 "scale", "offset"):
             continue

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfgan_cifar import data, export
 from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.nn.layers import SelfAttention, _SpectralNorm
 from tfgan_cifar.training import loop
 from tfgan_cifar.training.tf_backend import TFTrainer
@@ -36,7 +37,7 @@ def trained(config, cifar_like_dir, steps=3):
 
 
 def spectral_layers(model):
-    return [layer for layer in model._flatten_layers() if isinstance(layer, _SpectralNorm)]
+    return [layer for layer in nested_layers(model) if isinstance(layer, _SpectralNorm)]
 
 
 # float32 training, spectral norm and exports: test_training, test_layers and test_export.
@@ -80,7 +81,7 @@ def test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float3
     assert images.dtype == np.float32 and np.isfinite(images).all()
     generator = trainer.export_generator()
     assert generator.dtype_policy.name == "float32"
-    assert all(layer.compute_dtype == "float32" for layer in generator._flatten_layers())
+    assert all(layer.compute_dtype == "float32" for layer in nested_layers(generator))
     path = export.export_model(generator, str(tmp_path / "best"), {"step": 3})
     sample, z_dim = export.load_sampler(path)
     signature = sample.saved_model.signatures["serving_default"]

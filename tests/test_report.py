@@ -214,6 +214,21 @@ def test_attention_means_groups_na_rows_and_classifier_section(tmp_path):
     assert "images/run05-dcgan-aux-classifier.png" in images
 
 
+def test_a_run_recorded_with_a_former_setting_name_reads_under_the_current_one(tmp_path):
+    workdir = _fake_run(tmp_path, "old", model="dcgan", class_head=True, aux_weight=0.5)
+    path = os.path.join(workdir, "config.json")
+    recorded = json.load(open(path))
+    recorded["aux_classifier"] = recorded.pop("class_head")  # written before the rename
+    with open(path, "w") as f:
+        json.dump(recorded, f)
+    run = read_run(workdir)
+    assert run.config.class_head and run.values["class_head"] is True
+    assert "aux_classifier" not in run.values
+    header, rows = tables.results_table([run, read_run(_fake_run(tmp_path, "new",
+                                                                 model="dcgan"))])
+    assert "aux_weight" in header and "aux_classifier" not in header
+
+
 def test_without_evaluations_the_sections_say_so(tmp_path):
     runs = [_fake_run(tmp_path, "a", model="dcgan"), _fake_run(tmp_path, "b", model="sagan")]
     markdown = _build(runs, tmp_path / "out")

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import TrainingDiverged, UserError
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
 
@@ -105,7 +106,7 @@ def test_an_infinite_batch_norm_statistic_alone_is_flagged_and_never_checkpointe
     config = tiny(cifar_like_dir / "train", tmp_path / "run")
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     model = trainer.discriminator if network == "discriminator" else trainer.generator
-    norm = next(layer for layer in model._flatten_layers()
+    norm = next(layer for layer in nested_layers(model)
                 if isinstance(layer, keras.layers.BatchNormalization))
     norm.moving_variance.assign(np.full(norm.moving_variance.shape, np.inf, np.float32))
     trainer.start()

@@ -13,6 +13,7 @@ from tfgan_cifar import data, evaluate_model, evaluation_samples, export, metric
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.metrics.evaluator import Evaluator, classifier_metrics
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective, replay
 from tfgan_cifar.training.tf_backend import TFTrainer
@@ -50,7 +51,7 @@ def tiny(model, image_dir, workdir, **overrides):
 def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setattr(Evaluator, "create", classmethod(lambda cls, config: None))  # no FID
-    config = tiny("dcgan", separable_dir / "train", tmp_path / "run", aux_classifier=True,
+    config = tiny("dcgan", separable_dir / "train", tmp_path / "run", class_head=True,
                   steps=40, log_every=10, eval_every=20, batch_size=12)
     test_set = data.load_image_folder(str(separable_dir / "test"))
     untrained = TFTrainer(config, data.load_image_folder(config.image_dir))
@@ -75,7 +76,7 @@ def test_classifier_head_learns_separable_classes_and_is_logged(separable_dir, t
 
 
 def test_head_adds_weighted_cross_entropy_to_d_loss():
-    config = TrainConfig(model="dcgan", aux_classifier=True, aux_weight=0.5).resolved()
+    config = TrainConfig(model="dcgan", class_head=True, aux_weight=0.5).resolved()
     from tfgan_cifar.training.losses import LOSSES
 
     real, fake = tf.constant([1.0, -2.0]), tf.constant([0.5, -1.0])
@@ -91,7 +92,7 @@ def test_head_adds_weighted_cross_entropy_to_d_loss():
 
 
 def test_exported_head_sorts_unconditional_samples(separable_dir, tmp_path, capsys):
-    config = tiny("dcgan", separable_dir / "train", tmp_path / "run", aux_classifier=True)
+    config = tiny("dcgan", separable_dir / "train", tmp_path / "run", class_head=True)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     info = {"step": 0, "workdir": config.workdir, "config": json.loads(config.to_json())}
     path = export.export_model(trainer.export_generator(), str(tmp_path / "best"), info,
@@ -182,7 +183,7 @@ def test_replay_draws_the_configured_fraction_from_the_buffer(separable_dir, tmp
 
 
 def test_replay_buffer_is_checkpointed(separable_dir, tmp_path):
-    config = tiny("dcgan", separable_dir / "train", tmp_path, replay_size=8, aux_classifier=True)
+    config = tiny("dcgan", separable_dir / "train", tmp_path, replay_size=8, class_head=True)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     trainer.start()
     trainer.train_step()
@@ -227,7 +228,7 @@ def test_gradient_penalty_is_part_of_the_step(separable_dir, tmp_path, capsys):
                   steps=1)
     trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
     assert not any(isinstance(layer, tf.keras.layers.BatchNormalization)
-                   for layer in trainer.discriminator._flatten_layers())  # layer norm instead
+                   for layer in nested_layers(trainer.discriminator))  # layer norm instead
     trainer.start()
     trainer.train_step()
     metrics = trainer.pop_metrics()
@@ -251,11 +252,11 @@ def test_bad_study_flags_are_refused_with_one_line(overrides, message):
 
 
 def test_resuming_with_another_head_or_buffer_is_refused(separable_dir, tmp_path):
-    config = tiny("dcgan", separable_dir / "train", tmp_path, aux_classifier=True, replay_size=8)
+    config = tiny("dcgan", separable_dir / "train", tmp_path, class_head=True, replay_size=8)
     loop.prepare_workdir(config)
     RunDir(config.workdir).metrics.append("train", 1, {})
-    for change in (dict(aux_classifier=False), dict(replay_size=16)):
+    for change in (dict(class_head=False), dict(replay_size=16)):
         other = tiny("dcgan", separable_dir / "train", tmp_path,
-                     **{**dict(aux_classifier=True, replay_size=8), **change})
+                     **{**dict(class_head=True, replay_size=8), **change})
         with pytest.raises(UserError, match=f"holds a run with {next(iter(change))}="):
             loop.prepare_workdir(other)

@@ -16,6 +16,7 @@ from PIL import Image
 from tfgan_cifar import data
 from tfgan_cifar.config import TrainConfig, continued_run
 from tfgan_cifar.errors import UserError
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
 from tfgan_cifar.training.optimizers import make_optimizers
@@ -306,7 +307,7 @@ def test_the_ema_generator_samples_with_the_sigma_of_its_own_weights(image_dir, 
     config = tiny_config("sagan", image_dir, tmp_path, ema_decay=0.9, seed=seed)
     trainer = TFTrainer(config, data.load_image_folder(image_dir))
     rng = np.random.default_rng(seed)
-    layers = [layer for layer in trainer.ema_generator._flatten_layers()
+    layers = [layer for layer in nested_layers(trainer.ema_generator)
               if isinstance(layer, _SpectralNorm)]
     for layer in layers:  # EMA kernels far from G's, whose largest singular value is 3
         shape = layer.kernel.shape

@@ -160,7 +160,7 @@ results = {
     # Self-attention holds no batch statistics or other replica state: left out, it saves a
     # third of the compile time.
     "sagan_sync_bn": compare("sagan", sync_bn=True, attention_res=()),
-    "dcgan_sync_bn": compare("dcgan", sync_bn=True, aux_classifier=True),
+    "dcgan_sync_bn": compare("dcgan", sync_bn=True, class_head=True),
     "dcgan_local_bn": compare("dcgan", one_call=True),
     "resume": interrupted_and_resumed(),
     "replay": replay_over_replicas(),

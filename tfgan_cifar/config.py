@@ -120,6 +120,13 @@ def settings(config_class):
     return [field for field in dataclasses.fields(config_class) if "group" in field.metadata]
 
 
+def with_current_names(config_class, values):
+    """`values` (keyed by setting names, e.g. a config.json) with every former name of a
+    renamed setting replaced by its current one."""
+    former = {alias: f.name for f in settings(config_class) for alias in f.metadata["aliases"]}
+    return {former.get(k, k): v for k, v in values.items()}
+
+
 def value_type(field):
     """(type, item type) of a setting: `Optional[X]` gives X; tuples give their item type."""
     kind = field.type
@@ -320,12 +327,13 @@ class TrainConfig:
                                "the decay warms up as min(decay, (1+t)/(10+t)) at step t. 0 "
                                "turns it off.", "objective")
     # Studies: multi-task D, experience replay, gradient penalty, DiffAugment.
-    aux_classifier: bool = setting(
-        False, "Multi-task discriminator: a two-layer head on an inner feature map of D (DCGAN: "
-        "the third convolution block; SAGAN: an 8x8 map) predicts the class of real images; "
-        "D minimises its GAN loss + --aux_weight x cross-entropy.", "studies")
+    class_head: bool = setting(
+        False, "Multi-task discriminator: a two-layer class head on an inner feature map of D "
+        "(DCGAN: the third convolution block; SAGAN: an 8x8 map) predicts the class of real "
+        "images; D minimises its GAN loss + --aux_weight x cross-entropy. Also "
+        "--aux_classifier.", "studies", aliases=("aux_classifier",))
     aux_weight: float = setting(1.0, "Weight of the classifier head's loss.", "studies",
-                                requires="aux_classifier")
+                                requires="class_head")
     replay_size: int = setting(0, "Experience replay: keep the last N generated images in a "
                                "buffer (0: off; at least --batch_size).", "studies", minimum=0,
                                off_at_zero=True)
@@ -383,7 +391,7 @@ class TrainConfig:
                                  "Where reference statistics are cached and the standard FID "
                                  "network's weights are kept.", "evaluation")
     # Quality metrics of the reference classifier (python -m tfgan_cifar.classifier); not D's
-    # class head (--aux_classifier).
+    # class head (--class_head).
     reference_classifier: Optional[str] = setting(
         None, "Reference classifier (.keras from `python -m tfgan_cifar.classifier`, or the "
         "folder holding classifier_cifar10.keras): adds class accuracy and coverage, "
@@ -499,8 +507,7 @@ class TrainConfig:
         """Reads what `to_json` wrote, ignoring keys this version does not know."""
         values = json.loads(text)
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        former = {alias: f.name for f in settings(cls) for alias in f.metadata["aliases"]}
-        values = {former.get(k, k): v for k, v in values.items()}
+        values = with_current_names(cls, values)
         values = {k: v for k, v in values.items() if k in fields}
         for name, value in values.items():
             if value_type(fields[name])[0] is tuple and isinstance(value, list):

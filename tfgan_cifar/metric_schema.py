@@ -77,9 +77,9 @@ METRICS = (
            in_step=_always,
            figure="losses", panel="D accuracy", legend="on fake"),
     Metric("cls_loss", "train", "cls_loss", tag="loss/classifier",
-           in_step=lambda config: bool(config.aux_classifier)),
+           in_step=lambda config: bool(config.class_head)),
     Metric("cls_acc", "train", "cls_acc", tag="accuracy/classifier",
-           in_step=lambda config: bool(config.aux_classifier)),
+           in_step=lambda config: bool(config.class_head)),
     Metric("gp", "train", "gp", tag="loss/gradient_penalty",
            in_step=lambda config: bool(config.gp_weight)),
     Metric("replayed", "train", "replayed", tag="replay/fraction_replayed",
@@ -122,7 +122,7 @@ METRICS = (
              figure="quality", panel="PRDC (classifier)", legend=name,
              protocol=_QUALITY_PROTOCOL)
       for name in _PRDC),
-    # ---- D's class head (--aux_classifier) on real images --------------------------------
+    # ---- D's class head (--class_head) on real images --------------------------------
     *(Metric(f"cls_{split}_{what}", "eval", f"class head {what} ({where})",
              tag=f"eval/cls_{split}_{what}", lower_is_better=what == "loss",
              figure="classifier", panel=f"classifier {'loss' if what == 'loss' else 'accuracy'}",

@@ -29,7 +29,7 @@ def build_models(config):
     """Returns an unbuilt (generator, discriminator) pair for a resolved `TrainConfig`."""
     common = dict(width=config.width, num_classes=config.num_classes,
                   conditional=config.conditional, init=config.init)
-    head = dict(aux_classifier=config.aux_classifier)
+    head = dict(aux_classifier=config.class_head)
     sync = dict(sync_bn=config.sync_bn)
     if config.model == "dcgan":
         return (DCGANGenerator(z_dim=config.z_dim, name="generator", **common, **sync),

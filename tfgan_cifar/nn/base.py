@@ -9,6 +9,30 @@ import keras
 from keras import ops
 
 
+def nested_layers(layer):
+    """`layer` and every layer inside it, depth first in the order they were assigned, each
+    once: a model's `layers`, and a layer's public attributes that hold layers (alone or in
+    lists, tuples or dicts). Keras 3 has no public recursive equivalent."""
+    found, stack = {}, [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in found:
+            continue
+        found[id(current)] = current
+        if isinstance(current, keras.Model):
+            children = list(current.layers)
+        else:
+            children = []
+            for name, value in vars(current).items():
+                if name.startswith("_"):
+                    continue
+                values = (value.values() if isinstance(value, dict)
+                          else value if isinstance(value, (list, tuple)) else [value])
+                children += [v for v in values if isinstance(v, keras.layers.Layer)]
+        stack.extend(reversed(children))
+    return list(found.values())
+
+
 class GANModel(keras.Model):
     """Base of every network: keeps its constructor arguments for `get_config`.
 

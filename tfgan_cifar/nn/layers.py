@@ -19,7 +19,7 @@ are computed in float32; the convolutions and matmuls run in the layer's compute
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import initializer, leaky_relu, synchronizable
+from tfgan_cifar.nn.base import initializer, leaky_relu, nested_layers, synchronizable
 
 _SERIALIZABLE = "tfgan_cifar"
 
@@ -50,7 +50,7 @@ def with_own_spectral_vectors(model, trainable, non_trainable, iterations):
     kernels = {id(v): i for i, v in enumerate(model.trainable_variables)}
     vectors = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     non_trainable = list(non_trainable)
-    for layer in model._flatten_layers():
+    for layer in nested_layers(model):
         if isinstance(layer, _SpectralNorm):
             kernel = trainable[kernels[id(layer.kernel)]]
             matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))

@@ -18,7 +18,7 @@ a time, so it runs on either Keras backend. A trained classifier is a `.keras` f
 
 Its parts: `network` (the layers and the model), `recipe` (how it is trained) and `files`
 (saving and loading a trained one, and `ReferenceClassifier`, the functions of images that the
-metrics call). The name tells it apart from D's class head (--aux_classifier), which is part of
+metrics call). The name tells it apart from D's class head (--class_head), which is part of
 the GAN and is read by `evaluation_samples.class_head`.
 """
 

@@ -7,7 +7,7 @@ import re
 from typing import Optional
 
 from tfgan_cifar import export
-from tfgan_cifar.config import TrainConfig
+from tfgan_cifar.config import TrainConfig, with_current_names
 from tfgan_cifar.errors import UserError
 from tfgan_cifar.run_dir import RunDir, best_eval
 
@@ -79,7 +79,7 @@ def read_run(path):
         config = config.resolved()
     except (UserError, TypeError, ValueError):
         pass  # an older or edited config: show its values as they are
-    values = {**raw, **dataclasses.asdict(config)}
+    values = {**with_current_names(TrainConfig, raw), **dataclasses.asdict(config)}
     records = run.metrics.records()
     return Run(name=os.path.basename(os.path.normpath(path)), path=path, config=config,
                values=values, records=records, best=best_eval(records))

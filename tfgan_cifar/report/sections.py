@@ -178,7 +178,7 @@ def classifier_curves(doc, runs, images_dir):
     _per_run_figures(
         doc, runs, lambda run: figures.classifier_curves(run, images_dir),
         "loss and accuracy on training images and the test split", "Classifier head",
-        "Loss and accuracy of the discriminator's class head (--aux_classifier) at each "
+        "Loss and accuracy of the discriminator's class head (--class_head) at each "
         "evaluation, on training images and on the test split (both scored in inference "
         "mode), for the runs that have one.")
 

@@ -19,7 +19,7 @@ BOOKKEEPING_FIELDS = ("log_every", "sample_every", "checkpoint_every", "keep_che
 APPLIES = {
     "arch": lambda values: values.get("model") == "sagan",
     "attention_res": lambda values: values.get("model") == "sagan",
-    "aux_weight": lambda values: bool(values.get("aux_classifier")),
+    "aux_weight": lambda values: bool(values.get("class_head")),
     "replay_fraction": lambda values: bool(values.get("replay_size")),
 }
 NOT_AVAILABLE = "n/a"

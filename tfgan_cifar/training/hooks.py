@@ -78,7 +78,7 @@ class Evaluation:
     """Every --eval_every steps and at the last one: FID/KID (with precision/recall) and, with
     --reference_classifier, the reference classifier's metrics, with the plots and the
     best-model export
-    (by FID, else FD_classifier); with --aux_classifier, the classifier head's loss and
+    (by FID, else FD_classifier); with --class_head, the classifier head's loss and
     accuracy on training and test images."""
 
     def __init__(self, config, run, summaries, data, classifier=None):
@@ -97,7 +97,7 @@ class Evaluation:
 
     def due(self, step):
         every = self.config.eval_every
-        if not every or (self.selected_by is None and not self.config.aux_classifier):
+        if not every or (self.selected_by is None and not self.config.class_head):
             return False
         return (step % every == 0 or step == self.config.steps) and step > self.logged_until
 
@@ -133,7 +133,7 @@ class Evaluation:
             result.update(self.classifier_evaluator.evaluate(
                 _finite_only(trainer.generate, step), seed=config.seed + step))
             parts.append(quality_line(result))
-        if config.aux_classifier:
+        if config.class_head:
             result.update(self._classifier_result(trainer))
             parts.append(f"classifier head: accuracy {result['cls_train_acc']:.3f} on training "
                          f"images, {result['cls_test_acc']:.3f} on the test split")
@@ -146,7 +146,7 @@ class Evaluation:
         run.metrics.append("eval", step, result)
         self.summaries.scalars(step, tensorboard_scalars(result))
         records = run.metrics.records()
-        if config.aux_classifier:
+        if config.class_head:
             curves.plot_classifier(records, run.figure("classifier.png"))
         if "fid" in result:
             curves.plot_fid(records, run.figure("fid.png"))

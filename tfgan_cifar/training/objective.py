@@ -27,6 +27,7 @@ from keras import ops
 from tfgan_cifar import precision
 from tfgan_cifar.metric_schema import step_metric_names
 from tfgan_cifar.nn import build_models
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.training import replay
 from tfgan_cifar.training.augment import augment, draw_count
 from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classification_loss,
@@ -156,7 +157,7 @@ def moving_statistics(model):
     and moving variance, in layer order."""
     positions = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     return [(positions[id(variable)], layer.momentum)
-            for layer in model._flatten_layers()
+            for layer in nested_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)
             for variable in (layer.moving_mean, layer.moving_variance)]
 
@@ -284,7 +285,7 @@ class GANObjective:
             # (`ns_r1_DiffAugment`, DiffAugment-stylegan2/training/loss.py).
             images = augment(images, config.augment, step_draws["augment_real"])
             shown = augment(shown, config.augment, step_draws["augment_fake"])
-        if config.aux_classifier:
+        if config.class_head:
             (real_logits, class_logits), d_nt = self.critic(d, d_nt, images, labels,
                                                             return_class_logits=True)
         else:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from tfgan_cifar.errors import UserError, one_line
+from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.nn.layers import SelfAttention, with_own_spectral_vectors
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training.objective import GANObjective, build_networks
@@ -153,7 +154,7 @@ class Trainer(abc.ABC):
         for model, part in ((self.generator, "g"), (self.discriminator, "d")):
             weights = self.read(part)
             positions = {id(v): i for i, v in enumerate(model.trainable_variables)}
-            for layer in model._flatten_layers():
+            for layer in nested_layers(model):
                 if isinstance(layer, SelfAttention):
                     gains[f"gamma/{model.name}/{layer.name}"] = float(
                         weights[positions[id(layer.gamma)]])
@@ -212,7 +213,7 @@ class Trainer(abc.ABC):
 
     def export_discriminator(self):
         """D, exported beside the generator when it has a classifier head; else None."""
-        if not self.config.aux_classifier:
+        if not self.config.class_head:
             return None
         assign(self.discriminator.trainable_variables, self.read("d"))
         assign(self.discriminator.non_trainable_variables, self.read("d_nt"))

@@ -78,12 +78,10 @@ def plot_attention(image, attention, query_points, path):
 
 def _owner_layers(model):
     """{id(variable): layer} for the layers nested in `model` (innermost owner wins)."""
+    from tfgan_cifar.nn.base import nested_layers
+
     owners = {}
-    try:
-        layers = list(model._flatten_layers(include_self=False, recursive=True))
-    except (AttributeError, TypeError):  # private Keras API: fall back to variable names
-        layers = []
-    for layer in layers:
+    for layer in nested_layers(model):
         for variable in layer.weights:
             owners[id(variable)] = layer
     return owners
