@@ -18,6 +18,7 @@ from tfgan_cifar.training import augment as augment_lib
 from tfgan_cifar.training import loop, objective
 from tfgan_cifar.training.augment import augment
 from tfgan_cifar.training.tf_backend import TFTrainer
+from tiny_runs import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVERY = ("color", "translation", "cutout")
@@ -224,13 +225,8 @@ def test_jax_gives_the_same_images_and_gradients_for_the_same_draws(tmp_path):
 # In the training step.
 
 def tiny(model, image_dir, workdir, **overrides):
-    values = dict(model=model, image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
-                  batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=0,
-                  eval_every=0, num_classes=3, seed=0, augment=EVERY,
-                  save_dir=os.path.join(workdir, "saved_models"))
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
-
+    """A tiny run with every augmentation."""
+    return tiny_config(model, image_dir, workdir, **{"augment": EVERY, **overrides})
 
 def test_compiled_steps_with_every_augmentation_are_finite(cifar_like_dir, tmp_path,
                                                            monkeypatch):

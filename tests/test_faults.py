@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOMB_SIDE = 14000  # 196 Mpixels: over twice PIL's limit, so Image.open raises
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folders(tmp_path_factory, cifar_like_dir):
     """The tiny image folder (three classes of eight 32x32 images), a copy of it with a
     decompression bomb in class `a`, a regular file, and garbage files users might pass."""

@@ -15,17 +15,10 @@ from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.nn.layers import SelfAttention, _SpectralNorm
 from tfgan_cifar.training import loop
 from tfgan_cifar.training.tf_backend import TFTrainer
+from tiny_runs import tiny_config
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 HALF = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
-
-
-def tiny_config(cifar_like_dir, workdir, **overrides):
-    values = dict(model="sagan", image_dir=str(cifar_like_dir / "train"), workdir=str(workdir),
-                  width=4, z_dim=8, batch_size=4, steps=3, num_classes=3, seed=0,
-                  save_dir=os.path.join(workdir, "saved"))
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
 
 
 def trained(config, cifar_like_dir, steps=3):
@@ -44,7 +37,8 @@ def spectral_layers(model):
 @pytest.mark.parametrize("precision", ("mixed_bfloat16", "mixed_float16"))
 def test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
         cifar_like_dir, tmp_path, precision):
-    config = tiny_config(cifar_like_dir, tmp_path, precision=precision, ema_decay=0.9)
+    config = tiny_config("sagan", cifar_like_dir / "train", tmp_path, steps=3,
+                         precision=precision, ema_decay=0.9)
     trainer = trained(config, cifar_like_dir)
     metrics = trainer.pop_metrics()
     assert all(np.isfinite(value) for value in metrics.values()), metrics
@@ -104,7 +98,8 @@ def test_attention_softmax_is_float32_under_bfloat16():
 
 def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_like_dir,
                                                                           tmp_path):
-    config = tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision="mixed_float16")
+    config = tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=3,
+                         precision="mixed_float16")
     trainer = TFTrainer(config, data.load_image_folder(str(cifar_like_dir / "train")))
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -125,11 +120,12 @@ def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_
 @pytest.mark.parametrize("first,second", [("float32", "mixed_float16"),
                                           ("mixed_float16", "mixed_bfloat16")])
 def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path, first, second):
-    config = tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision=first, ema_decay=0.5)
+    config = tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=3, precision=first,
+                         ema_decay=0.5)
     before = trained(config, cifar_like_dir, steps=2)
     before.save()
-    after = TFTrainer(tiny_config(cifar_like_dir, tmp_path, model="dcgan", precision=second,
-                                  ema_decay=0.5),
+    after = TFTrainer(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=3,
+                                  precision=second, ema_decay=0.5),
                       data.load_image_folder(str(cifar_like_dir / "train")))
     assert after.restore() == 2
     for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "ema"):
@@ -141,9 +137,9 @@ def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path,
 
 
 def test_a_run_resumes_with_another_precision(cifar_like_dir, tmp_path):
-    loop.train(tiny_config(cifar_like_dir, tmp_path, model="dcgan", steps=2, log_every=1,
+    loop.train(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=2,
                            checkpoint_every=2))
-    loop.train(tiny_config(cifar_like_dir, tmp_path, model="dcgan", steps=4, log_every=1,
+    loop.train(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=4,
                            checkpoint_every=2, precision="mixed_bfloat16"))
     with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
         steps = [record["step"] for record in map(json.loads, f) if record["kind"] == "train"]

@@ -21,17 +21,14 @@ from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
+from tiny_runs import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny(image_dir, workdir, **overrides):
-    values = dict(model="dcgan", image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
-                  batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=2,
-                  eval_every=0, num_classes=3, seed=0,
-                  save_dir=os.path.join(str(workdir), "saved_models"))
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
+    """A tiny DCGAN run, checkpointed every 2 steps."""
+    return tiny_config("dcgan", image_dir, workdir, **{"checkpoint_every": 2, **overrides})
 
 
 def logged_steps(workdir):

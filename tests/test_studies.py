@@ -17,13 +17,14 @@ from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective, replay
 from tfgan_cifar.training.tf_backend import TFTrainer
+from tiny_runs import tiny_config
 
 # Six classes, so that an untrained head is all but never right on every one of them by chance.
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230),
            "yellow": (230, 220, 50), "magenta": (210, 50, 210), "gray": (128, 128, 128)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def separable_dir(tmp_path_factory):
     """train/ and test/ with three classes told apart by colour, with pixel noise."""
     root = tmp_path_factory.mktemp("separable")
@@ -38,13 +39,8 @@ def separable_dir(tmp_path_factory):
 
 
 def tiny(model, image_dir, workdir, **overrides):
-    values = dict(model=model, image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
-                  batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=0,
-                  eval_every=0, num_classes=len(COLOURS), seed=0,
-                  save_dir=os.path.join(workdir, "saved_models"))
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
-
+    """A tiny run on the separable classes."""
+    return tiny_config(model, image_dir, workdir, **{"num_classes": len(COLOURS), **overrides})
 
 # Multi-task discriminator.
 

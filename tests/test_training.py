@@ -21,6 +21,7 @@ from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
 from tfgan_cifar.training.optimizers import make_optimizers
 from tfgan_cifar.training.tf_backend import TFTrainer
+import tiny_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,24 +32,15 @@ def logged_steps(workdir, kind):
         return [r["step"] for r in map(json.loads, f) if r["kind"] == kind]
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for c in ("a", "b", "c"):
-        os.makedirs(root / c)
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-                root / c / f"{i}.png")
-    return str(root)
+@pytest.fixture(scope="session")
+def image_dir(cifar_like_dir):
+    return str(cifar_like_dir / "train")
 
 
 def tiny_config(model, image_dir, workdir, **overrides):
-    values = dict(model=model, image_dir=image_dir, workdir=str(workdir), width=4, z_dim=8,
-                  batch_size=4, steps=4, log_every=1, sample_every=2, checkpoint_every=2,
-                  num_classes=3, seed=0, save_dir=os.path.join(workdir, "saved_models"))
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
+    """tiny_runs.tiny_config with a sample grid and a checkpoint every 2 steps."""
+    return tiny_runs.tiny_config(model, image_dir, workdir,
+                                 **{"sample_every": 2, "checkpoint_every": 2, **overrides})
 
 
 def weights(trainer):
@@ -190,7 +182,7 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
     process = _run_train([
         "--flagfile=configs/sagan.cfg", f"--image_dir={image_dir}", f"--workdir={workdir}",
         "--steps=3", "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=3",
-        "--num_classes=3", f"--save_dir={tmp_path / 'saved'}"])
+        "--num_classes=3", "--eval_every=0", f"--save_dir={tmp_path / 'saved'}"])
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     assert "step 3/3" in output and "steps/s" in output
@@ -212,7 +204,8 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_path):
     args = ["--model=dcgan", f"--image_dir={image_dir}", f"--workdir={tmp_path / 'run'}",
             "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=0",
-            "--checkpoint_every=0", "--num_classes=3", f"--save_dir={tmp_path / 'saved'}"]
+            "--checkpoint_every=0", "--eval_every=0", "--num_classes=3",
+            f"--save_dir={tmp_path / 'saved'}"]
     process = _run_train([*args, "--steps=100000"])
     for line in process.stdout:
         if line.startswith("step 3/"):

@@ -1,0 +1,17 @@
+"""The tiny training run the tests build on."""
+
+import os
+
+from tfgan_cifar.config import TrainConfig
+
+
+def tiny_config(model, image_dir, workdir, **overrides):
+    """A resolved `TrainConfig` of a tiny run of `model` on `image_dir` (three classes):
+    width 4, batch 4, 4 steps, each one logged; no sample grid, checkpoint or evaluation
+    unless `overrides` ask for one."""
+    values = dict(model=model, image_dir=str(image_dir), workdir=str(workdir), width=4, z_dim=8,
+                  batch_size=4, steps=4, log_every=1, sample_every=0, checkpoint_every=0,
+                  eval_every=0, num_classes=3, seed=0,
+                  save_dir=os.path.join(str(workdir), "saved_models"))
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
