@@ -61,13 +61,15 @@ def untrained_classifier_file(tmp_path_factory):
     return reference_classifier.save(reference_classifier.build_classifier(3, width=4), path, {})
 
 
-# How the two pytest-xdist workers share the suite (pytest.ini: --dist loadgroup, without
-# xdist's reordering). The tests of a file that use one of its module-scoped fixtures form
-# one work unit, so that the fixture is built once: declare an expensive shared result (a
-# trained run, a worker process's results) module-scoped, and cheap shared data (a folder of
-# images) session-scoped. Every other test is a unit of its own, taken by whichever worker is
-# free. The units of the files in SLOWEST_FIRST start first, in its order, so that no long one
-# starts last while the other worker runs out of work; only the order changes, never what runs.
+# How the two pytest-xdist workers share the suite (pytest.ini: -n auto --dist loadfile
+# --no-loadscope-reorder). A file is one work unit, so that its module-scoped fixtures (a
+# trained run, a worker process's results) are built once, except the files in SPREAD: their
+# tests share nothing costly (shared data there is session-scoped), so each test is a unit of
+# its own, taken by whichever worker is free. The files in SLOWEST_FIRST start first, in its
+# order, so that no long unit starts last while the other worker runs out of work. Only where
+# and when tests run changes, never what runs.
+SPREAD = ("test_faults.py", "test_training.py", "test_studies.py", "test_augment.py",
+          "test_precision.py", "test_cli.py", "test_models.py")
 SLOWEST_FIRST = ("test_jax_backend.py", "test_distributed.py", "test_run_integrity.py",
                  "test_packaging.py", "test_evaluation.py", "test_report.py",
                  "test_classifier.py", "test_fid_standard.py", "test_faults.py",
@@ -76,17 +78,17 @@ SLOWEST_FIRST = ("test_jax_backend.py", "test_distributed.py", "test_run_integri
                  "test_augment.py", "test_precision.py", "test_notebook.py", "test_fid.py")
 
 
-def _uses_a_module_fixture(item):
-    """Whether `item` uses a module-scoped fixture (only test files declare them)."""
-    definitions = item._fixtureinfo.name2fixturedefs  # pytest has no public equivalent
-    return any(d.scope == "module" for name in item.fixturenames
-               for d in definitions.get(name, ()))
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class SpreadOrFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return nodeid if os.path.basename(path) in SPREAD else path
+
+    return SpreadOrFileScheduling(config, log)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if _uses_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(os.path.basename(item.path)))
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(os.path.basename(item.path), len(rank)))

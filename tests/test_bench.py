@@ -12,7 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bench():
     spec = importlib.util.spec_from_file_location("bench", os.path.join(ROOT, "bench", "bench.py"))
     module = importlib.util.module_from_spec(spec)
