@@ -8,10 +8,17 @@ PACKAGE = os.path.join(ROOT, "tfgan_cifar")
 SUBPACKAGES = ("training", "metrics", "nn", "viz", "report", "reference_classifier")
 
 
+FOLDERS = (PACKAGE, ROOT, *(os.path.join(PACKAGE, name) for name in SUBPACKAGES),
+           os.path.join(PACKAGE, "commands"), os.path.join(ROOT, "bench"),
+           os.path.join(ROOT, "tests"))
+
+
 def _exists(path):
-    """A path named in the document: a file or package under the package or the repository."""
+    """A path named in the document: a file or package under the package or the repository,
+    or a bare file name in one of their folders (the tables list a folder's files by name)."""
+    bases = FOLDERS if "/" not in path else (PACKAGE, ROOT)
     return any(os.path.exists(os.path.join(base, path)) or
-               os.path.exists(os.path.join(base, path + ".py")) for base in (PACKAGE, ROOT))
+               os.path.exists(os.path.join(base, path + ".py")) for base in bases)
 
 
 def test_every_module_architecture_md_names_exists():
@@ -26,3 +33,4 @@ def test_every_module_architecture_md_names_exists():
 def test_the_finder_notices_a_missing_module():
     assert _exists("metric_schema.py") and _exists("training/objective")
     assert not _exists("metrics/classifier") and not _exists("evaluate_helpers.py")
+    assert _exists("resnet.py") and not _exists("sagan.py")  # a bare name, in nn/ or not

@@ -304,7 +304,7 @@ def _entry_point_configs():
 
 # The string settings that name no file or folder.
 NOT_PATHS = {"model", "precision", "distribute", "coordinator_address", "arch", "loss",
-             "optimizer", "lr_decay"}
+             "optimizer", "lr_decay", "init", "fid_network", "fid_reference", "protocol"}
 
 
 def test_an_empty_path_flag_is_refused_by_every_entry_point():

@@ -105,8 +105,8 @@ def test_the_presets_are_found_where_the_package_is_installed(installed):
     assert result.returncode == 2 and "error: --steps must be at least 1" in result.stderr
     result = installed["run"]("tfgan-train", "--preset=biggan", check=False)
     assert result.returncode == 2
-    assert "--preset=biggan is not a preset; choose one of dcgan, dcgan_large, sagan, sngan" \
-        in result.stderr
+    assert "--preset=biggan is not a preset; choose one of dcgan, dcgan_large, quick, sagan, " \
+        "sngan" in result.stderr
 
 
 def test_a_tiny_run_is_sampled_and_reported_by_the_installed_commands(installed):

@@ -27,7 +27,7 @@ OUTPUT_FOLDERS = ("workdir", "save_dir", "output_dir", "out")
 # would mean the current directory, or silently the default).
 PATH_SETTINGS = OUTPUT_FOLDERS + (
     "image_dir", "data_dir", "test_dir", "fid_reference_dir", "inception_weights",
-    "fid_cache_dir", "classifier", "saved_model", "run_dir", "samples_npz")
+    "fid_cache_dir", "reference_classifier", "saved_model", "run_dir", "samples_npz")
 
 
 class _TupleParser(flags.ListParser):
