@@ -52,19 +52,26 @@ def test_quality_trains_a_preset_scores_it_and_names_its_extra_flags(
     assert f"{metrics['fd_classifier']:.2f}" in table[2]
 
 
+def _calibrate(monkeypatch, images, classifier, out, *flags):
+    """Runs bench/calibration.py on `images` into `out`; returns (module, calibration.json,
+    the table's header line)."""
+    calibration = _load("calibration")
+    monkeypatch.setattr(sys, "argv", ["calibration.py", f"--image_dir={images}",
+                                      f"--classifier={classifier}", f"--out={out}", *flags])
+    calibration.main()
+    record = json.loads((out / "calibration.json").read_text())
+    return calibration, record, (out / "calibration.md").read_text().splitlines()[0]
+
+
 def test_calibration_scores_real_and_degraded_images(cifar_like_dir, untrained_classifier_file,
                                                       tmp_path, monkeypatch):
     from tfgan_cifar import data
     from tfgan_cifar import reference_classifier
 
-    calibration = _load("calibration")
     out = tmp_path / "calibration"
-    monkeypatch.setattr(sys, "argv", [
-        "calibration.py", f"--image_dir={cifar_like_dir / 'train'}",
-        f"--classifier={untrained_classifier_file}", "--samples=20",
-        f"--cache_dir={tmp_path / 'cache'}", f"--out={out}"])
-    calibration.main()
-    record = json.loads((out / "calibration.json").read_text())
+    calibration, record, _ = _calibrate(monkeypatch, cifar_like_dir / "train",
+                                        untrained_classifier_file, out, "--samples=20",
+                                        f"--cache_dir={tmp_path / 'cache'}")
     results = record["results"]
     assert list(results) == ["real training images", "blurred (Gaussian, σ = 1 px)",
                              "noised (Gaussian, σ = 0.1 on [-1, 1])",
@@ -84,19 +91,13 @@ def test_calibration_scores_real_and_degraded_images(cifar_like_dir, untrained_c
 def test_calibration_adds_fid_and_inception_precision_recall_given_inception_weights(
         cifar_like_dir, untrained_classifier_file, inception_weights_file, tmp_path,
         monkeypatch):
-    calibration = _load("calibration")
-    out = tmp_path / "calibration"
-    monkeypatch.setattr(sys, "argv", [
-        "calibration.py", f"--image_dir={cifar_like_dir / 'train'}",
-        f"--classifier={untrained_classifier_file}", "--samples=12",
-        f"--inception_weights={inception_weights_file}", f"--cache_dir={tmp_path / 'cache'}",
-        f"--out={out}"])
-    calibration.main()
-    results = json.loads((out / "calibration.json").read_text())["results"]
-    for result in results.values():
+    _, record, header = _calibrate(
+        monkeypatch, cifar_like_dir / "train", untrained_classifier_file,
+        tmp_path / "calibration", "--samples=12", f"--inception_weights={inception_weights_file}",
+        f"--cache_dir={tmp_path / 'cache'}")
+    for result in record["results"].values():
         assert np.isfinite(result["fid"]) and result["fid"] >= 0
         assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
-    header = (out / "calibration.md").read_text().splitlines()[0]
     assert header.endswith("| FID (Keras InceptionV3) | precision | recall |")
 
 
@@ -108,16 +109,10 @@ def test_calibration_uses_the_standard_network_once_its_weights_are_made(
     cache = tmp_path / "cache"
     cache.mkdir()
     os.symlink(fid_weights.ensure_weights(CACHE_DIR), cache / fid_weights.WEIGHTS_FILE)
-    calibration = _load("calibration")
-    out = tmp_path / "calibration"
-    monkeypatch.setattr(sys, "argv", [
-        "calibration.py", f"--image_dir={cifar_like_dir / 'train'}",
-        f"--classifier={untrained_classifier_file}", "--samples=8",
-        f"--cache_dir={cache}", f"--out={out}"])
-    calibration.main()
-    record = json.loads((out / "calibration.json").read_text())
+    _, record, header = _calibrate(monkeypatch, cifar_like_dir / "train",
+                                   untrained_classifier_file, tmp_path / "calibration",
+                                   "--samples=8", f"--cache_dir={cache}")
     assert record["fid_network"] == "standard"
     fids = {name: result["fid"] for name, result in record["results"].items()}
     assert all(np.isfinite(value) and value > 0 for value in fids.values())
-    header = (out / "calibration.md").read_text().splitlines()[0]
     assert header.endswith("| FID | precision | recall |")
