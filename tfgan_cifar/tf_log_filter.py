@@ -19,11 +19,11 @@ with (`TF_CPP_MIN_LOG_LEVEL=0 python train.py ...` shows everything), or when Te
 already imported. Child processes inherit the quiet level, marked as this module's default.
 """
 
-import importlib.abc
-import importlib.util
 import os
 import sys
 import tempfile
+
+from tfgan_cifar.import_hook import on_first_import
 
 VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 LEVEL = "3"
@@ -65,42 +65,13 @@ def quiet_tensorflow():
         return False
     os.environ[VARIABLE] = LEVEL
     os.environ[MARKER] = LEVEL
-    if not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport())
+    on_first_import("tensorflow", _load_filtered)
     return True
 
 
-class _QuietImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` like the other finders do, and loads it with stderr filtered."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once: the real finders locate the package
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader)
-        return spec
-
-
-class _FilteredLoader(importlib.abc.Loader):
-    """Runs another loader's exec_module with the load-time noise filtered out of stderr."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        with filtered_stderr(LOAD_NOISE):
-            self._loader.exec_module(module)
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
+def _load_filtered(load):
+    with filtered_stderr(LOAD_NOISE):
+        load()
 
 
 class filtered_stderr:
