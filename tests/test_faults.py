@@ -5,6 +5,7 @@ garbage --inception_weights file, a folder that is no SavedModel or a damaged on
 C++ log lines (E0000 ... cuInit, CUDA driver notes) stay out of the output."""
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -350,41 +351,57 @@ def _closed_port():
         return s.getsockname()[1]
 
 
-def _jax_worker(tmp_path, port, timeout):
-    """train.py as JAX process 1 of 2, its coordinator at a closed loopback port."""
-    return subprocess.Popen(
+def _joining(tmp_path, backend, timeout, missing=1, own_port=None):
+    """train.py as one of the two processes of a multi-worker run on `backend` (the JAX
+    process 1, or TensorFlow's worker 1 - `missing` at `own_port`, default a free one), the
+    other one at a closed loopback port; returns the process, once it said it is joining, and
+    that port."""
+    port = _closed_port()
+    flags = [f"--connect_timeout={timeout}", f"--workdir={tmp_path / 'run'}",
+             f"--save_dir={tmp_path / 'saved'}", "--image_dir=/nonexistent"]
+    if backend == "jax":
+        flags += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                  "--process_id=1"]
+        env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    else:
+        workers = [f"127.0.0.1:{port}", f"127.0.0.1:{own_port or _closed_port()}"]
+        workers = workers if missing == 0 else workers[::-1]
+        env = {"KERAS_BACKEND": "tensorflow", "TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 1 - missing}})}
+    process = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
-         "--distribute=multi_worker", f"--coordinator_address=127.0.0.1:{port}",
-         "--num_processes=2", "--process_id=1", f"--connect_timeout={timeout}",
-         f"--workdir={tmp_path / 'run'}", f"--save_dir={tmp_path / 'saved'}",
-         "--image_dir=/nonexistent"], cwd=ROOT, env={**_env(), "KERAS_BACKEND": "jax",
-                                                     "JAX_PLATFORMS": "cpu"},
+         "--distribute=multi_worker", *flags], cwd=ROOT, env={**_env(), **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("joining the other processes")
+    return process, port
 
 
-def test_an_unreachable_coordinator_ends_with_one_line_after_connect_timeout(tmp_path):
+@pytest.mark.parametrize("backend, missing, unreachable", [
+    ("jax", 1, "--coordinator_address=127.0.0.1:{port} did not answer (Connection refused)"),
+    ("tensorflow", 0, "worker 0 at 127.0.0.1:{port} (Connection refused) did not answer"),
+    ("tensorflow", 1, "worker 1 at 127.0.0.1:{port} (Connection refused) did not answer")],
+    ids=["jax", "tensorflow-chief-missing", "tensorflow-worker-missing"])
+def test_an_unreachable_process_ends_the_start_with_one_line_after_connect_timeout(
+        tmp_path, backend, missing, unreachable):
     import time
 
-    port = _closed_port()
-    process = _jax_worker(tmp_path, port, 2)
-    assert process.stdout.readline().startswith("joining the other processes")
+    process, port = _joining(tmp_path, backend, 2, missing)
     started = time.monotonic()
     out, err = process.communicate(timeout=120)
     assert process.returncode == 2, err
     assert time.monotonic() - started < 30
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err, err
-    assert (f"within --connect_timeout=2s: --coordinator_address=127.0.0.1:{port} did not "
-            "answer (Connection refused)") in errors[0]
+    assert f"within --connect_timeout=2s: {unreachable.format(port=port)}" in errors[0]
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_ends_the_wait_for_the_other_processes_at_once(tmp_path, signum):
+def test_a_signal_ends_the_wait_for_the_other_processes_at_once(tmp_path, backend, signum):
     import time
 
-    process = _jax_worker(tmp_path, _closed_port(), 600)
-    assert process.stdout.readline().startswith("joining the other processes")
+    process, _ = _joining(tmp_path, backend, 600)
     process.send_signal(signum)
     started = time.monotonic()
     out, err = process.communicate(timeout=60)
@@ -392,3 +409,22 @@ def test_a_signal_ends_the_wait_for_the_other_processes_at_once(tmp_path, signum
     assert time.monotonic() - started < 10
     assert f"{signal.Signals(signum).name} received while joining" in err
     assert "Traceback" not in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_tensorflow_cluster_that_cannot_start_is_one_line(tmp_path):
+    """This worker's own port is taken: TensorFlow cannot start its server."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process, _ = _joining(tmp_path, "tensorflow", 60, missing=1,
+                              own_port=taken.getsockname()[1])
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert err.splitlines()[-1] == (
+        "error: --distribute=multi_worker could not join TF_CONFIG's cluster (Could not start "
+        "gRPC server): check its addresses, that this task's port is free and that every task "
+        "is started with the same cluster")
+    assert not os.path.exists(tmp_path / "run")

@@ -265,8 +265,8 @@ class TrainConfig:
     process_id: Optional[int] = setting(None, "JAX multi-process: this process's index.",
                                         "devices", minimum=0)
     connect_timeout: int = setting(
-        120, "--distribute=multi_worker on JAX: seconds to wait for the other processes at "
-        "start-up before giving up with one line naming the address that did not answer.",
+        120, "--distribute=multi_worker: seconds to wait for the other processes at start-up "
+        "before giving up with one line naming the address that did not answer.",
         "devices", minimum=1)
     workdir: Optional[str] = setting(
         None, "Run directory (checkpoints, TensorBoard events, metrics.jsonl, samples, "

@@ -5,7 +5,8 @@ tf.distribute's cluster start and `jax.distributed.initialize` block in C++: a p
 comes keeps them waiting (TensorFlow without end, JAX for minutes before aborting), and a
 signal's Python handler never runs meanwhile. So the join runs in a helper thread while the
 main thread waits, able to take signals; when the time is up or a signal comes, the process
-ends at once (nothing has been written yet) with one line.
+ends at once (nothing has been written yet) with one line. This needs a join that releases
+the GIL while it waits (TensorFlow's needs its coordination service off: see `tf_distribute`).
 """
 
 import os
@@ -36,7 +37,7 @@ def refused(address, timeout=1.0):
         with socket.create_connection(parse_address(address, "address"), timeout=timeout):
             return None
     except OSError as error:
-        return error.strerror or type(error).__name__
+        return error.strerror or str(error) or type(error).__name__
 
 
 def _end(code, line):

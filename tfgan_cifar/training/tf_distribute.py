@@ -9,17 +9,29 @@ Every replica runs the same step on its slice of the global batch (see `tf_backe
 chief (task "chief", else worker 0) writes the run directory; every other worker writes its
 checkpoints into a temporary directory it deletes, as the TensorFlow multi-worker guide says
 (saving is a collective operation, so every worker must take part).
+
+A multi-worker strategy is joined within --connect_timeout, and SIGINT and SIGTERM end the wait,
+by `rendezvous.join_within`. That needs a wait that lets Python run: the strategy's default
+join, through TensorFlow's coordination service, waits for its peers in C++ holding the GIL and
+installs its own SIGTERM handler, so neither a thread nor a signal handler (nor a watchdog
+process, which could only SIGKILL it) could end it with one line and the usual exit status. So
+the coordination service is left off, as TensorFlow's own multi-worker tests do: the strategy
+then waits for its peers in a collective that releases the GIL, and finds a peer that fails
+later with its periodic health check.
 """
 
+import concurrent.futures
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 
 import tensorflow as tf
+from tensorflow.python.eager import context
 
-from tfgan_cifar.errors import UserError
+from tfgan_cifar.errors import UserError, one_line
 from tfgan_cifar.training import rendezvous
 
 
@@ -77,11 +89,44 @@ def connect(config):
         if config.distribute == "mirrored":
             strategy = tf.distribute.MirroredStrategy(devices=_devices(config.devices) or None)
         else:
-            # Not bounded by --connect_timeout: the strategy waits for its peers in C++ while
-            # holding the GIL, so no Python thread or handler can run until they answer.
-            strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_resolver())
+            strategy = _join(_resolver(), config.connect_timeout)
         _STRATEGIES[key] = strategy
     return Cluster(_STRATEGIES[key], config.distribute)
+
+
+def _join(resolver, seconds):
+    """The MultiWorkerMirroredStrategy of `resolver`'s cluster, once every task of it has
+    joined, within `seconds` (see the module docstring); UserError, one line, when TensorFlow
+    refuses the cluster."""
+    spec = resolver.cluster_spec()
+    others = {f"{job} {index}": spec.task_address(job, index)
+              for job in ("chief", "worker") if job in spec.jobs
+              for index in spec.task_indices(job)
+              if (job, index) != (resolver.task_type, resolver.task_id)}
+
+    def unreachable():
+        with concurrent.futures.ThreadPoolExecutor(min(len(others), 16) or 1) as pool:
+            why = dict(zip(others, pool.map(rendezvous.refused, others.values())))
+        silent = [f"{task} at {others[task]} ({why[task]})" for task in others if why[task]]
+        if not silent:
+            return (f"the other {len(others)} tasks answer but did not all join: check that "
+                    "each one is started with the same cluster")
+        return f"{', '.join(silent)} did not answer"
+
+    # Off: its join holds the GIL (see the module docstring). Read when the strategy starts.
+    context.context().configure_coordination_service(service_type="")
+    source = "TF_CONFIG" if "TF_CONFIG" in os.environ else "Slurm"
+    try:
+        return rendezvous.join_within(
+            lambda: tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver),
+            seconds, unreachable, f"{len(others) + 1} tasks of {source}'s cluster, this one "
+            f"is {resolver.task_type} {resolver.task_id}")
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        # TensorFlow names the op first: "{{function_node ...}} Collective ops is aborted by..."
+        reason = one_line(re.sub(r"\{\{.*?\}\}", "", one_line(error, None)))
+        raise UserError(f"--distribute=multi_worker could not join {source}'s cluster "
+                        f"({reason}): check its addresses, that this task's port is free and "
+                        "that every task is started with the same cluster") from None
 
 
 def _devices(names):
