@@ -315,10 +315,10 @@ def test_the_host_waits_for_the_call_dispatched_max_in_flight_calls_earlier(step
 
     waited = []
 
-    def call(state, images, labels):
-        return state + 1, _Marker(waited, state + 1)
+    def call(state, key, images, labels):
+        return state + 1, key, _Marker(waited, state + 1)
 
-    trainer = types.SimpleNamespace(_calls={steps_per_call: call}, state=0, images=None,
+    trainer = types.SimpleNamespace(_calls={steps_per_call: call}, state=0, key=None, images=None,
                                     labels=None, _in_flight=collections.deque())
     limit = jax_backend.MAX_IN_FLIGHT
     for n in range(1, 9):
