@@ -5,7 +5,7 @@ TensorFlow is made unimportable here, so the checks also prove that JAX training
   KERAS_BACKEND=jax python tests/jax_worker.py TASKS.json RESULTS.json
 
 TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train" |
-"lookahead", ...};
+"lookahead" | "checkpoint_names", ...};
 RESULTS.json maps each name to what its task measured.
 """
 
@@ -173,6 +173,15 @@ def train(config):
     return {}
 
 
+def checkpoint_names(config):
+    """The names of the values in a checkpoint of an untrained run of `config`."""
+    config = TrainConfig.from_json(config)
+    trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
+    os.makedirs(trainer.run.checkpoints)
+    with np.load(trainer.save()) as saved:
+        return sorted(saved.files)
+
+
 def train_expecting_error(config):
     """Trains and returns the one-line error it stops with, plus its checkpoints' state."""
     config = TrainConfig.from_json(config)
@@ -211,7 +220,7 @@ if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
     functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
                  "sharded_step": sharded_step, "lookahead": lookahead,
-                 "steps_per_call": steps_per_call,
+                 "steps_per_call": steps_per_call, "checkpoint_names": checkpoint_names,
                  "train_expecting_error": train_expecting_error,
                  "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}
