@@ -236,7 +236,8 @@ def worker(args):
             # The lowered (not compiled) program: on a GPU the compiled one hands convolutions
             # to cuDNN calls that XLA's cost analysis does not count (0.43 instead of 33.8
             # GFLOP per DCGAN step on an H200).
-            lowered = trainer._train_step.lower(trainer.state, trainer.images, trainer.labels)
+            lowered = trainer._train_step.lower(trainer.state, trainer.key, trainer.images,
+                                                trainer.labels)
             analysis = lowered.cost_analysis()
             analysis = analysis[0] if isinstance(analysis, list) else analysis
             flops = float((analysis or {}).get("flops", 0.0)) or None

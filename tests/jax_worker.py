@@ -5,7 +5,7 @@ TensorFlow is made unimportable here, so the checks also prove that JAX training
   KERAS_BACKEND=jax python tests/jax_worker.py TASKS.json RESULTS.json
 
 TASKS.json is a list of {"name": ..., "task": "losses" | "steps_and_export" | "train" |
-"lookahead", ...};
+"lookahead" | "checkpoint_names", ...};
 RESULTS.json maps each name to what its task measured.
 """
 
@@ -48,9 +48,9 @@ def losses(inputs):
     saved = np.load(inputs)
     config = TrainConfig.from_json(str(saved["config"]))
     trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
-    state = dict(trainer.state)
-    for part in ("g", "g_nt", "d", "d_nt"):
-        state[part] = [saved[f"{part}_{i:04d}"] for i in range(len(state[part]))]
+    state = trainer.state._replace(**{
+        part: [saved[f"{part}_{i:04d}"] for i in range(len(getattr(trainer.state, part)))]
+        for part in ("g", "g_nt", "d", "d_nt")})
     draws = {name[len("draw_"):]: saved[name] for name in saved.files if name.startswith("draw_")}
     _, metrics = jax.jit(trainer.objective.update)(state, saved["images"], saved["labels"],
                                                   draws)
@@ -61,11 +61,11 @@ def steps_and_export(config):
     """A few steps change both networks; the .keras export reloads to the same images."""
     config = TrainConfig.from_json(config)
     trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
-    before = {k: [np.asarray(v) for v in trainer.state[k]] for k in ("g", "d")}
+    before = {k: [np.asarray(v) for v in trainer.read(k)] for k in ("g", "d")}
     history = [before["g"]]
     for _ in range(2):
         trainer.train_step()
-        history.append([np.asarray(v) for v in trainer.state["g"]])
+        history.append([np.asarray(v) for v in trainer.read("g")])
     metrics = trainer.pop_metrics()
     ema_deviation = None
     if config.ema_decay:  # e_(t+1) = d_t e_t + (1 - d_t) w_(t+1), d_t = min(d, (1+t)/(10+t))
@@ -74,9 +74,9 @@ def steps_and_export(config):
             d = min(config.ema_decay, (1 + t) / (10 + t))
             expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
         ema_deviation = max(float(np.abs(np.asarray(value) - expected[i]).max())
-                            for i, value in enumerate(trainer.state["ema"]))
+                            for i, value in enumerate(trainer.read("ema")))
     changed = {k: [bool(not np.array_equal(a, np.asarray(b)))
-                   for a, b in zip(before[k], trainer.state[k])] for k in ("g", "d")}
+                   for a, b in zip(before[k], trainer.read(k))] for k in ("g", "d")}
     z = np.random.default_rng(0).standard_normal((3, config.z_dim)).astype("float32")
     labels = np.arange(3, dtype="int32") % config.num_classes
     expected = trainer.generate(z, labels)
@@ -91,7 +91,7 @@ def steps_and_export(config):
     for part, optimizer in (("g", trainer.objective.g_optimizer),
                             ("d", trainer.objective.d_optimizer)):
         inner = precision.split_variables(optimizer)[1]  # the rate is read from its iterations
-        with keras.StatelessScope(state_mapping=list(zip(inner, trainer.state[f"{part}_opt"]))):
+        with keras.StatelessScope(state_mapping=list(zip(inner, trainer.read(f"{part}_opt")))):
             learning_rates[part] = float(getattr(optimizer, "inner_optimizer", optimizer)
                                          .learning_rate)
     class_logits_shape = None
@@ -102,7 +102,7 @@ def steps_and_export(config):
             "logged_learning_rates": trainer.learning_rates(),
             "class_logits_shape": class_logits_shape,
             "exported_discriminator": discriminator is not None,
-            "replay_filled": int(trainer.state["replay"]["filled"]) if config.replay_size else None,
+            "replay_filled": int(trainer.read("replay").filled) if config.replay_size else None,
             "export_max_diff": float(np.abs(images - expected).max()),
             "images_range": [float(expected.min()), float(expected.max())],
             "device": trainer.device, "ema_deviation": ema_deviation,
@@ -122,7 +122,7 @@ def sharded_step(config):
     runs = {}
     for distribute in ("none", "mirrored"):
         trainer = JaxTrainer(dataclasses.replace(config, distribute=distribute), images)
-        hlo = trainer._train_step.lower(trainer.state, trainer.images,
+        hlo = trainer._train_step.lower(trainer.state, trainer.key, trainer.images,
                                         trainer.labels).compile().as_text()
         for _ in range(2):
             trainer.train_step()
@@ -151,7 +151,7 @@ def steps_per_call(config):
     for _ in range(3):
         single.train_step()
     one_call.train_steps(3)
-    a, b = (jax.tree.leaves(trainer.state) for trainer in (single, one_call))
+    a, b = (jax.tree.leaves((trainer.state, trainer.key)) for trainer in (single, one_call))
     fresh, restored = JaxTrainer(config, images), JaxTrainer(config, images)
     return {
         "steps": [single.step, one_call.step],
@@ -171,6 +171,15 @@ def steps_per_call(config):
 def train(config):
     loop.train(TrainConfig.from_json(config))
     return {}
+
+
+def checkpoint_names(config):
+    """The names of the values in a checkpoint of an untrained run of `config`."""
+    config = TrainConfig.from_json(config)
+    trainer = JaxTrainer(config, data.load_image_folder(config.image_dir))
+    os.makedirs(trainer.run.checkpoints)
+    with np.load(trainer.save()) as saved:
+        return sorted(saved.files)
 
 
 def train_expecting_error(config):
@@ -211,7 +220,7 @@ if __name__ == "__main__":
     tasks = json.load(open(sys.argv[1]))
     functions = {"losses": losses, "steps_and_export": steps_and_export, "train": train,
                  "sharded_step": sharded_step, "lookahead": lookahead,
-                 "steps_per_call": steps_per_call,
+                 "steps_per_call": steps_per_call, "checkpoint_names": checkpoint_names,
                  "train_expecting_error": train_expecting_error,
                  "truncate_and_resume": truncate_newest_checkpoint_and_resume}
     results = {}

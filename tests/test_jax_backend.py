@@ -89,6 +89,9 @@ def jax_run(cifar_like_dir, tmp_path_factory):
         os.makedirs(config.workdir)
         tasks.append({"name": f"steps_{model}", "task": "steps_and_export",
                       "argument": config.to_json()})
+    tasks.append({"name": "checkpoint_names", "task": "checkpoint_names", "argument": tiny(
+        "dcgan", cifar_like_dir, tmp / "checkpoint_names", ema_decay=0.5, replay_size=8,
+        class_head=True, precision="mixed_float16").to_json()})
     tasks.append({"name": "sharded", "task": "sharded_step", "argument": tiny(
         "dcgan", cifar_like_dir, tmp / "sharded", optimizer="sgd", batch_size=8).to_json()})
     straight = tiny("dcgan", cifar_like_dir, tmp / "straight", n_critic=2)
@@ -189,6 +192,19 @@ def test_jax_run_of_two_steps_per_call_resumes_into_the_state_of_single_steps(ja
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
     with open(tmp / "resumed_k2" / "metrics.jsonl") as f:
         assert [r["step"] for r in map(json.loads, f) if r["kind"] == "train"] == [2, 4]
+
+
+def test_jax_checkpoint_names_are_the_on_disk_format_runs_resume_from(jax_run):
+    # Hard-coded: a change to them stops every earlier run from resuming. Mixed precision,
+    # EMA, replay and a class head, so that every part of the state is there.
+    by_position = {"g": 11, "g_nt": 6, "d": 16, "d_nt": 4, "g_opt": 24, "d_opt": 34, "ema": 11,
+                   "loss_scale/g": 4, "loss_scale/d": 4}
+    expected = ({f"{part}/{i}" for part, count in by_position.items() for i in range(count)}
+                | {f"replay/{name}" for name in ("images", "labels", "position", "filled")}
+                | {f"sums/{name}" for name in ("cls_acc", "cls_loss", "d_fake_acc", "d_loss",
+                                               "d_real_acc", "g_loss", "replayed")}
+                | {"count", "step", "diverged_at", "key"})
+    assert set(jax_run[2]["checkpoint_names"]) == expected
 
 
 def test_jax_batches_drawn_on_the_device_are_the_same_after_a_resume(jax_run):
@@ -315,10 +331,10 @@ def test_the_host_waits_for_the_call_dispatched_max_in_flight_calls_earlier(step
 
     waited = []
 
-    def call(state, images, labels):
-        return state + 1, _Marker(waited, state + 1)
+    def call(state, key, images, labels):
+        return state + 1, key, _Marker(waited, state + 1)
 
-    trainer = types.SimpleNamespace(_calls={steps_per_call: call}, state=0, images=None,
+    trainer = types.SimpleNamespace(_calls={steps_per_call: call}, state=0, key=None, images=None,
                                     labels=None, _in_flight=collections.deque())
     limit = jax_backend.MAX_IN_FLIGHT
     for n in range(1, 9):

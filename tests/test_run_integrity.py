@@ -189,6 +189,27 @@ def test_checkpoints_of_the_other_backend_are_refused_by_name(copy_of):
         loop.train(dataclasses.replace(copy_of, steps=6))
 
 
+def test_checkpoint_names_are_the_on_disk_format_runs_resume_from(cifar_like_dir, tmp_path):
+    # Hard-coded: a change to them stops every earlier run from resuming. Mixed precision,
+    # EMA, replay and a class head, so that every part of the state is there.
+    from tfgan_cifar import data
+    from tfgan_cifar.training.tf_backend import TFTrainer
+
+    config = tiny(cifar_like_dir / "train", tmp_path, ema_decay=0.5, replay_size=8,
+                  class_head=True, precision="mixed_float16")
+    trainer = TFTrainer(config, data.load_image_folder(config.image_dir))
+    value = "/.ATTRIBUTES/VARIABLE_VALUE"
+    by_position = {"generator": 17, "discriminator": 20, "ema_generator": 17, "g_optimizer": 24,
+                   "d_optimizer": 34, "loss_scale/g": 4, "loss_scale/d": 4}
+    expected = ({f"{part}/v{i:04d}{value}" for part, count in by_position.items()
+                 for i in range(count)}
+                | {name + value for name in ("replay/images", "replay/labels", "replay/position",
+                                             "replay/filled", "step", "rng/_state_var",
+                                             "save_counter")}
+                | {"_CHECKPOINTABLE_OBJECT_GRAPH"})
+    assert {name for name, _ in tf.train.list_variables(trainer.save())} == expected
+
+
 def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(copy_of, capsys):
     run = RunDir(copy_of.workdir)
     data_file = glob.glob(os.path.join(run.checkpoints, "ckpt-4.data-*"))[0]

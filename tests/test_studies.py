@@ -169,10 +169,10 @@ def test_replay_draws_the_configured_fraction_from_the_buffer(separable_dir, tmp
     for _ in range(3):
         trainer.train_step()
         seen.append(trainer.pop_metrics()["replayed"])
-        buffers.append(trainer.read("replay")["images"].numpy().copy())
+        buffers.append(trainer.read("replay").images.numpy().copy())
     assert seen == [0.0, expected / 4, expected / 4]  # nothing to replay before the first write
-    state = trainer.read("replay")
-    assert int(state["filled"].numpy()) == 8 and int(state["position"].numpy()) == 4
+    buffer = trainer.read("replay")
+    assert int(buffer.filled.numpy()) == 8 and int(buffer.position.numpy()) == 4
     assert np.abs(buffers[0][:4]).sum() > 0 and not buffers[0][4:].any()
     np.testing.assert_array_equal(buffers[2][4:], buffers[1][4:])  # step 3 overwrote rows 0-3
     assert not np.array_equal(buffers[2][:4], buffers[1][:4])
@@ -186,8 +186,8 @@ def test_replay_buffer_is_checkpointed(separable_dir, tmp_path):
     trainer.save()
     resumed = TFTrainer(config, data.load_image_folder(config.image_dir))
     assert resumed.restore() == 1
-    for name, value in trainer.read("replay").items():
-        np.testing.assert_array_equal(resumed.read("replay")[name].numpy(), value.numpy())
+    for saved, restored in zip(trainer.read("replay"), resumed.read("replay")):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy())
 
 
 # Gradient penalty.

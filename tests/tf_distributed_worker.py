@@ -133,10 +133,11 @@ def replay_over_replicas():
     for trainer in trainers:
         trainer.start()
         trainer.train_step()
-    single, mirrored = ({key: np.asarray(value) for key, value in t.read("replay").items()}
+    single, mirrored = ({name: np.asarray(value)
+                         for name, value in t.read("replay")._asdict().items()}
                         for t in trainers)
     copies = [np.asarray(c) for c in trainers[1].strategy.experimental_local_results(
-        trainers[1].state["replay"]["images"])]
+        trainers[1].state.replay.images)]
     trainers[1].pop_metrics()
     trainers[1].train_step()
     return {"buffer_difference": float(np.max(np.abs(single["images"] - mirrored["images"]))),

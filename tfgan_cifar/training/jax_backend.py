@@ -1,11 +1,12 @@
 """The JAX backend (KERAS_BACKEND=jax): one jit-compiled, stateless step; no TensorFlow needed.
 
-The whole state (see `objective`), plus the random key, is one pytree threaded through
-`jax.jit` and donated to it; with --steps_per_call=K one call loops over K steps
-(`jax.lax.fori_loop`). CIFAR-10 lives on the device as uint8; each step gathers its
-batches there, in an order fixed by (seed, epoch) like the TensorFlow pipeline, and flips them.
+The whole state (an `objective.TrainState`) and the random key are threaded through `jax.jit`
+and donated to it; with --steps_per_call=K one call loops over K steps (`jax.lax.fori_loop`).
+CIFAR-10 lives on the device as uint8; each step gathers its batches there, in an order fixed
+by (seed, epoch) like the TensorFlow pipeline, and flips them.
 Checkpoints are `.npz` files of the state's leaves named by their path in the state ("d/3" is
-D's fourth trainable value), written atomically.
+D's fourth trainable value, "replay/images" the replay buffer's images) and the key ("key"),
+written atomically.
 
 With --distribute (`jax_distribute`) the state and the data set are replicated over a device
 mesh and each step's batch is sharded along it; the step itself is unchanged.
@@ -30,11 +31,26 @@ def _apply(part, optimizer, grads, params, optimizer_values):
     return params, optimizer_values
 
 
-def _named_leaves(state):
-    """[("d/3", array), ("replay/images", array), ...]: the state's leaves by path, the names a
-    checkpoint stores them under (D's i-th trainable value is "d/i")."""
-    return [("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path), leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
+def _checkpointed(state, key):
+    """{part: value} of everything a checkpoint holds: the `TrainState`'s parts and "key"."""
+    return {**state._asdict(), "key": key}
+
+
+def _from_checkpointed(tree):
+    """(state, key) of a `_checkpointed` tree."""
+    tree = dict(tree)
+    key = tree.pop("key")
+    return objective.TrainState(**tree), key
+
+
+def _named_leaves(tree):
+    """[("d/3", array), ("replay/images", array), ...]: the leaves of a `_checkpointed` tree by
+    path (dict key, list index or field name), the names a checkpoint stores them under (D's
+    i-th trainable value is "d/i")."""
+    def name(path):
+        return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
+                        for k in path)
+    return [(name(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def restore_discriminator(discriminator, path):
@@ -59,8 +75,8 @@ class JaxTrainer(Trainer):
         place = self.cluster.place
         self.images = place(data.images)
         self.labels = place(np.asarray(data.labels, np.int32))
-        self.state = place({**self.objective.initial_state(self.ema_generator),
-                            "key": jax.random.key_data(jax.random.key(config.seed))})
+        self.state = place(self.objective.initial_state(self.ema_generator))
+        self.key = place(jax.random.key_data(jax.random.key(config.seed)))
         self._train_step = self._jit_steps(1)
         self._calls = {1: self._train_step}  # steps per call -> its compiled call
         self._in_flight = collections.deque()
@@ -69,12 +85,12 @@ class JaxTrainer(Trainer):
         return jax.jit(function)
 
     def read(self, part):
-        return self.cluster.local(self.state[part])
+        return self.cluster.local(getattr(self.state, part))
 
     def reset_metrics(self):
-        self.state = {**self.state, **self.cluster.place(
-            {"sums": {name: np.zeros((), np.float32) for name in self.state["sums"]},
-             "count": np.zeros((), np.float32)})}
+        self.state = self.state._replace(**self.cluster.place(
+            {"sums": {name: np.zeros((), np.float32) for name in self.state.sums},
+             "count": np.zeros((), np.float32)}))
 
     @property
     def device(self):
@@ -88,9 +104,9 @@ class JaxTrainer(Trainer):
         if not self.cluster.is_writer:
             return None
         path = os.path.join(self.run.checkpoints, f"ckpt-{self.step}.npz")
-        state = self.cluster.local(self.state)
+        tree = self.cluster.local(_checkpointed(self.state, self.key))
         with replacing(path, "wb") as f:
-            np.savez(f, **{name: np.asarray(leaf) for name, leaf in _named_leaves(state)})
+            np.savez(f, **{name: np.asarray(leaf) for name, leaf in _named_leaves(tree)})
         for _, old in self.run.npz_checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)
         return path
@@ -98,7 +114,8 @@ class JaxTrainer(Trainer):
     checkpoint_errors = Trainer.checkpoint_errors + (zipfile.BadZipFile,)
 
     def _load_checkpoint(self, path):
-        named = _named_leaves(self.cluster.local(self.state))
+        tree = self.cluster.local(_checkpointed(self.state, self.key))
+        named = _named_leaves(tree)
         with np.load(path) as saved:
             # Written under another --precision, it lacks the loss scale: that starts afresh.
             missing = [name for name, _ in named if name not in saved.files
@@ -111,9 +128,9 @@ class JaxTrainer(Trainer):
             if np.shape(old) != np.shape(new):
                 raise ValueError(f"it does not match this model ({name}: {np.shape(new)} vs "
                                  f"{np.shape(old)})")
-        self.state = self.cluster.place(jax.tree_util.tree_unflatten(
-            jax.tree_util.tree_structure(self.state),
-            [np.asarray(new, old.dtype) for (_, old), new in zip(named, restored)]))
+        self.state, self.key = _from_checkpointed(self.cluster.place(jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(tree),
+            [np.asarray(new, old.dtype) for (_, old), new in zip(named, restored)])))
 
     # ---- the step --------------------------------------------------------------------------
 
@@ -150,9 +167,9 @@ class JaxTrainer(Trainer):
         return (np.stack([np.asarray(b[0]) for b in batches]),
                 np.stack([np.asarray(b[1]) for b in batches]))
 
-    def _step(self, state, all_images, all_labels):
-        key, draws_key = jax.random.split(jax.random.wrap_key_data(state["key"]))
-        batches = self._step_batches(all_images, all_labels, state["step"])
+    def _step(self, state, key, all_images, all_labels):
+        key, draws_key = jax.random.split(jax.random.wrap_key_data(key))
+        batches = self._step_batches(all_images, all_labels, state.step)
         keys = iter(jax.random.split(draws_key, len(objective.draw_specs(self.config))))
         draws = objective.draw(
             self.config, lambda shape: jax.random.normal(next(keys), shape),
@@ -164,24 +181,28 @@ class JaxTrainer(Trainer):
         state = self.objective.step(state, images, labels, draws)
         # The step number again, as an output of its own: the state is donated to the next
         # step, so only this copy can be waited on once that step is dispatched.
-        return {**state, "key": jax.random.key_data(key)}, state["step"] + 0
+        return state, jax.random.key_data(key), state.step + 0
 
-    def _steps(self, state, all_images, all_labels, count):
-        """`count` steps in one loop on the device (`_step` itself for one)."""
+    def _steps(self, state, key, all_images, all_labels, count):
+        """`count` steps in one loop on the device (`_step` itself for one): (state, key,
+        step)."""
         if count == 1:
-            return self._step(state, all_images, all_labels)
-        state = jax.lax.fori_loop(
-            0, count, lambda _, s: self._step(s, all_images, all_labels)[0], state)
-        return state, state["step"] + 0
+            return self._step(state, key, all_images, all_labels)
+        state, key = jax.lax.fori_loop(
+            0, count, lambda _, carry: self._step(*carry, all_images, all_labels)[:2],
+            (state, key))
+        return state, key, state.step + 0
 
     def _jit_steps(self, count):
-        return jax.jit(lambda state, images, labels: self._steps(state, images, labels, count),
-                       donate_argnums=0, out_shardings=self.cluster.replicated)
+        def steps(state, key, images, labels):
+            return self._steps(state, key, images, labels, count)
+        return jax.jit(steps, donate_argnums=(0, 1), out_shardings=self.cluster.replicated)
 
     def train_steps(self, count):
         if count not in self._calls:
             self._calls[count] = self._jit_steps(count)
-        self.state, done = self._calls[count](self.state, self.images, self.labels)
+        self.state, self.key, done = self._calls[count](self.state, self.key, self.images,
+                                                        self.labels)
         self._in_flight.append(done)
         if len(self._in_flight) > MAX_IN_FLIGHT:
             self._in_flight.popleft().block_until_ready()

@@ -1,17 +1,8 @@
 """The GAN training step, written once for every Keras backend.
 
-A step is a pure function of the training state, a pytree of arrays:
-
-    {"g", "g_nt", "d", "d_nt"}   trainable and non-trainable values of G and D
-    {"g_opt", "d_opt"}           optimizer variables (slots, iterations, learning rate)
-    "loss_scale"                 {"g", "d"}: the loss-scale variables under mixed_float16
-                                 ({} otherwise; see `precision`)
-    "ema"                        EMA of G's trainable values ([] without --ema_decay)
-    "replay"                     the replay buffer ({} without --replay_size)
-    "sums", "count"              per-step metrics summed on the device until the loop reads them
-    "step"                       generator steps taken
-    "diverged_at"                the first step with a non-finite loss or value of the
-                                 state (0: none yet)
+A step is a pure function of the training state, a `TrainState`: a NamedTuple of arrays and
+lists and dicts of arrays, so a pytree for `jax.tree_util`, `keras.tree` and `tf.nest` alike.
+A step returns a new one (`_replace`); the TensorFlow backend holds its parts in variables.
 
 The networks run through `stateless_call`, so the same code serves TensorFlow and JAX. A backend
 supplies only differentiation and the optimizer update (a `BackendOps`), compilation, the random
@@ -19,7 +10,7 @@ draws' samplers and where the state lives between steps.
 """
 
 import dataclasses
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import keras
 from keras import ops
@@ -34,8 +25,43 @@ from tfgan_cifar.training.losses import (LOSSES, classification_accuracy, classi
                                          discriminator_accuracy, gradient_penalty, interpolate)
 from tfgan_cifar.training.optimizers import make_optimizers
 
+
+class TrainState(NamedTuple):
+    """The training state. A backend's checkpoint names each value by its part (the field's
+    name) and its position in it: "d/3" is D's fourth trainable value."""
+
+    g: list  # G's trainable values
+    g_nt: list  # G's non-trainable values (batch-norm statistics, spectral-norm vectors)
+    d: list  # D's trainable values
+    d_nt: list  # D's non-trainable values
+    g_opt: list  # G's optimizer variables (slots, iterations, learning rate)
+    d_opt: list  # D's
+    loss_scale: dict  # {"g": [...], "d": [...]}: the loss-scale variables under
+    #                   mixed_float16 ({} otherwise; see `precision`)
+    ema: list  # EMA of G's trainable values ([] without --ema_decay)
+    replay: Any  # the replay buffer, a `replay.ReplayBuffer` (() without --replay_size)
+    sums: dict  # {metric: sum of its per-step values}, on the device until the loop reads it
+    count: Any  # how many steps `sums` holds (float32 scalar)
+    step: Any  # generator steps taken (integer scalar)
+    diverged_at: Any  # the first step with a non-finite loss or value of the state (0: none
+    #                   yet; int32 scalar)
+
+
 # The parts of the state whose values must stay finite (see `GANObjective.step`).
 FINITE_PARTS = ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "loss_scale", "ema", "replay")
+
+
+class DiscriminatorStep(NamedTuple):
+    """What one D step's objective yields besides its loss (see
+    `GANObjective.discriminator_objective`)."""
+
+    d_nt: list  # D's non-trainable values after it saw the reals and the fakes
+    g_nt: list  # G's, after it made the fakes
+    fake: Any  # the fresh fakes, before replay and augmentation (they go into the buffer)
+    real_logits: Any  # D's logits on the reals
+    fake_logits: Any  # and on the fakes it saw
+    metrics: dict  # {"d_loss", ...}: see `discriminator_total`; "replayed" with replay
+
 
 class BackendOps(NamedTuple):
     """What the step needs from a backend, for `fn(x, *args) -> (scalar, aux)`:
@@ -201,8 +227,8 @@ class GANObjective:
         self.sampler_statistics = moving_statistics(self.sampler)
 
     def model_variables(self, ema_generator=None):
-        """The parts of the state that are the networks' and optimizers' Keras variables:
-        {"g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "loss_scale", "ema"}."""
+        """{part: Keras variables} for the parts of the `TrainState` that are the networks' and
+        optimizers' variables: g, g_nt, d, d_nt, g_opt, d_opt, loss_scale and ema."""
         G, D = self.generator, self.discriminator
         optimizers = {"g": self.g_optimizer, "d": self.d_optimizer}
         return {
@@ -217,24 +243,22 @@ class GANObjective:
         }
 
     def initial_state(self, ema_generator=None):
-        """The state of an untrained run, from the networks' and optimizers' variables."""
+        """The `TrainState` of an untrained run, from the networks' and optimizers'
+        variables."""
         size = self.config.replay_size
         variables = self.model_variables(ema_generator)
-        return {
+        return TrainState(
             **{part: values(variables[part])
                for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt")},
-            "loss_scale": {part: values(scale) for part, scale in variables["loss_scale"].items()},
+            loss_scale={part: values(scale) for part, scale in variables["loss_scale"].items()},
             # Copies: a JAX step donates the state, which must not hold one buffer twice.
-            "ema": [ops.copy(v) for v in values(variables["ema"])],
-            "replay": {"images": ops.zeros((size, 32, 32, 3)),
-                       "labels": ops.zeros((size,), "int32"),
-                       "position": ops.zeros((), "int32"),
-                       "filled": ops.zeros((), "int32")} if size else {},
-            "sums": {name: ops.zeros((), "float32") for name in self.metric_names},
-            "count": ops.zeros((), "float32"),
-            "step": ops.zeros((), "int32"),
-            "diverged_at": ops.zeros((), "int32"),
-        }
+            ema=[ops.copy(v) for v in values(variables["ema"])],
+            replay=replay.empty(size) if size else (),
+            sums={name: ops.zeros((), "float32") for name in self.metric_names},
+            count=ops.zeros((), "float32"),
+            step=ops.zeros((), "int32"),
+            diverged_at=ops.zeros((), "int32"),
+        )
 
     # ---- the networks, with float32 outputs ------------------------------------------------
 
@@ -264,17 +288,15 @@ class GANObjective:
 
     def discriminator_objective(self, d, d_nt, g, g_nt, images, labels, z, fake_labels,
                                 buffer, step_draws):
-        """D's total loss for one D step (see `discriminator_total`).
-
-        Returns (total, (d_nt, g_nt, fake, real_logits, fake_logits, metrics)).
-        """
+        """D's total loss for one D step (see `discriminator_total`): (total,
+        `DiscriminatorStep`). `buffer` is the state's replay buffer."""
         config = self.config
         fake, g_nt = self.fake_images(g, g_nt, z, fake_labels)
         shown, shown_labels = fake, fake_labels
         metrics = {}
         if config.replay_size:
             shown, shown_labels, replayed = replay.mix(
-                fake, fake_labels, buffer["images"], buffer["labels"], buffer["filled"],
+                fake, fake_labels, buffer.images, buffer.labels, buffer.filled,
                 step_draws["replay_position"],
                 replay.replay_count(config.replay_fraction, fake.shape[0]))
             metrics["replayed"] = ops.mean(replayed)
@@ -298,7 +320,8 @@ class GANObjective:
                                             step_draws["gp_epsilon"])
         total, d_metrics = discriminator_total(config, self.loss, real_logits, fake_logits,
                                                class_logits, labels, penalty)
-        return total, (d_nt, g_nt, fake, real_logits, fake_logits, {**metrics, **d_metrics})
+        return total, DiscriminatorStep(d_nt, g_nt, fake, real_logits, fake_logits,
+                                        {**metrics, **d_metrics})
 
     def generator_objective(self, g, g_nt, d, d_nt, z, fake_labels, augment_draws=None):
         """G's loss on one batch: (loss, (g_nt, d_nt)). With --augment, D sees the batch
@@ -315,89 +338,91 @@ class GANObjective:
         """One G step after n_critic D steps, on given batches and random draws.
 
         images/labels: [n_critic, B, ...]; draws: see `draw_specs`.
-        Returns (new state, {metric: value}).
+        Returns (new `TrainState`, {metric: value}).
         """
         config = self.config
-        state = dict(state)
         z, fake_labels = draws["z"], draws["fake_labels"]
-        d_objective = self.ops.value_and_grad(self._scaled(self.discriminator_objective))
         for i in range(config.n_critic):
             step_draws = {name: draws[name][i] for name in ("replay_position", "gp_epsilon",
                                                             "augment_real", "augment_fake")
                           if name in draws}
-            (_, (_, (state["d_nt"], state["g_nt"], fake, real_logits, fake_logits,
-                     d_metrics))), grads = d_objective(
-                state["d"], self._loss_scale(state, "d"), state["d_nt"], state["g"],
-                state["g_nt"], images[i], labels[i], z[i], fake_labels[i], state["replay"],
+            _, d_step, grads = self._loss_and_gradients(
+                self.discriminator_objective, state.d, self._loss_scale(state, "d"), state.d_nt,
+                state.g, state.g_nt, images[i], labels[i], z[i], fake_labels[i], state.replay,
                 step_draws)
-            state = self._apply(state, "d", self.d_optimizer, grads)
+            state = self._apply(state._replace(d_nt=d_step.d_nt, g_nt=d_step.g_nt), "d",
+                                self.d_optimizer, grads)
             if config.replay_size:
-                state["replay"] = replay.write(state["replay"], self.ops.gather(fake),
-                                               self.ops.gather(fake_labels[i]),
-                                               config.replay_size)
-        (_, (g_loss, (state["g_nt"], state["d_nt"]))), grads = self.ops.value_and_grad(
-            self._scaled(self.generator_objective))(
-            state["g"], self._loss_scale(state, "g"), state["g_nt"], state["d"], state["d_nt"],
-            draws["g_z"][0], draws["g_labels"][0],
+                state = state._replace(replay=replay.write(
+                    state.replay, self.ops.gather(d_step.fake), self.ops.gather(fake_labels[i]),
+                    config.replay_size))
+        g_loss, (g_nt, d_nt), grads = self._loss_and_gradients(
+            self.generator_objective, state.g, self._loss_scale(state, "g"), state.g_nt,
+            state.d, state.d_nt, draws["g_z"][0], draws["g_labels"][0],
             draws["g_augment"][0] if config.augment else None)
-        state = self._apply(state, "g", self.g_optimizer, grads)
-        real_acc, fake_acc = discriminator_accuracy(self.loss, real_logits, fake_logits)
-        return state, {**d_metrics, "g_loss": g_loss, "d_real_acc": real_acc,
+        state = self._apply(state._replace(g_nt=g_nt, d_nt=d_nt), "g", self.g_optimizer, grads)
+        real_acc, fake_acc = discriminator_accuracy(self.loss, d_step.real_logits,
+                                                    d_step.fake_logits)
+        return state, {**d_step.metrics, "g_loss": g_loss, "d_real_acc": real_acc,
                        "d_fake_acc": fake_acc}
 
-    def _scaled(self, objective):
-        """`objective(x, *args) -> (loss, aux)` as `(x, scale, *args) -> (scale * loss,
-        (loss, aux))`: the loss the gradients are taken of, under loss scaling."""
+    def _loss_and_gradients(self, objective, x, scale, *args):
+        """(loss, aux, gradients) of `objective(x, *args) -> (loss, aux)` with respect to `x`.
+        Under loss scaling (`scale` not None) the gradients are those of `scale` * loss."""
         def scaled(x, scale, *args):
             loss, aux = objective(x, *args)
             return (loss if scale is None else loss * scale), (loss, aux)
-        return scaled
+
+        (_, (loss, aux)), gradients = self.ops.value_and_grad(scaled)(x, scale, *args)
+        return loss, aux, gradients
 
     def _loss_scale(self, state, part):
         """The current loss scale of network `part`, or None without loss scaling."""
         if not self.loss_scaled:
             return None
         optimizer = self.g_optimizer if part == "g" else self.d_optimizer
-        return state["loss_scale"][part][precision.scale_index(optimizer)]
+        return state.loss_scale[part][precision.scale_index(optimizer)]
 
     def _apply(self, state, part, optimizer, grads):
-        """The state after one optimizer update of network `part` ("g" or "d")."""
-        state = dict(state)
-        own = state["loss_scale"][part] if self.loss_scaled else []
-        state[part], optimizer_values = self.ops.apply(
-            part, optimizer, grads, state[part], list(own) + list(state[f"{part}_opt"]))
-        state[f"{part}_opt"] = list(optimizer_values[len(own):])
+        """The state after one optimizer update of network `part` ("g" or "d"): its values
+        (`state.g` or `state.d`), optimizer variables and loss scale."""
+        own = state.loss_scale[part] if self.loss_scaled else []
+        optimizer_part = f"{part}_opt"
+        params, optimizer_values = self.ops.apply(
+            part, optimizer, grads, getattr(state, part),
+            list(own) + list(getattr(state, optimizer_part)))
+        state = state._replace(**{part: params,
+                                  optimizer_part: list(optimizer_values[len(own):])})
         if self.loss_scaled:
-            state["loss_scale"] = {**state["loss_scale"],
-                                   part: list(optimizer_values[:len(own)])}
+            state = state._replace(loss_scale={**state.loss_scale,
+                                               part: list(optimizer_values[:len(own)])})
         return state
 
     def step(self, state, images, labels, draws):
         """`update`, then the EMA of G, the metric sums and the step counter: the new state."""
         state, metrics = self.update(state, images, labels, draws)
         if self.config.ema_decay:
-            decay = ema_decay_at(self.config.ema_decay, state["step"])
-            state["ema"] = [decay * e + (1.0 - decay) * w
-                            for e, w in zip(state["ema"], state["g"])]
-        state["sums"] = {name: state["sums"][name] + ops.cast(metrics[name], "float32")
-                         for name in self.metric_names}
-        state["count"] = state["count"] + 1.0
-        state["step"] = state["step"] + 1
+            decay = ema_decay_at(self.config.ema_decay, state.step)
+            state = state._replace(ema=[decay * e + (1.0 - decay) * w
+                                        for e, w in zip(state.ema, state.g)])
+        state = state._replace(
+            sums={name: state.sums[name] + ops.cast(metrics[name], "float32")
+                  for name in self.metric_names},
+            count=state.count + 1.0, step=state.step + 1)
         # Every value of the state, not only the weights: batch-norm statistics, spectral-norm
         # vectors, EMA, optimizer slots and replayed images can overflow while the weights
         # stay finite, and a checkpoint of them would not resume.
         finite = all_finite([metrics[name] for name in self.metric_names]
-                            + keras.tree.flatten([state[part] for part in FINITE_PARTS]))
-        state["diverged_at"] = ops.where(
-            ops.logical_and(state["diverged_at"] == 0, ops.logical_not(finite)),
-            ops.cast(state["step"], state["diverged_at"].dtype), state["diverged_at"])
-        return state
+                            + keras.tree.flatten([getattr(state, part) for part in FINITE_PARTS]))
+        return state._replace(diverged_at=ops.where(
+            ops.logical_and(state.diverged_at == 0, ops.logical_not(finite)),
+            ops.cast(state.step, state.diverged_at.dtype), state.diverged_at))
 
-    def sampling_weights(self, state):
-        """(trainable, non-trainable) values of the G that samples and is exported: the EMA
-        weights with --ema_decay, with G's batch-norm statistics and spectral-norm vectors (the
-        trainer then makes both the EMA weights' own)."""
-        return (state["ema"] if self.config.ema_decay else state["g"]), state["g_nt"]
+    def sampling_weights(self, g, g_nt, ema):
+        """(trainable, non-trainable) values of the G that samples and is exported, from the
+        state's parts: the EMA weights with --ema_decay, with G's batch-norm statistics and
+        spectral-norm vectors (the trainer then makes both the EMA weights' own)."""
+        return (ema if self.config.ema_decay else g), g_nt
 
     def batch_statistics(self, g, g_nt, z, labels):
         """[mean, variance, ...] of every batch norm of the sampling G on one batch of its own

@@ -5,13 +5,30 @@ uniformly from the buffer's filled rows (none while it is empty), then the whole
 is written into the buffer, overwriting its oldest rows. Labels travel with the images, so a
 conditional D sees each replayed image with the label it was generated for.
 
-The buffer is part of the training state: {"images", "labels", "position", "filled"}, read and
-written with `keras.ops`, so one implementation serves every backend. Under a TensorFlow
-strategy every replica writes the fakes of the whole global batch (`BackendOps.gather`), so
-their buffers stay identical and hold what one device's would.
+The buffer is part of the training state (a `ReplayBuffer`), read and written with `keras.ops`,
+so one implementation serves every backend. Under a TensorFlow strategy every replica writes
+the fakes of the whole global batch (`BackendOps.gather`), so their buffers stay identical and
+hold what one device's would.
 """
 
+from typing import Any, NamedTuple
+
 from keras import ops
+
+
+class ReplayBuffer(NamedTuple):
+    """The replay buffer of the training state (a pytree of arrays)."""
+
+    images: Any  # [size, 32, 32, 3] float32: past fakes
+    labels: Any  # [size] int32: the labels they were generated for
+    position: Any  # int32 scalar: the row the next batch is written from
+    filled: Any  # int32 scalar: how many rows hold images
+
+
+def empty(size):
+    """A buffer of `size` rows holding nothing yet."""
+    return ReplayBuffer(images=ops.zeros((size, 32, 32, 3)), labels=ops.zeros((size,), "int32"),
+                        position=ops.zeros((), "int32"), filled=ops.zeros((), "int32"))
 
 
 def replay_count(fraction, batch):
@@ -59,10 +76,10 @@ def advance(position, filled, batch, size):
 
 
 def write(buffer, fresh, fresh_labels, size):
-    """The buffer after writing a generated batch (no gradient) over its oldest rows."""
-    rows = write_rows(buffer["position"], fresh.shape[0], size)[:, None]
-    position, filled = advance(buffer["position"], buffer["filled"], fresh.shape[0], size)
-    return {"images": ops.scatter_update(buffer["images"], rows, ops.stop_gradient(fresh)),
-            "labels": ops.scatter_update(buffer["labels"], rows,
-                                         ops.cast(fresh_labels, buffer["labels"].dtype)),
-            "position": position, "filled": filled}
+    """The `ReplayBuffer` after writing a generated batch (no gradient) over its oldest rows."""
+    rows = write_rows(buffer.position, fresh.shape[0], size)[:, None]
+    position, filled = advance(buffer.position, buffer.filled, fresh.shape[0], size)
+    return ReplayBuffer(
+        images=ops.scatter_update(buffer.images, rows, ops.stop_gradient(fresh)),
+        labels=ops.scatter_update(buffer.labels, rows, ops.cast(fresh_labels, buffer.labels.dtype)),
+        position=position, filled=filled)

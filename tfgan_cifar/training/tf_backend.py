@@ -1,7 +1,7 @@
 """The TensorFlow backend: `tf.function` steps, tf.data input, `tf.train.Checkpoint` state.
 
-The state lives in variables: the networks' and optimizers' own, plus new ones for the replay
-buffer, the metric sums and the step. A compiled step reads them, runs the shared step
+The state (an `objective.TrainState`) lives in variables: the networks' and optimizers' own,
+plus new ones for the replay buffer, the metric sums and the step. A compiled step reads them, runs the shared step
 (`objective.GANObjective.step`) and assigns the results back; `jit_compile=True` hands it to
 XLA. Metrics are summed on the device and read only when the loop logs. With --steps_per_call=K
 one `tf.function` call runs K steps, each on the next batch of the input.
@@ -87,13 +87,13 @@ class TFTrainer(Trainer):
         super().__init__(config, objective.BackendOps(_value_and_grad, _grad, self._apply,
                                                       self._gather))
         initial = self.objective.initial_state(self.ema_generator)
-        self.state = {
+        self.state = objective.TrainState(
             **self.objective.model_variables(self.ema_generator),
             **{part: tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False),
-                                           initial[part])
+                                           getattr(initial, part))
                for part in ("replay", "sums", "count", "diverged_at")},
-            "step": tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
-        }
+            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
+        )
 
     def _make_checkpoint(self, config):
         G, D, ema = self.generator, self.discriminator, self.ema_generator
@@ -101,13 +101,13 @@ class TFTrainer(Trainer):
         # the checkpoint names every variable explicitly, by its position in the model.
         self._checkpointed = dict(
             generator=by_position(G.variables), discriminator=by_position(D.variables),
-            g_optimizer=by_position(self.state["g_opt"]),
-            d_optimizer=by_position(self.state["d_opt"]),
-            step=self.state["step"], rng=self.rng,
+            g_optimizer=by_position(self.state.g_opt),
+            d_optimizer=by_position(self.state.d_opt),
+            step=self.state.step, rng=self.rng,
             **({"ema_generator": by_position(ema.variables)} if ema else {}),
-            **({"replay": self.state["replay"]} if config.replay_size else {}),
+            **({"replay": self.state.replay._asdict()} if config.replay_size else {}),
             **({"loss_scale": {part: by_position(variables) for part, variables
-                               in self.state["loss_scale"].items()}}
+                               in self.state.loss_scale.items()}}
                if self.objective.loss_scaled else {}),
         )
         self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
@@ -119,7 +119,7 @@ class TFTrainer(Trainer):
         # this update writes them during a step. Under a strategy it sums the replicas' gradients.
         if self.replicas > 1:
             grads = [tf.math.scalar_mul(1.0 / self.replicas, gradient) for gradient in grads]
-        optimizer.apply(grads, self.state[part])
+        optimizer.apply(grads, getattr(self.state, part))
         return self.read(part), tf.nest.map_structure(tf.convert_to_tensor, optimizer.variables)
 
     def _gather(self, x):
@@ -145,12 +145,12 @@ class TFTrainer(Trainer):
         return tf.function(function, reduce_retracing=True, autograph=False)
 
     def read(self, part):
-        return tf.nest.map_structure(tf.convert_to_tensor, self.state[part])
+        return tf.nest.map_structure(tf.convert_to_tensor, getattr(self.state, part))
 
     def reset_metrics(self):
-        for variable in self.state["sums"].values():
+        for variable in self.state.sums.values():
             variable.assign(0.0)
-        self.state["count"].assign(0.0)
+        self.state.count.assign(0.0)
 
     @property
     def device(self):
@@ -196,7 +196,7 @@ class TFTrainer(Trainer):
     def _step(self, images, labels):
         """One step on the global batch: each replica's, then the state made identical."""
         new = self.strategy.run(self._replica_step, args=(images, labels, self._draws()))
-        for part, values in new.items():
+        for part, values in new._asdict().items():
             if part in _UPDATED_BY_OPTIMIZERS:
                 continue
             if part in _AVERAGED:
@@ -207,7 +207,7 @@ class TFTrainer(Trainer):
                 values = tf.nest.map_structure(
                     lambda v: self.strategy.experimental_local_results(v)[0], values)
             tf.nest.map_structure(lambda variable, value: variable.assign(value),
-                                  self.state[part], values)
+                                  getattr(self.state, part), values)
 
     def _replica_step(self, images, labels, draws):
         """The shared step on this replica's slice of the batch and of the draws (whose batch
@@ -224,8 +224,8 @@ class TFTrainer(Trainer):
         return self.objective.step(self.read_all(), images, labels, draws)
 
     def read_all(self):
-        """The whole state as tensors."""
-        return {part: self.read(part) for part in self.state}
+        """The whole `TrainState` as tensors."""
+        return tf.nest.map_structure(tf.convert_to_tensor, self.state)
 
     def _next_and_step_eager(self, iterator, count):
         # Unrolled: `count` calls of the compiled step in one graph, each on the next batch.

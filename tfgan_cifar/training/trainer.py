@@ -70,7 +70,8 @@ class Trainer(abc.ABC):
 
     @abc.abstractmethod
     def read(self, part):
-        """The current value of one part of the state ("g", "sums", ...; see objective)."""
+        """The current value of one part of the state, by its field's name ("g", "sums", ...;
+        see `objective.TrainState`)."""
 
     @abc.abstractmethod
     def reset_metrics(self):
@@ -161,8 +162,8 @@ class Trainer(abc.ABC):
         return gains
 
     def _sampling_weights(self):
-        g, g_nt = self.objective.sampling_weights({part: self.read(part)
-                                                   for part in ("g", "g_nt", "ema")})
+        g, g_nt = self.objective.sampling_weights(self.read("g"), self.read("g_nt"),
+                                                  self.read("ema"))
         if self.config.ema_decay:
             g_nt = self._own_spectral_vectors(g, g_nt)
             if self.config.standing_stats:
