@@ -6,8 +6,10 @@
 
 Each preset (a train.py flagfile) is trained by `train.py` in its own run directory under
 --out for --steps steps; `evaluate.py` then scores the final generator on --samples images:
-FID and precision/recall with --inception_weights, and the reference classifier's metrics
-(FD_classifier, class accuracy and KL, precision/recall/density/coverage) with --classifier.
+FID and precision/recall against the test split with --fid_network (the standard network when
+its weights are made, `python -m tfgan_cifar.fid_weights`; keras with --inception_weights),
+and the reference classifier's metrics (FD_classifier, class accuracy and KL,
+precision/recall/density/coverage) with --classifier.
 A preset already trained under --out is not trained again, so a rerun only re-evaluates; the
 table names each run's --extra flags (those it was trained with).
 Writes <out>/quality.json and <out>/quality.md (the quality table of docs/studies.md) with the machine
@@ -25,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-COLUMNS = (("fid", "FID (Keras InceptionV3)", "{:.2f}"), ("precision", "precision", "{:.3f}"),
+COLUMNS = (("fid", "FID", "{:.2f}"), ("precision", "precision", "{:.3f}"),
            ("recall", "recall", "{:.3f}"), ("fd_classifier", "FD_classifier", "{:.2f}"),
            ("class_acc", "class accuracy", "{:.3f}"), ("class_kl", "class KL", "{:.3f}"),
            ("precision_clf", "precision (clf)", "{:.3f}"), ("recall_clf", "recall (clf)",
@@ -43,11 +45,21 @@ def _parse():
     parser.add_argument("--image_dir", help="training images (its sibling 'test' is the "
                         "reference); default: tensorflow-datasets")
     parser.add_argument("--classifier", help="reference classifier (.keras or its folder)")
+    parser.add_argument("--fid_network", choices=("standard", "keras", "none"),
+                        help="FID's network; default: standard when its weights are made, "
+                        "keras with --inception_weights, else none")
     parser.add_argument("--inception_weights", help="local InceptionV3 notop weights")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation's noise")
     parser.add_argument("--extra", default="", help="more train.py flags, space-separated")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "quality"))
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.fid_network is None:
+        from tfgan_cifar import fid_weights
+        from tfgan_cifar.paths import CACHE_DIR
+
+        args.fid_network = ("standard" if fid_weights.have_weights(CACHE_DIR)
+                            else "keras" if args.inception_weights else "none")
+    return args
 
 
 def machine():
@@ -98,14 +110,15 @@ def train(preset, args):
     from tfgan_cifar.run_dir import RunDir
 
     metrics = {}
-    if args.classifier or args.inception_weights:
+    if args.classifier or args.fid_network != "none":
         out = os.path.join(workdir, "evaluation")
         _run([sys.executable, os.path.join(ROOT, "evaluate.py"),
               f"--saved_model={RunDir(workdir).export_dir('final')}", f"--output_dir={out}",
               f"--fid_samples={args.samples}", f"--seed={args.seed}", *data,
               *(f"--{k}={getattr(args, k)}" for k in ("classifier", "inception_weights")
                 if getattr(args, k)),
-              "--fid" if args.inception_weights else "--nofid"])
+              *([f"--fid_network={args.fid_network}", "--fid_reference=test"]
+                if args.fid_network != "none" else ["--nofid"])])
         model = json.load(open(os.path.join(workdir, "config.json")))["model"]
         with open(os.path.join(out, model.upper(), "metrics.json")) as f:
             written = json.load(f)
@@ -119,7 +132,10 @@ def train(preset, args):
 
 def markdown(results, args, host):
     """The Markdown table of the results, with what produced them."""
-    shown = [(key, title, fmt) for key, title, fmt in COLUMNS
+    from tfgan_cifar.metric_schema import fid_label
+
+    shown = [(key, fid_label(args.fid_network) if key == "fid" else title, fmt)
+             for key, title, fmt in COLUMNS
              if any(r["metrics"].get(key) is not None for r in results)]
     lines = ["| preset | steps | wall time | " + " | ".join(t for _, t, _ in shown) + " |",
              "| --- | ---: | ---: | " + " | ".join("---:" for _ in shown) + " |"]

@@ -235,6 +235,14 @@ def test_flags_without_effect_warn_once(capsys, monkeypatch):
     assert capsys.readouterr().err.splitlines() == [
         "warning: --jit_compile has no effect with KERAS_BACKEND=jax: JAX always compiles the "
         "training step"]
+    cli.config_from_flags(TrainConfig, _flags(argv=["--run_eagerly"]))
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --run_eagerly has no effect with KERAS_BACKEND=jax: set JAX_DISABLE_JIT=1 to "
+        "run JAX op by op"]
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    cli.config_from_flags(TrainConfig, _flags(argv=["--run_eagerly", "--jit_compile"]))
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --jit_compile has no effect with --run_eagerly: nothing is compiled"]
 
 
 def test_bad_flag_values_fail_at_parse_time_with_one_line():

@@ -154,6 +154,11 @@ def _ineffective_flags(config, flag_values):
     if backend == "jax" and config.jit_compile:
         yield ("--jit_compile has no effect with KERAS_BACKEND=jax: JAX always compiles the "
                "training step")
+    if backend == "jax" and config.run_eagerly:
+        yield ("--run_eagerly has no effect with KERAS_BACKEND=jax: set JAX_DISABLE_JIT=1 to "
+               "run JAX op by op")
+    if backend == "tensorflow" and config.run_eagerly and config.jit_compile:
+        yield "--jit_compile has no effect with --run_eagerly: nothing is compiled"
     if backend == "jax" and config.sync_bn:
         yield ("--sync_bn has no effect with KERAS_BACKEND=jax: a sharded step's batch "
                "statistics are always those of the global batch")

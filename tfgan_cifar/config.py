@@ -236,6 +236,11 @@ class TrainConfig:
     jit_compile: bool = setting(False, "Compile the training step with XLA (TensorFlow "
                                 "backend; JAX always compiles it).", "run")
     # Devices: how the step runs, not what it computes; a run may resume with others.
+    run_eagerly: bool = setting(
+        False, "Run the TensorFlow functions of training (the step, sampling, evaluation) op by "
+        "op instead of as compiled graphs, as Keras's run_eagerly does: for debugging with "
+        "print and pdb. Slower on real networks, quicker to start on tiny ones. On JAX, set "
+        "JAX_DISABLE_JIT=1 instead.", "devices")
     precision: str = setting(
         "float32", "Numeric precision of G and D: float32, or a Keras mixed policy that "
         "computes in bfloat16 (CPUs with AMX/AVX512-BF16, TPUs, A100/H100 GPUs) or float16 "

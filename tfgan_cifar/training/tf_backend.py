@@ -70,6 +70,7 @@ class TFTrainer(Trainer):
     backend = "tensorflow"
 
     def __init__(self, config, data, cluster=None):
+        tf.config.run_functions_eagerly(config.run_eagerly)
         self.cluster = cluster or tf_distribute.connect(config)
         self.strategy = self.cluster.strategy
         self.replicas = self.cluster.replicas
