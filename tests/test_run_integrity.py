@@ -24,6 +24,9 @@ from tfgan_cifar.training import loop, objective
 from tiny_runs import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The TensorFlow train.py processes of the signal and kill tests step with --run_eagerly: their
+# subject is the process (signals, checkpoints, logs), and an eager tiny step saves each
+# process the step's tracing (the compiled step is tested in test_training.py).
 
 
 def tiny(image_dir, workdir, **overrides):
@@ -276,8 +279,8 @@ def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
              f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
              "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
              "--sample_every=0", "--checkpoint_every=2", "--eval_every=0", f"--steps={steps}",
-             f"--save_dir={tmp_path / 'saved'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+             f"--save_dir={tmp_path / 'saved'}", "--run_eagerly"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     process = start(100000)
     for line in process.stdout:
@@ -328,7 +331,8 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
                 f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
                 "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
                 "--sample_every=0", f"--checkpoint_every={checkpoint_every}", "--eval_every=0",
-                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}"]
+                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}",
+                *(["--run_eagerly"] if backend == "tensorflow" else [])]
 
     def kill_after(step):
         """Trains with no checkpoint due, killed with -9 once `step` is logged; returns the
