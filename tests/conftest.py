@@ -2,6 +2,7 @@
 the environment every test and its subprocesses run in."""
 
 import os
+import sys
 
 # One OpenBLAS thread, set before NumPy loads it: with its default of a thread a core (two
 # here), the eigh of FID's 2048 x 2048 covariances takes ten times as long (20 s, not 2), and
@@ -19,6 +20,15 @@ from PIL import Image  # noqa: E402
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_backend_optimization_level=0").strip()
+
+
+@pytest.fixture(autouse=True)
+def compiled_functions_after_each_test():
+    """TensorFlow back to compiled functions after each test: a run with run_eagerly=True
+    (tiny_runs.train_eagerly and resumptions of its runs) sets TensorFlow's global switch."""
+    yield
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].config.run_functions_eagerly(False)
 
 
 @pytest.fixture(scope="session")

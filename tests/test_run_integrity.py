@@ -21,7 +21,7 @@ from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, train_eagerly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The TensorFlow train.py processes of the signal and kill tests step with --run_eagerly: their
@@ -41,10 +41,11 @@ def logged_steps(workdir):
 
 @pytest.fixture(scope="module")
 def trained(cifar_like_dir, tmp_path_factory):
-    """A finished 4-step run with checkpoints at steps 2 and 4 and a final export."""
-    config = tiny(cifar_like_dir / "train", tmp_path_factory.mktemp("trained") / "run")
-    loop.train(config)
-    return config
+    """A finished 4-step run with checkpoints at steps 2 and 4 and a final export, trained
+    with --run_eagerly, as are the tests' resumptions of its copies: their subject is the run's
+    files."""
+    return train_eagerly(tiny(cifar_like_dir / "train",
+                              tmp_path_factory.mktemp("trained") / "run"))
 
 
 @pytest.fixture
@@ -466,7 +467,8 @@ def test_a_full_save_dir_at_the_first_evaluation_stops_with_one_line_and_resumes
     monkeypatch.setattr(inception.keras.applications, "InceptionV3",
                         lambda *args, **kwargs: _raise(OSError("network unreachable")))
     config = tiny(cifar_like_dir / "train", tmp_path / "run", eval_every=2, checkpoint_every=4,
-                  reference_classifier=untrained_classifier_file, fid_cache_dir=str(tmp_path / "cache"))
+                  reference_classifier=untrained_classifier_file, run_eagerly=True,
+                  fid_cache_dir=str(tmp_path / "cache"))
     publish = export.publish
     monkeypatch.setattr(export, "publish", lambda source, target: _raise(shutil_lib.Error(
         [(source, target, "[Errno 28] No space left on device")])))
