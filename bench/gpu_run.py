@@ -133,7 +133,7 @@ def _steps(args, results, name):
     """Steps that fit --train_minutes at the bench's rate, with the three runs sharing the GPU
     (each assumed to keep half the rate it had alone)."""
     if args.dry_run:
-        return 4
+        return 2  # one step of each cadence of DRY_RUN: one evaluation, checkpoint and grid
     rate = _rate(results, name, args.precision) or 0
     return max(int(0.5 * rate * args.train_minutes * 60),
                args.min_steps if name == "sagan" else 1000)

@@ -2,6 +2,7 @@
 the environment every test and its subprocesses run in."""
 
 import os
+import sys
 
 # One OpenBLAS thread, set before NumPy loads it: with its default of a thread a core (two
 # here), the eigh of FID's 2048 x 2048 covariances takes ten times as long (20 s, not 2), and
@@ -19,6 +20,15 @@ from PIL import Image  # noqa: E402
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_backend_optimization_level=0").strip()
+
+
+@pytest.fixture(autouse=True)
+def compiled_functions_after_each_test():
+    """TensorFlow back to compiled functions after each test: a run with run_eagerly=True
+    (tiny_runs.train_eagerly and resumptions of its runs) sets TensorFlow's global switch."""
+    yield
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].config.run_functions_eagerly(False)
 
 
 @pytest.fixture(scope="session")
@@ -65,17 +75,62 @@ def untrained_classifier_file(tmp_path_factory):
 # --no-loadscope-reorder). A file is one work unit, so that its module-scoped fixtures (a
 # trained run, a worker process's results) are built once, except the files in SPREAD: their
 # tests share nothing costly (shared data there is session-scoped), so each test is a unit of
-# its own, taken by whichever worker is free. The files in SLOWEST_FIRST start first, in its
-# order, so that no long unit starts last while the other worker runs out of work. Only where
-# and when tests run changes, never what runs.
+# its own, taken by whichever worker is free. Units start longest first (UNIT_SECONDS), so
+# that the two workers finish together: no long unit starts while the other worker runs out
+# of work. Only where and when tests run changes, never what runs.
 SPREAD = ("test_faults.py", "test_training.py", "test_studies.py", "test_augment.py",
-          "test_precision.py", "test_cli.py", "test_models.py")
-SLOWEST_FIRST = ("test_jax_backend.py", "test_distributed.py", "test_run_integrity.py",
-                 "test_packaging.py", "test_evaluation.py", "test_report.py",
-                 "test_classifier.py", "test_fid_standard.py", "test_faults.py",
-                 "test_tensorboard.py", "test_sampling.py", "test_training.py",
-                 "test_bench_quality.py", "test_bench.py", "test_studies.py",
-                 "test_augment.py", "test_precision.py", "test_notebook.py", "test_fid.py")
+          "test_precision.py", "test_cli.py", "test_models.py", "test_bench_quality.py",
+          "test_fid_standard.py", "test_steps_per_call.py")
+# The longest units (a file, or a test of a SPREAD file: its longest parameter) and their
+# seconds in a full run's --durations on a machine loaded about 2.5 times, less the measured
+# gains of later changes: only their order matters. The units not named here are shorter and
+# start last, in file order.
+UNIT_SECONDS = {
+    "test_run_integrity.py": 430, "test_gpu_run.py": 290, "test_distributed.py": 334,
+    "test_jax_backend.py": 309, "test_evaluation.py": 266, "test_bench.py": 153,
+    "test_classifier.py": 161, "test_report.py": 115, "test_tensorboard.py": 88,
+    "test_packaging.py": 100, "test_sampling.py": 60, "test_fid.py": 60,
+    "test_bench_quality.py::test_quality_trains_a_preset_scores_it_and_names_its_extra_flags":
+        120,
+    "test_training.py::test_steps_give_finite_losses_and_update_both_networks": 120,
+    "test_precision.py::test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_"
+    "float32": 110,
+    "test_steps_per_call.py::test_k_steps_in_one_call_equal_k_single_steps": 71,
+    "test_training.py::test_checkpoint_restores_every_variable": 107,
+    "test_training.py::test_train_py_leaves_config_checkpoint_events_and_samples": 99,
+    "test_fid_standard.py::test_standard_fid_in_a_tiny_training_run_and_in_evaluate": 98,
+    "test_bench_quality.py::test_calibration_adds_fid_and_inception_precision_recall_given_"
+    "inception_weights": 90,
+    "test_training.py::test_g_steps_generate_g_batch_size_images_and_d_steps_batch_size": 88,
+    "test_notebook.py": 87,
+    "test_bench_quality.py::test_calibration_uses_the_standard_network_once_its_weights_are_"
+    "made": 76,
+    "test_training.py::test_resume_matches_an_uninterrupted_run": 76,
+    "test_training.py::test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly":
+        63,
+    "test_fid_standard.py::test_standard_network_reproduces_the_reference_features_on_jax": 61,
+    "test_training.py::test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes": 36,
+    "test_studies.py::test_gradient_penalty_is_part_of_the_step": 48,
+    "test_training.py::test_the_ema_generator_samples_with_the_sigma_of_its_own_weights": 41,
+    "test_steps_per_call.py::test_a_run_of_two_steps_per_call_resumes_into_the_same_state": 36,
+    "test_faults.py::test_bad_input_ends_with_one_line_and_writes_nothing": 36,
+    "test_studies.py::test_classifier_head_learns_separable_classes_and_is_logged": 36,
+    "test_precision.py::test_a_checkpoint_restores_under_another_precision": 35,
+}
+
+
+def _unit(nodeid):
+    """The work unit of a test: its file, or the test itself in a SPREAD file."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if os.path.basename(path) in SPREAD else path
+
+
+def _unit_seconds(nodeid):
+    path, _, test = nodeid.partition("::")
+    name = os.path.basename(path)
+    if name in SPREAD:
+        name += "::" + test.split("[", 1)[0]
+    return UNIT_SECONDS.get(name, 0)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -83,12 +138,10 @@ def pytest_xdist_make_scheduler(config, log):
 
     class SpreadOrFileScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid):
-            path = nodeid.split("::", 1)[0]
-            return nodeid if os.path.basename(path) in SPREAD else path
+            return _unit(nodeid)
 
     return SpreadOrFileScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(item.path), len(rank)))
+    items.sort(key=lambda item: -_unit_seconds(item.nodeid))

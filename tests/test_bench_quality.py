@@ -30,18 +30,20 @@ def test_quality_trains_a_preset_scores_it_and_names_its_extra_flags(
     preset.write_text("--model=sagan\n--arch=resnet\n--batch_size=4\n--z_dim=8\n"
                       "--num_classes=3\n")
     out = tmp_path / "quality"
+    # --run_eagerly: the subject is the script (train, score, tabulate), not the compiled step.
     command = [sys.executable, os.path.join(ROOT, "bench", "quality.py"), f"--presets={preset}",
                "--steps=2", "--samples=12", f"--image_dir={cifar_like_dir / 'train'}",
-               f"--classifier={untrained_classifier_file}", "--extra=--width=4", f"--out={out}",
-               "--fid_network=none"]
+               f"--classifier={untrained_classifier_file}", "--extra=--width=4 --run_eagerly",
+               f"--out={out}", "--fid_network=none"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((out / "quality.json").read_text())
     (run,) = record["results"]
-    assert (run["name"], run["steps"], run["extra"]) == ("tiny", 2, "--width=4")
-    assert json.loads((out / "tiny" / "config.json").read_text())["width"] == 4
+    assert (run["name"], run["steps"], run["extra"]) == ("tiny", 2, "--width=4 --run_eagerly")
+    trained = json.loads((out / "tiny" / "config.json").read_text())
+    assert trained["width"] == 4 and trained["run_eagerly"]
     metrics = run["metrics"]
     assert np.isfinite(metrics["fd_classifier"]) and metrics["fd_classifier"] >= 0
     assert 0 <= metrics["class_acc"] <= 1 and 0 <= metrics["class_kl"] <= np.log(3) + 1e-6
@@ -49,7 +51,7 @@ def test_quality_trains_a_preset_scores_it_and_names_its_extra_flags(
     assert record["machine"] and "cores" in record["machine"]
     table = (out / "quality.md").read_text().splitlines()
     assert table[0].startswith("| preset | steps | wall time | FD_classifier | class accuracy")
-    assert table[2].startswith("| tiny `--width=4` | 2 | ")
+    assert table[2].startswith("| tiny `--width=4 --run_eagerly` | 2 | ")
     assert f"{metrics['fd_classifier']:.2f}" in table[2]
 
 

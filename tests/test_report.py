@@ -19,7 +19,7 @@ from tfgan_cifar.report import document, figures, sections, tables
 from tfgan_cifar.report.__main__ import main
 from tfgan_cifar.report.runs import find_best_model, read_run, unique_names
 from tfgan_cifar.run_dir import MetricsLog, RunDir
-from tfgan_cifar.training import loop
+from tiny_runs import train_eagerly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,7 +69,7 @@ REAL_RUNS = ("dcgan", "sagan")
 def real_report(cifar_like_dir, inception_weights_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report_runs")
     for model in REAL_RUNS:
-        loop.train(TrainConfig(
+        train_eagerly(TrainConfig(
             model=model, workdir=str(tmp / "logs" / model), image_dir=str(cifar_like_dir / "train"),
             save_dir=str(tmp / "saved"), fid_cache_dir=str(tmp / "cache"),
             inception_weights=inception_weights_file, width=4, z_dim=8, batch_size=4,

@@ -21,9 +21,12 @@ from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, train_eagerly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The TensorFlow train.py processes of the signal and kill tests step with --run_eagerly: their
+# subject is the process (signals, checkpoints, logs), and an eager tiny step saves each
+# process the step's tracing (the compiled step is tested in test_training.py).
 
 
 def tiny(image_dir, workdir, **overrides):
@@ -38,10 +41,11 @@ def logged_steps(workdir):
 
 @pytest.fixture(scope="module")
 def trained(cifar_like_dir, tmp_path_factory):
-    """A finished 4-step run with checkpoints at steps 2 and 4 and a final export."""
-    config = tiny(cifar_like_dir / "train", tmp_path_factory.mktemp("trained") / "run")
-    loop.train(config)
-    return config
+    """A finished 4-step run with checkpoints at steps 2 and 4 and a final export, trained
+    with --run_eagerly, as are the tests' resumptions of its copies: their subject is the run's
+    files."""
+    return train_eagerly(tiny(cifar_like_dir / "train",
+                              tmp_path_factory.mktemp("trained") / "run"))
 
 
 @pytest.fixture
@@ -276,8 +280,8 @@ def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
              f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
              "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
              "--sample_every=0", "--checkpoint_every=2", "--eval_every=0", f"--steps={steps}",
-             f"--save_dir={tmp_path / 'saved'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+             f"--save_dir={tmp_path / 'saved'}", "--run_eagerly"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     process = start(100000)
     for line in process.stdout:
@@ -328,7 +332,8 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
                 f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
                 "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
                 "--sample_every=0", f"--checkpoint_every={checkpoint_every}", "--eval_every=0",
-                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}"]
+                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}",
+                *(["--run_eagerly"] if backend == "tensorflow" else [])]
 
     def kill_after(step):
         """Trains with no checkpoint due, killed with -9 once `step` is logged; returns the
@@ -462,7 +467,8 @@ def test_a_full_save_dir_at_the_first_evaluation_stops_with_one_line_and_resumes
     monkeypatch.setattr(inception.keras.applications, "InceptionV3",
                         lambda *args, **kwargs: _raise(OSError("network unreachable")))
     config = tiny(cifar_like_dir / "train", tmp_path / "run", eval_every=2, checkpoint_every=4,
-                  reference_classifier=untrained_classifier_file, fid_cache_dir=str(tmp_path / "cache"))
+                  reference_classifier=untrained_classifier_file, run_eagerly=True,
+                  fid_cache_dir=str(tmp_path / "cache"))
     publish = export.publish
     monkeypatch.setattr(export, "publish", lambda source, target: _raise(shutil_lib.Error(
         [(source, target, "[Errno 28] No space left on device")])))

@@ -226,10 +226,11 @@ def test_train_py_leaves_config_checkpoint_events_and_samples(image_dir, tmp_pat
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(image_dir, tmp_path):
+    # --run_eagerly: the subject is the process; eager steps spare it the step's tracing.
     args = ["--model=dcgan", f"--image_dir={image_dir}", f"--workdir={tmp_path / 'run'}",
             "--width=4", "--batch_size=4", "--log_every=1", "--sample_every=0",
             "--checkpoint_every=0", "--eval_every=0", "--num_classes=3",
-            f"--save_dir={tmp_path / 'saved'}"]
+            f"--save_dir={tmp_path / 'saved'}", "--run_eagerly"]
     process = _run_train([*args, "--steps=100000"])
     for line in process.stdout:
         if line.startswith("step 3/"):

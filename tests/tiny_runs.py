@@ -1,5 +1,6 @@
 """The tiny training run the tests build on."""
 
+import dataclasses
 import os
 
 from tfgan_cifar.config import TrainConfig
@@ -15,3 +16,20 @@ def tiny_config(model, image_dir, workdir, **overrides):
                   save_dir=os.path.join(str(workdir), "saved_models"))
     values.update(overrides)
     return TrainConfig(**values).resolved()
+
+
+def train_eagerly(config):
+    """Trains `config` in this process with --run_eagerly, for tests whose subject is not the
+    compiled step: a tiny run's few steps op by op cost less than tracing the step. Returns
+    the config trained. The flag sets TensorFlow's global switch; it is turned back off after,
+    for the tests that follow in this process."""
+    import tensorflow as tf
+
+    from tfgan_cifar.training import loop
+
+    config = dataclasses.replace(config, run_eagerly=True)
+    try:
+        loop.train(config)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    return config
