@@ -19,6 +19,7 @@ replicas) is computed alike on every replica and taken from the first.
 """
 
 import os
+import warnings
 
 import tensorflow as tf
 
@@ -71,6 +72,9 @@ class TFTrainer(Trainer):
 
     def __init__(self, config, data, cluster=None):
         tf.config.run_functions_eagerly(config.run_eagerly)
+        # The input pipeline stays a graph, as TensorFlow warns at each tf.data function.
+        warnings.filterwarnings("ignore", message="Even though the `tf.config.experimental_run"
+                                "_functions_eagerly` option is set", category=UserWarning)
         self.cluster = cluster or tf_distribute.connect(config)
         self.strategy = self.cluster.strategy
         self.replicas = self.cluster.replicas
