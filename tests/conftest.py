@@ -82,40 +82,51 @@ SPREAD = ("test_faults.py", "test_training.py", "test_studies.py", "test_augment
           "test_precision.py", "test_cli.py", "test_models.py", "test_bench_quality.py",
           "test_fid_standard.py", "test_steps_per_call.py")
 # The longest units (a file, or a test of a SPREAD file: its longest parameter) and their
-# seconds in a full run's --durations on a machine loaded about 2.5 times, less the measured
-# gains of later changes: only their order matters. The units not named here are shorter and
-# start last, in file order.
+# seconds in a full run's --durations=0 (b2e1675, on a machine loaded about twice): only
+# their order matters. The units not named here are shorter and start last, in file order.
 UNIT_SECONDS = {
-    "test_run_integrity.py": 430, "test_gpu_run.py": 290, "test_distributed.py": 334,
-    "test_jax_backend.py": 309, "test_evaluation.py": 266, "test_bench.py": 153,
-    "test_classifier.py": 161, "test_report.py": 115, "test_tensorboard.py": 88,
-    "test_packaging.py": 100, "test_sampling.py": 60, "test_fid.py": 60,
-    "test_bench_quality.py::test_quality_trains_a_preset_scores_it_and_names_its_extra_flags":
-        120,
-    "test_training.py::test_steps_give_finite_losses_and_update_both_networks": 120,
-    "test_precision.py::test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_"
-    "float32": 110,
-    "test_steps_per_call.py::test_k_steps_in_one_call_equal_k_single_steps": 71,
-    "test_training.py::test_checkpoint_restores_every_variable": 107,
-    "test_training.py::test_train_py_leaves_config_checkpoint_events_and_samples": 99,
-    "test_fid_standard.py::test_standard_fid_in_a_tiny_training_run_and_in_evaluate": 98,
+    "test_run_integrity.py": 501,
+    "test_distributed.py": 419,
+    "test_jax_backend.py": 383,
+    "test_evaluation.py": 333,
+    "test_gpu_run.py": 298,
+    "test_classifier.py": 173,
+    "test_report.py": 112,
+    "test_packaging.py": 100,
+    "test_bench.py": 91,
+    "test_fid_standard.py::test_standard_fid_in_a_tiny_training_run_and_in_evaluate": 84,
+    "test_precision.py::test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_"
+    "exports_float32": 84,
+    "test_training.py::test_steps_give_finite_losses_and_update_both_networks": 73,
     "test_bench_quality.py::test_calibration_adds_fid_and_inception_precision_recall_given_"
-    "inception_weights": 90,
-    "test_training.py::test_g_steps_generate_g_batch_size_images_and_d_steps_batch_size": 88,
-    "test_notebook.py": 87,
+    "inception_weights": 67,
+    "test_training.py::test_train_py_leaves_config_checkpoint_events_and_samples": 66,
+    "test_training.py::test_checkpoint_restores_every_variable": 66,
+    "test_training.py::test_resume_matches_an_uninterrupted_run": 63,
+    "test_steps_per_call.py::test_k_steps_in_one_call_equal_k_single_steps": 61,
+    "test_bench_quality.py::test_quality_trains_a_preset_scores_it_and_names_its_extra_flags": 61,
+    "test_tensorboard.py": 55,
+    "test_steps_per_call.py::test_a_run_of_two_steps_per_call_resumes_into_the_same_state": 53,
+    "test_training.py::test_g_steps_generate_g_batch_size_images_and_d_steps_batch_size": 49,
+    "test_notebook.py": 48,
+    "test_training.py::test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly": 48,
     "test_bench_quality.py::test_calibration_uses_the_standard_network_once_its_weights_are_"
-    "made": 76,
-    "test_training.py::test_resume_matches_an_uninterrupted_run": 76,
-    "test_training.py::test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly":
-        63,
-    "test_fid_standard.py::test_standard_network_reproduces_the_reference_features_on_jax": 61,
-    "test_training.py::test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes": 36,
-    "test_studies.py::test_gradient_penalty_is_part_of_the_step": 48,
-    "test_training.py::test_the_ema_generator_samples_with_the_sigma_of_its_own_weights": 41,
-    "test_steps_per_call.py::test_a_run_of_two_steps_per_call_resumes_into_the_same_state": 36,
-    "test_faults.py::test_bad_input_ends_with_one_line_and_writes_nothing": 36,
-    "test_studies.py::test_classifier_head_learns_separable_classes_and_is_logged": 36,
-    "test_precision.py::test_a_checkpoint_restores_under_another_precision": 35,
+    "made": 44,
+    "test_sampling.py": 43,
+    "test_export.py": 39,
+    "test_training.py::test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes": 39,
+    "test_fid.py": 34,
+    "test_fid_standard.py::test_standard_network_reproduces_the_reference_features_on_jax": 30,
+    "test_faults.py::test_bad_input_ends_with_one_line_and_writes_nothing": 28,
+    "test_precision.py::test_a_checkpoint_restores_under_another_precision": 27,
+    "test_training.py::test_the_ema_generator_samples_with_the_sigma_of_its_own_weights": 27,
+    "test_studies.py::test_gradient_penalty_is_part_of_the_step": 25,
+    "test_studies.py::test_classifier_head_learns_separable_classes_and_is_logged": 21,
+    "test_augment.py::test_discriminator_sees_every_batch_through_draws_of_its_own": 20,
+    "test_faults.py::test_a_tensorflow_cluster_that_cannot_start_is_one_line": 18,
+    "test_faults.py::test_an_unreachable_process_ends_the_start_with_one_line_after_connect_"
+    "timeout": 16,
+    "test_faults.py::test_a_signal_ends_the_wait_for_the_other_processes_at_once": 15,
 }
 
 
