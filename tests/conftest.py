@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tfgan_cifar.import_hook import on_first_import  # noqa: E402
+
 # XLA's CPU code generation at LLVM optimisation level 0, for every JAX step the tests compile
 # (the JAX worker, JAX training processes) and TensorFlow's --jit_compile: they compile in about
 # a third of the time. The HLO (fusion, sharding, collectives) is the same; only the machine
@@ -20,6 +22,30 @@ from PIL import Image  # noqa: E402
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_backend_optimization_level=0").strip()
+
+
+def _without_grappler(load):
+    """Loads TensorFlow with Grappler's graph rewrites off, in the test processes: a tiny
+    step's graph then runs as traced, sooner, since its first call skips the rewrites. What the
+    graph computes is the same; only its CPU kernels are not fused."""
+    load()
+    sys.modules["tensorflow"].config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": True})
+
+
+on_first_import("tensorflow", _without_grappler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_jax_compilation_cache(tmp_path_factory):
+    """One persistent XLA cache for the JAX processes the tests start, shared by the pytest-xdist
+    workers of this run and new for each run: a run, its resumptions and its kill -9 restarts
+    compile their step once."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if base.name.startswith("popen-gw") else base
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=str(shared / "xla_cache"),
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 
 @pytest.fixture(autouse=True)

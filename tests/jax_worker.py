@@ -38,9 +38,11 @@ from tfgan_cifar.training.jax_backend import JaxTrainer  # noqa: E402
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 # The training tasks of one config (straight, resumed, truncated...) compile the same step:
-# compile it once.
-jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.dirname(sys.argv[2]), "xla"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+# compile it once. Under pytest, conftest.py's cache of the whole run is already set.
+if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.join(os.path.dirname(sys.argv[2]), "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def losses(inputs):

@@ -276,7 +276,8 @@ def _train_config(cifar_like_dir, tmp_path, **overrides):
                   workdir=str(tmp_path / "run"), save_dir=str(tmp_path / "saved"),
                   fid_cache_dir=str(tmp_path / "cache"), width=4, z_dim=8, batch_size=4,
                   steps=4, log_every=2, sample_every=0, checkpoint_every=0, eval_every=2,
-                  fid_samples=12, num_classes=3)
+                  fid_samples=12, num_classes=3,
+                  run_eagerly=True)  # the subject is evaluation, not the compiled step
     values.update(overrides)
     return TrainConfig(**values).resolved()
 

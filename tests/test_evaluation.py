@@ -25,7 +25,8 @@ def _config(cifar_like_dir, tmp, weights, **overrides):
     values = dict(model="sagan", image_dir=str(cifar_like_dir / "train"), workdir=str(tmp / "run"),
                   save_dir=str(tmp / "saved"), fid_cache_dir=str(tmp / "cache"), width=4, z_dim=8,
                   batch_size=4, steps=4, log_every=1, sample_every=2, checkpoint_every=2,
-                  eval_every=2, fid_samples=6, inception_weights=weights, num_classes=3)
+                  eval_every=2, fid_samples=6, inception_weights=weights, num_classes=3,
+                  run_eagerly=True)  # the subject is evaluation, not the compiled step
     values.update(overrides)
     return TrainConfig(**values).resolved()
 

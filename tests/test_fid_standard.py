@@ -254,7 +254,7 @@ def test_standard_fid_in_a_tiny_training_run_and_in_evaluate(
         model="dcgan", image_dir=str(cifar_like_dir / "train"), workdir=str(tmp_path / "run"),
         save_dir=str(tmp_path / "saved"), fid_cache_dir=str(cache), width=4, z_dim=8,
         batch_size=4, steps=2, log_every=1, sample_every=0, checkpoint_every=0, eval_every=2,
-        fid_samples=4, num_classes=3, fid_reference="train").resolved()
+        fid_samples=4, num_classes=3, fid_reference="train", run_eagerly=True).resolved()
     assert config.fid_network == "standard"
     loop.train(config)
     printed = capsys.readouterr().out

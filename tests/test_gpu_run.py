@@ -68,7 +68,10 @@ def test_the_gpu_command_dry_runs_on_a_cpu(ten_class_folder, tmp_path):
     cache.mkdir()
     os.symlink(fid_weights.ensure_weights(CACHE_DIR), cache / fid_weights.WEIGHTS_FILE)
     out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "GPU_DATA": str(tmp_path / "data")}
+    # The script runs `python`: this interpreter's, also when its virtual environment is not
+    # activated.
+    env = {**os.environ, "OUT": str(out), "GPU_DATA": str(tmp_path / "data"),
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])}
     result = subprocess.run(
         ["bash", os.path.join(ROOT, "bench", "gpu_run.sh"), "all", "--dry_run", "--runs=dcgan",
          f"--image_dir={ten_class_folder / 'train'}", f"--fid_cache_dir={cache}"],

@@ -18,6 +18,9 @@ from tfgan_cifar.training.tf_backend import TFTrainer
 from tiny_runs import tiny_config
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# The compiled half-precision step: test_float16_scales_the_loss_... here (loss scaling), and
+# the JAX backend's in test_jax_backend. The other tests' subject is dtypes, checkpoints and
+# exports, the same op by op: they step with run_eagerly=True, which spares them the tracing.
 HALF = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
@@ -38,7 +41,7 @@ def spectral_layers(model):
 def test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_exports_float32(
         cifar_like_dir, tmp_path, precision):
     config = tiny_config("sagan", cifar_like_dir / "train", tmp_path, steps=3,
-                         precision=precision, ema_decay=0.9)
+                         precision=precision, ema_decay=0.9, run_eagerly=True)
     trainer = trained(config, cifar_like_dir)
     metrics = trainer.pop_metrics()
     assert all(np.isfinite(value) for value in metrics.values()), metrics
@@ -121,11 +124,11 @@ def test_float16_scales_the_loss_and_skips_steps_whose_gradients_overflow(cifar_
                                           ("mixed_float16", "mixed_bfloat16")])
 def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path, first, second):
     config = tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=3, precision=first,
-                         ema_decay=0.5)
+                         ema_decay=0.5, run_eagerly=True)
     before = trained(config, cifar_like_dir, steps=2)
     before.save()
     after = TFTrainer(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=3,
-                                  precision=second, ema_decay=0.5),
+                                  precision=second, ema_decay=0.5, run_eagerly=True),
                       data.load_image_folder(str(cifar_like_dir / "train")))
     assert after.restore() == 2
     for part in ("g", "g_nt", "d", "d_nt", "g_opt", "d_opt", "ema"):
@@ -138,9 +141,9 @@ def test_a_checkpoint_restores_under_another_precision(cifar_like_dir, tmp_path,
 
 def test_a_run_resumes_with_another_precision(cifar_like_dir, tmp_path):
     loop.train(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=2,
-                           checkpoint_every=2))
+                           checkpoint_every=2, run_eagerly=True))
     loop.train(tiny_config("dcgan", cifar_like_dir / "train", tmp_path, steps=4,
-                           checkpoint_every=2, precision="mixed_bfloat16"))
+                           checkpoint_every=2, precision="mixed_bfloat16", run_eagerly=True))
     with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
         steps = [record["step"] for record in map(json.loads, f) if record["kind"] == "train"]
     assert steps == [1, 2, 3, 4]

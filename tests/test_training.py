@@ -24,6 +24,10 @@ from tfgan_cifar.training.tf_backend import TFTrainer
 import tiny_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tests whose subject is not the compiled step (checkpoints, resumption, EMA, schedules, batch
+# sizes) step with run_eagerly=True: a tiny run's few eager steps cost less than tracing the
+# step. The compiled step is the subject of test_steps_give_finite_losses_..., and of the
+# steps_per_call, precision, distributed and JAX tests.
 
 
 def logged_steps(workdir, kind):
@@ -98,7 +102,7 @@ def test_run_eagerly_steps_op_by_op_to_the_compiled_steps_numbers(image_dir, tmp
 
 @pytest.mark.parametrize("model", ["dcgan", "sagan"])
 def test_checkpoint_restores_every_variable(image_dir, tmp_path, model):
-    config = tiny_config(model, image_dir, tmp_path, attention_res=(8, 16))
+    config = tiny_config(model, image_dir, tmp_path, attention_res=(8, 16), run_eagerly=True)
     images = data.load_image_folder(image_dir)
     trained = TFTrainer(config, images)
     trained.start()
@@ -118,14 +122,14 @@ def test_checkpoint_restores_every_variable(image_dir, tmp_path, model):
 
 @pytest.mark.parametrize("model", ["dcgan"])  # SAGAN's state: test_checkpoint_restores_...
 def test_resume_matches_an_uninterrupted_run(image_dir, tmp_path, model):
-    straight = tiny_config(model, image_dir, tmp_path / "straight", steps=4)
+    straight = tiny_config(model, image_dir, tmp_path / "straight", steps=4, run_eagerly=True)
     loop.train(straight)
-    resumed = tiny_config(model, image_dir, tmp_path / "resumed", steps=2)
+    resumed = tiny_config(model, image_dir, tmp_path / "resumed", steps=2, run_eagerly=True)
     loop.train(resumed)
     loop.train(dataclasses.replace(resumed, steps=4))
 
     def final_weights(workdir):
-        config = tiny_config(model, image_dir, workdir, steps=4)
+        config = tiny_config(model, image_dir, workdir, steps=4, run_eagerly=True)
         trainer = TFTrainer(config, data.load_image_folder(image_dir))
         assert trainer.restore() == 4
         return weights(trainer), trainer.rng.state.numpy()
@@ -288,7 +292,8 @@ def test_ema_decay_warms_up_to_the_configured_decay():
 
 def test_ema_generator_equals_the_closed_form_and_is_what_gets_sampled(image_dir, tmp_path):
     decay = 0.5
-    config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=decay, steps=3, standing_stats=2)
+    config = tiny_config("dcgan", image_dir, tmp_path, ema_decay=decay, steps=3, standing_stats=2,
+                         run_eagerly=True)
     trainer = TFTrainer(config, data.load_image_folder(image_dir))
     history = [[v.numpy().copy() for v in trainer.generator.trainable_variables]]
     trainer.start()
@@ -386,7 +391,7 @@ def test_g_steps_generate_g_batch_size_images_and_d_steps_batch_size(image_dir, 
                                                                        monkeypatch):
     """--g_batch_size (SNGAN-projection: 128 against D's 64): G's step draws its own noise."""
     config = tiny_config("sagan", image_dir, tmp_path, g_batch_size=8, attention_res=(),
-                         n_critic=2)
+                         n_critic=2, run_eagerly=True)
     assert objective.draw_specs(config)["g_z"][0] == (1, 8, config.z_dim)
     trainer = TFTrainer(config, data.load_image_folder(image_dir))
     generated, fake_images = [], trainer.objective.fake_images
@@ -424,7 +429,7 @@ def test_a_decaying_run_cannot_be_resumed_with_another_length(image_dir, tmp_pat
 
 def test_linear_lr_decay_reaches_zero_at_the_last_step_and_resumes_exactly(image_dir, tmp_path):
     config = tiny_config("dcgan", image_dir, tmp_path, lr_decay="linear", n_critic=2,
-                         sample_every=0, checkpoint_every=0)
+                         sample_every=0, checkpoint_every=0, run_eagerly=True)
     straight = TFTrainer(config, data.load_image_folder(image_dir))
     assert straight.learning_rates() == pytest.approx({"lr_g": 2e-4, "lr_d": 2e-4})
     straight.start()

@@ -14,6 +14,8 @@ import tensorflow as tf
 
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
+# As in the test processes (conftest.py): the steps' graphs run without Grappler's rewrites.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -57,14 +57,15 @@ def _write_saved_model(generator, path):
     def to_uint8(images):  # as viz.grids.to_uint8: round half to even, clip
         return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
 
+    # `sample` calls `serve`'s graph rather than tracing the generator a second time.
     if generator.conditional:
         @tf.function(input_signature=[z_spec, labels_spec])
         def sample(z, labels):
-            return {"images": to_uint8(generator(z, labels, training=False))}
+            return {"images": to_uint8(serve(z, labels)["images"])}
     else:
         @tf.function(input_signature=[z_spec])
         def sample(z):
-            return {"images": to_uint8(generator(z, None, training=False))}
+            return {"images": to_uint8(serve(z, tf.zeros(tf.shape(z)[:1], tf.int32))["images"])}
 
     # The Keras model itself is kept out of the SavedModel's object graph (its default
     # signature would take one input); its variables are tracked directly instead.
