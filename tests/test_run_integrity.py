@@ -467,7 +467,7 @@ def test_a_full_save_dir_at_the_first_evaluation_stops_with_one_line_and_resumes
     monkeypatch.setattr(inception.keras.applications, "InceptionV3",
                         lambda *args, **kwargs: _raise(OSError("network unreachable")))
     config = tiny(cifar_like_dir / "train", tmp_path / "run", eval_every=2, checkpoint_every=4,
-                  reference_classifier=untrained_classifier_file, run_eagerly=True,
+                  reference_classifier=untrained_classifier_file, run_eagerly=True, fid_samples=24,
                   fid_cache_dir=str(tmp_path / "cache"))
     publish = export.publish
     monkeypatch.setattr(export, "publish", lambda source, target: _raise(shutil_lib.Error(
