@@ -114,6 +114,30 @@ def test_a_known_root_of_the_second_covariance_gives_the_same_distance():
         _exact_fid(mu1, s1, mu2, s2), rel=1e-9)
 
 
+def test_fewer_samples_than_dimensions_give_the_same_distance_from_their_factor():
+    """With N <= D rows, FeatureStats keeps them: tr((S1 S2)^(1/2)) from the N x N matrix
+    A S2 A^T equals the D x D computation; with more rows there is no factor."""
+    rng = np.random.default_rng(13)
+    reference = rng.standard_normal((60, 40)) @ rng.standard_normal((40, 40))
+    mu2, s2 = _stats(reference)
+    for rows in (2, 7, 40):
+        stats = fid.FeatureStats()
+        features = 3 * rng.standard_normal((rows, 40)) + 1
+        for batch in np.array_split(features, 3):
+            stats.update(batch)
+        factor = stats.covariance_factor()
+        assert factor.shape == (rows, 40)
+        np.testing.assert_allclose(factor.T @ factor, stats.covariance(), atol=1e-10)
+        exact = _exact_fid(stats.mean(), stats.covariance(), mu2, s2)
+        full = fid.frechet_distance(stats.mean(), stats.covariance(), mu2, s2)
+        small = fid.frechet_distance(stats.mean(), stats.covariance(), mu2, s2,
+                                     sigma1_factor=factor)
+        # The D x D route also sums the square roots of D - N rounding-sized eigenvalues.
+        assert full == pytest.approx(exact, rel=1e-6) and small == pytest.approx(full, rel=1e-7)
+    stats.update(rng.standard_normal((1, 40)))  # 41 rows of 40 dimensions
+    assert stats.covariance_factor() is None
+
+
 def test_a_matrix_that_is_not_a_covariance_is_reported_and_clipped(caplog):
     # diag(1, -1) is not positive semi-definite: its -1 is clipped to 0.
     with caplog.at_level(logging.WARNING):

@@ -44,7 +44,7 @@ def intra_class_fd(generate, z_dim, extractor, test_set, source, cache_dir, seed
             z = rng.standard_normal((n, z_dim)).astype(np.float32)
             stats.update(extractor(np.asarray(generate(z, np.full(n, label, np.int32)))))
         per_class.append(fid.frechet_distance(stats.mean(), stats.covariance(), ref.mu,
-                                              ref.sigma))
+                                              ref.sigma, sigma1_factor=stats.covariance_factor()))
         counts.append(int(stats.count))
     return {"mean": float(np.mean(per_class)), "per_class": per_class,
             "samples_per_class": counts}

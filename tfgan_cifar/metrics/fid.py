@@ -10,7 +10,8 @@ from absl import logging
 
 
 class FeatureStats:
-    """Streaming float64 mean and covariance, plus the first `max_kid_features` rows for KID."""
+    """Streaming float64 mean and covariance, plus the first `max_kid_features` rows for KID,
+    and every row while there are no more rows than dimensions (`covariance_factor`)."""
 
     def __init__(self, max_kid_features=10000):
         self.max_kid_features = max_kid_features
@@ -18,6 +19,7 @@ class FeatureStats:
         self._shift = self._sum = self._outer = None
         self._kid = []
         self._kid_count = 0
+        self._rows = []
 
     def update(self, features):
         """Adds a batch of feature rows, shape (N, D)."""
@@ -38,6 +40,7 @@ class FeatureStats:
         if len(kept):
             self._kid.append(kept.astype(np.float32))
             self._kid_count += len(kept)
+        self._rows = self._rows + [features] if self.count <= len(self._shift) else []
 
     def mean(self):
         """Mean feature vector (D,)."""
@@ -51,6 +54,14 @@ class FeatureStats:
             raise ValueError(f"a covariance needs at least 2 feature rows, got {self.count}")
         offset = self._sum / self.count
         return (self._outer - self.count * np.outer(offset, offset)) / (self.count - 1)
+
+    def covariance_factor(self):
+        """A with `covariance()` = A^T A, (N, D), while N <= D: the centred rows over
+        sqrt(N - 1). None once there are more rows than dimensions."""
+        if not self._rows or self.count < 2:
+            return None
+        rows = np.concatenate(self._rows)
+        return (rows - self.mean()) / np.sqrt(self.count - 1)
 
     def kid_features(self):
         """The kept feature rows (at most max_kid_features), float32."""
@@ -78,7 +89,7 @@ def covariance_sqrt(sigma, name="S"):
     return (vectors * np.sqrt(values)) @ vectors.T
 
 
-def trace_sqrt_product(sigma1, sigma2, sigma2_root=None):
+def trace_sqrt_product(sigma1, sigma2, sigma2_root=None, sigma1_factor=None):
     """tr((S1 S2)^(1/2)) for covariance matrices S1 and S2.
 
     S1 S2 has the eigenvalues of the symmetric S2^(1/2) S1 S2^(1/2), so the trace is the sum of
@@ -86,18 +97,27 @@ def trace_sqrt_product(sigma1, sigma2, sigma2_root=None):
     several times faster than a general matrix square root (scipy.linalg.sqrtm) at 2048 x 2048.
     `sigma2_root`, if given, is S2^(1/2) (see `covariance_sqrt`) and saves one of the two: a
     fixed reference's root is computed once for all the evaluations against it.
+    `sigma1_factor`, if given, is A (N x D) with S1 = A^T A: the nonzero eigenvalues of
+    S1 S2 = A^T (A S2) are those of the N x N matrix A S2 A^T, so with fewer samples than
+    dimensions only that small matrix is decomposed.
     """
+    if sigma1_factor is not None:
+        factor = np.asarray(sigma1_factor, np.float64)
+        inner, _ = _psd_eigenvalues(factor @ np.asarray(sigma2, np.float64) @ factor.T,
+                                    "A S2 A^T")
+        return float(np.sqrt(inner).sum())
     root = covariance_sqrt(sigma2, "S2") if sigma2_root is None else sigma2_root
     inner, _ = _psd_eigenvalues(root @ sigma1 @ root, "S2^(1/2) S1 S2^(1/2)")
     return float(np.sqrt(inner).sum())
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, sigma2_root=None):
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, sigma2_root=None, sigma1_factor=None):
     """Fréchet distance between two Gaussians, in float64.
 
     ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), see `trace_sqrt_product` (which
-    takes `sigma2_root`, S2^(1/2) if known). If the eigendecomposition does not converge, it is
-    retried with eps * I added to both covariances.
+    takes `sigma2_root`, S2^(1/2) if known, and `sigma1_factor`, A with S1 = A^T A, for fewer
+    samples than dimensions: `FeatureStats.covariance_factor`). If the eigendecomposition does
+    not converge, it is retried with eps * I added to both covariances.
 
     Returns:
         The distance as a float (NaN, with a warning, if the statistics are not finite).
@@ -112,7 +132,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, sigma2_root=None):
         logging.warning("FID: the feature statistics contain NaN or inf; FID is NaN")
         return float("nan")
     try:
-        cross = trace_sqrt_product(sigma1, sigma2, sigma2_root)
+        cross = trace_sqrt_product(sigma1, sigma2, sigma2_root, sigma1_factor)
     except np.linalg.LinAlgError:
         logging.warning("FID: the eigendecomposition did not converge; retrying with %g added "
                         "to both diagonals", eps)
@@ -178,7 +198,8 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
             raise ValueError(f"sample_fn({n}) returned no images")
         stats.update(extractor(images))
     fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma,
-                           sigma2_root=reference.sigma_root)
+                           sigma2_root=reference.sigma_root,
+                           sigma1_factor=stats.covariance_factor())
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
     result = {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
     if prdc:
