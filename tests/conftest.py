@@ -48,15 +48,6 @@ def one_jax_compilation_cache(tmp_path_factory):
                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 
-@pytest.fixture(autouse=True)
-def compiled_functions_after_each_test():
-    """TensorFlow back to compiled functions after each test: a run with run_eagerly=True
-    (tiny_runs.train_eagerly and resumptions of its runs) sets TensorFlow's global switch."""
-    yield
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].config.run_functions_eagerly(False)
-
-
 @pytest.fixture(scope="session")
 def cifar_like_dir(tmp_path_factory):
     """<root>/train and <root>/test, three classes of eight random 32x32 images each."""

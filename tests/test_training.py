@@ -81,18 +81,26 @@ def test_steps_give_finite_losses_and_update_both_networks(image_dir, tmp_path, 
 
 def test_run_eagerly_steps_op_by_op_to_the_compiled_steps_numbers(image_dir, tmp_path):
     images = data.load_image_folder(image_dir)
-    trainers = {}  # conftest turns TensorFlow's eager switch back off after the test
+    trainers = {}
     for eager in (False, True):
         # SGD: Adam's normalised step would turn round-off in near-zero gradients into
         # differences of a whole learning rate.
         config = tiny_config("dcgan", image_dir, tmp_path / str(eager), run_eagerly=eager,
                              optimizer="sgd", lr_g=0.1, lr_d=0.1)
         trainer = trainers[eager] = TFTrainer(config, images)
+        calls, step = [], trainer.objective.step
+
+        def recording_step(*args, step=step, calls=calls):
+            calls.append(tf.executing_eagerly())
+            return step(*args)
+
+        trainer.objective.step = recording_step
         trainer.start()
         for _ in range(2):
             trainer.train_step()
-        # A tf.function called while functions run eagerly is never traced.
-        assert trainer._compiled_step.experimental_get_tracing_count() == (0 if eager else 1)
+        # Eagerly, the step's Python runs at every step; compiled, once, when it is traced.
+        assert calls == ([True, True] if eager else [False])
+    assert not tf.config.functions_run_eagerly()  # nothing global was switched
     metrics = {eager: trainer.pop_metrics() for eager, trainer in trainers.items()}
     for name, value in metrics[False].items():
         np.testing.assert_allclose(metrics[True][name], value, rtol=1e-4, atol=1e-5)

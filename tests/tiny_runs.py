@@ -21,15 +21,9 @@ def tiny_config(model, image_dir, workdir, **overrides):
 def train_eagerly(config):
     """Trains `config` in this process with --run_eagerly, for tests whose subject is not the
     compiled step: a tiny run's few steps op by op cost less than tracing the step. Returns
-    the config trained. The flag sets TensorFlow's global switch; it is turned back off after,
-    for the tests that follow in this process."""
-    import tensorflow as tf
-
+    the config trained."""
     from tfgan_cifar.training import loop
 
     config = dataclasses.replace(config, run_eagerly=True)
-    try:
-        loop.train(config)
-    finally:
-        tf.config.run_functions_eagerly(False)
+    loop.train(config)
     return config

@@ -19,7 +19,6 @@ replicas) is computed alike on every replica and taken from the first.
 """
 
 import os
-import warnings
 
 import tensorflow as tf
 
@@ -71,10 +70,6 @@ class TFTrainer(Trainer):
     backend = "tensorflow"
 
     def __init__(self, config, data, cluster=None):
-        tf.config.run_functions_eagerly(config.run_eagerly)
-        # The input pipeline stays a graph, as TensorFlow warns at each tf.data function.
-        warnings.filterwarnings("ignore", message="Even though the `tf.config.experimental_run"
-                                "_functions_eagerly` option is set", category=UserWarning)
         self.cluster = cluster or tf_distribute.connect(config)
         self.strategy = self.cluster.strategy
         self.replicas = self.cluster.replicas
@@ -82,9 +77,12 @@ class TFTrainer(Trainer):
             self._build_state(config)
         self.data = data
         self.rng = tf.random.Generator.from_seed(config.seed)
-        self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile,
-                                          autograph=False)
-        self._next_and_step = tf.function(self._next_and_step_eager, autograph=False)
+        if config.run_eagerly:  # --run_eagerly: the same Python functions, op by op
+            self._compiled_step, self._next_and_step = self._step, self._next_and_step_eager
+        else:
+            self._compiled_step = tf.function(self._step, jit_compile=config.jit_compile,
+                                              autograph=False)
+            self._next_and_step = tf.function(self._next_and_step_eager, autograph=False)
         self._iterator = None
         self._make_checkpoint(config)
 
@@ -147,6 +145,8 @@ class TFTrainer(Trainer):
                                               max_to_keep=self.config.keep_checkpoints)
 
     def compile(self, function):
+        if self.config.run_eagerly:
+            return function
         return tf.function(function, reduce_retracing=True, autograph=False)
 
     def read(self, part):
