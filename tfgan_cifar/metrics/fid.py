@@ -40,7 +40,10 @@ class FeatureStats:
         if len(kept):
             self._kid.append(kept.astype(np.float32))
             self._kid_count += len(kept)
-        self._rows = self._rows + [features] if self.count <= len(self._shift) else []
+        if self.count <= len(self._shift):
+            self._rows.append(features)
+        else:
+            self._rows.clear()
 
     def mean(self):
         """Mean feature vector (D,)."""

@@ -81,7 +81,7 @@ class JaxTrainer(Trainer):
         self._train_step = self._jit_steps(1)
         self._calls = {1: self._train_step}  # steps per call -> its compiled call
         self._in_flight = collections.deque()
-        if config.steps_per_call > 1 and self.cluster.mesh.devices.flat[0].platform == "cpu":
+        if config.steps_per_call > 1 and self.cluster.platform == "cpu":
             print(f"warning: --steps_per_call={config.steps_per_call} is slower than single steps "
                   "on JAX's CPU backend, whose convolution gradients run far slower inside a "
                   "loop (jax-ml/jax#12868): on a CPU, leave --steps_per_call at 1",

@@ -32,6 +32,7 @@ class Cluster:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.processes = jax.process_count()
         self.is_writer = jax.process_index() == 0
+        self.platform = devices[0].platform  # "cpu", "gpu" or "tpu": one kind per mesh
 
     def batch_sharding(self, batch_axis):
         """Shards axis `batch_axis` of an array over the devices."""
@@ -56,7 +57,7 @@ class Cluster:
     def describe(self):
         """The devices in words, for the start line."""
         device = self.mesh.devices.flat[0]
-        name = f"{device.platform.upper()} ({device.device_kind})"
+        name = f"{self.platform.upper()} ({device.device_kind})"
         if self.kind == "none":
             return name
         where = (f" in {self.processes} processes, this one is {jax.process_index()}"
