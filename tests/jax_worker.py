@@ -141,18 +141,18 @@ def sharded_step(config):
 
 
 def steps_per_call(config):
-    """Three steps in one call (--steps_per_call=3) against three calls of one step, with
-    EMA and replay: the largest difference of any value of their states (the random key
-    included); and the batches the steps of one epoch and more draw on the device, from a
-    fresh trainer and from one restored from `config`'s run (at step 2)."""
+    """Four steps in two calls of `config`'s --steps_per_call (2) against four calls of one
+    step: the largest difference of any value of their states (the random key included);
+    and the batches the steps of one epoch and more draw on the device, from a fresh trainer
+    and from one restored from `config`'s run (at step 2). Both steps are those the runs of
+    `config` compiled (XLA's cache is shared)."""
     config = TrainConfig.from_json(config)
     images = data.load_image_folder(config.image_dir)
-    single, one_call = (JaxTrainer(dataclasses.replace(config, steps_per_call=k, ema_decay=0.5,
-                                                       replay_size=8), images)
-                        for k in (1, 3))
-    for _ in range(3):
+    single, one_call = (JaxTrainer(dataclasses.replace(config, steps_per_call=k), images)
+                        for k in (1, config.steps_per_call))
+    for _ in range(4):
         single.train_step()
-    one_call.train_steps(3)
+    one_call.train_steps(4)
     a, b = (jax.tree.leaves((trainer.state, trainer.key)) for trainer in (single, one_call))
     fresh, restored = JaxTrainer(config, images), JaxTrainer(config, images)
     return {

@@ -138,6 +138,20 @@ def test_fewer_samples_than_dimensions_give_the_same_distance_from_their_factor(
     assert stats.covariance_factor() is None
 
 
+def test_the_reference_root_is_computed_only_for_more_samples_than_dimensions():
+    rng = np.random.default_rng(14)
+    real = rng.standard_normal((60, 40)) @ rng.standard_normal((40, 40))
+    mu, sigma = _stats(real)
+    for rows, root_computed in ((7, False), (40, False), (41, True)):
+        ref = reference.ReferenceStats(mu, sigma, real.astype(np.float32), 60, {})
+        stats = fid.FeatureStats()
+        stats.update(3 * rng.standard_normal((rows, 40)) + 1)
+        distance = fid.distance_to_reference(stats, ref)
+        assert ("sigma_root" in vars(ref)) == root_computed  # a cached_property's value
+        assert distance == pytest.approx(
+            _exact_fid(stats.mean(), stats.covariance(), mu, sigma), rel=1e-6)
+
+
 def test_a_matrix_that_is_not_a_covariance_is_reported_and_clipped(caplog):
     # diag(1, -1) is not positive semi-definite: its -1 is clipped to 0.
     with caplog.at_level(logging.WARNING):

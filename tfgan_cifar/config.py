@@ -68,7 +68,7 @@ LOSSES = Registry("tfgan_cifar.training.losses", "LOSSES",
                   ("bce", "lsgan", "hinge", "wasserstein"))
 OPTIMIZERS = Registry("tfgan_cifar.training.optimizers", "OPTIMIZERS", ("adam", "rmsprop", "sgd"))
 ARCHITECTURES = Registry("tfgan_cifar.nn", "ARCHITECTURES", ("resnet", "cnn"))
-INITIALIZERS = Registry("tfgan_cifar.nn.base", "INITIALIZERS", ("orthogonal", "glorot", "normal"))
+INITIALIZERS = Registry("tfgan_cifar.nn.initializers", "INITIALIZERS", ("orthogonal", "glorot", "normal"))
 # The resolutions at which each --arch's G and D both have blocks (nn.ARCHITECTURES' own).
 ARCHITECTURE_ATTENTION = {"resnet": (8, 16), "cnn": (8, 16, 32)}
 ATTENTION_RESOLUTIONS = Registry(

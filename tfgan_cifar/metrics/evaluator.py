@@ -208,9 +208,7 @@ class ClassifierEvaluator(_ReferenceScorer):
         distribution = quality.class_distribution(predicted, num_classes)
         ref = self.reference
         result = {
-            "fd_classifier": fid.frechet_distance(
-                stats.mean(), stats.covariance(), ref.mu, ref.sigma, sigma2_root=ref.sigma_root,
-                sigma1_factor=stats.covariance_factor()),
+            "fd_classifier": fid.distance_to_reference(stats, ref),
             "class_kl": quality.kl_from_uniform(distribution),
             "class_distribution": [float(p) for p in distribution],
             "classifier_samples": int(stats.count),

@@ -145,6 +145,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, sigma2_root=None, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross)
 
 
+def distance_to_reference(stats, reference):
+    """`frechet_distance` of a FeatureStats from a reference's statistics (mu, sigma and its
+    cached `sigma_root`): with fewer rows than dimensions through their factor, which needs no
+    root of the reference covariance (so none is computed), else through that root."""
+    factor = stats.covariance_factor()
+    return frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma,
+                            sigma2_root=None if factor is not None else reference.sigma_root,
+                            sigma1_factor=factor)
+
+
 def kernel_inception_distance(features1, features2, num_subsets=100, subset_size=1000, seed=0):
     """KID: unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3, over random subsets.
 
@@ -200,9 +210,7 @@ def compute_metrics(sample_fn, num_samples, extractor, reference, batch_size=500
         if not len(images):
             raise ValueError(f"sample_fn({n}) returned no images")
         stats.update(extractor(images))
-    fid = frechet_distance(stats.mean(), stats.covariance(), reference.mu, reference.sigma,
-                           sigma2_root=reference.sigma_root,
-                           sigma1_factor=stats.covariance_factor())
+    fid = distance_to_reference(stats, reference)
     kid, kid_std = kernel_inception_distance(stats.kid_features(), reference.kid_features)
     result = {"fid": fid, "kid": kid, "kid_std": kid_std, "num_samples": int(stats.count)}
     if prdc:

@@ -111,22 +111,6 @@ class Discriminator(GANModel):
         return ops.zeros((batch, 32, 32, 3)), ops.zeros((batch,), dtype="int32")
 
 
-# Kernel initialisers by --init. A Keras initialiser draws the same values at every call, so
-# each layer gets a new one (made after `keras.utils.set_random_seed`: --seed fixes them).
-INITIALIZERS = {
-    "orthogonal": lambda: keras.initializers.Orthogonal(),  # BigGAN, StudioGAN
-    "glorot": lambda: keras.initializers.GlorotUniform(),  # Keras's default
-    "normal": lambda: keras.initializers.RandomNormal(stddev=0.02),  # the DCGAN paper's
-}
-
-
-def initializer(name):
-    """A new kernel initialiser of kind `name` (a key of INITIALIZERS)."""
-    if name not in INITIALIZERS:
-        raise ValueError(f"init must be one of {tuple(INITIALIZERS)}, got {name!r}")
-    return INITIALIZERS[name]()
-
-
 def batch_norm(synchronized=False, **kwargs):
     """The networks' batch norm (momentum 0.9, epsilon 1e-5). `synchronized` computes the
     batch statistics over every replica of a tf.distribute strategy; see `synchronizable`."""

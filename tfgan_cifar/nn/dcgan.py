@@ -10,8 +10,8 @@ gradient penalty D normalises with layer norm (`norm="layer"`), as the WGAN-GP c
 import keras
 from keras import layers, ops
 
-from tfgan_cifar.nn.base import (Discriminator, Generator, batch_norm, initializer, leaky_relu,
-                                 projection)
+from tfgan_cifar.nn.base import Discriminator, Generator, batch_norm, leaky_relu, projection
+from tfgan_cifar.nn.initializers import initializer
 from tfgan_cifar.nn.layers import ClassifierHead
 
 NORMS = ("batch", "layer")

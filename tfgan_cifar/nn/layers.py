@@ -19,7 +19,8 @@ are computed in float32; the convolutions and matmuls run in the layer's compute
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import initializer, leaky_relu, nested_layers, synchronizable
+from tfgan_cifar.nn.base import leaky_relu, nested_layers, synchronizable
+from tfgan_cifar.nn.initializers import initializer
 
 _SERIALIZABLE = "tfgan_cifar"
 
@@ -283,7 +284,7 @@ class SelfAttention(keras.layers.Layer):
     h(x)_j goes back to C channels through a fourth 1x1 convolution, and the output is
     gamma * out(o) + x, with the gain gamma starting at 0. The convolutions have no bias and
     are spectrally normalised unless `spectral_norm=False`; `init` names their initialiser
-    (`nn.base.INITIALIZERS`).
+    (`nn.initializers.INITIALIZERS`).
     """
 
     def __init__(self, spectral_norm=True, init="glorot", **kwargs):

@@ -20,7 +20,8 @@ StudioGAN's SAGAN-CIFAR: after G's 16x16 block and D's first block.
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import batch_norm, initializer
+from tfgan_cifar.nn.base import batch_norm
+from tfgan_cifar.nn.initializers import initializer
 from tfgan_cifar.nn.sagan_base import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, conv2d, dense
 

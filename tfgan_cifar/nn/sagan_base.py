@@ -10,7 +10,8 @@ computes.
 
 from keras import ops
 
-from tfgan_cifar.nn.base import Discriminator, Generator, initializer, projection
+from tfgan_cifar.nn.base import Discriminator, Generator, projection
+from tfgan_cifar.nn.initializers import initializer
 from tfgan_cifar.nn.layers import ClassifierHead, SelfAttention, SNDense, SNEmbedding
 
 
@@ -29,7 +30,7 @@ class AttentionGenerator(Generator):
     self-attention when its resolution is in `attention_res` -> `to_images` ([-1, 1]).
 
     `call(..., return_attention=True)` also returns {resolution: attention weights [N,
-    positions, positions / 4]}. `init` names the kernels' initialiser (`nn.base.INITIALIZERS`);
+    positions, positions / 4]}. `init` names the kernels' initialiser (`nn.initializers.INITIALIZERS`);
     the layers are spectrally normalised unless `spectral_norm=False`.
     """
 

@@ -14,7 +14,8 @@ resolution in `attention_res` (8, 16, 32, several, or none). The ResNet networks
 import keras
 from keras import ops
 
-from tfgan_cifar.nn.base import batch_norm, initializer, leaky_relu
+from tfgan_cifar.nn.base import batch_norm, leaky_relu
+from tfgan_cifar.nn.initializers import initializer
 from tfgan_cifar.nn.sagan_base import AttentionGenerator, ProjectionDiscriminator
 from tfgan_cifar.nn.layers import ConditionalBatchNorm, SNConv2D, conv2d, conv2d_transpose, dense
 
