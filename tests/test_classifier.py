@@ -240,16 +240,19 @@ def _command(*args):
                           env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_command_trains_tests_and_saves_with_a_record(cifar_like_dir, tmp_path):
-    result = _command(f"--image_dir={cifar_like_dir / 'train'}", "--epochs=1", "--width=4",
-                      "--batch_size=8", f"--out={tmp_path / 'out'}")
-    assert result.returncode == 0, result.stderr
+def test_command_trains_tests_and_saves_with_a_record(cifar_like_dir, tmp_path, capfd):
+    from tfgan_cifar import classifier
+
+    code = classifier.main(["tfgan-classifier", f"--image_dir={cifar_like_dir / 'train'}",
+                            "--epochs=1", "--width=4", "--batch_size=8",
+                            f"--out={tmp_path / 'out'}"])
+    assert code == 0
     path = tmp_path / "out" / reference_classifier.DEFAULT_NAME
     record = json.loads((tmp_path / "out" / "classifier_cifar10.json").read_text())
     assert record["test_images"] == 24 and record["train_images"] == 24
     assert record["test_source"].endswith(os.path.join("cifar_like0", "test"))
     assert record["settings"]["epochs"] == 1 and 0 <= record["test_accuracy"] <= 1
-    assert f"wrote {path}" in result.stdout
+    assert f"wrote {path}" in capfd.readouterr().out
     assert reference_classifier.load(str(tmp_path / "out"), num_classes=3).num_classes == 3
 
 

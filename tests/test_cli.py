@@ -286,6 +286,22 @@ def test_a_bad_flag_is_reported_before_tensorflow_or_keras_is_loaded():
     assert "is not available with --arch=resnet" in result.stderr
 
 
+def test_entry_points_called_in_one_process_each_keep_their_own_flags(tmp_path, capfd):
+    """train.py's --model defaults to dcgan, evaluate.py's to sagan; evaluate.py has no --steps."""
+    from tfgan_cifar.commands import evaluate, train
+
+    calls = [(train.main, ["--seed=-1"], "--seed must be >= 0, got -1"),
+             (evaluate.main, [f"--save_dir={tmp_path}", f"--run_dir={tmp_path / 'no_run'}"],
+              f"no saved model at {tmp_path / 'sagan' / 'best'}:"),
+             (evaluate.main, ["--steps=3"], "Unknown command line flag 'steps'")]
+    for main, argv, message in calls:
+        with pytest.raises(SystemExit) as stop:
+            main(["prog", *argv])
+        errors = capfd.readouterr().err.splitlines()
+        assert stop.value.code == 2 and len(errors) == 1, errors
+        assert errors[0].startswith("error: ") and message in errors[0], errors
+
+
 def test_declared_registry_names_are_the_implemented_ones():
     for registry in (config_lib.MODELS, config_lib.LOSSES, config_lib.OPTIMIZERS,
                      config_lib.ARCHITECTURES, config_lib.ATTENTION_RESOLUTIONS,

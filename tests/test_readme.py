@@ -37,8 +37,6 @@ PROGRAMS = {
     "tfgan_cifar.sweep": SweepOptions,
 }
 HELP = {"-h", "--help", "--helpfull", "--helpshort"}
-# Flags an entry point defines beside its settings: {settings class: {alias: flag}}.
-ALIASES = {SampleOptions: {"class": "label"}}
 
 
 def code_blocks(path, language):
@@ -99,8 +97,6 @@ def test_readme_command_parses_with_the_package_flags(words, monkeypatch):
     settings = PROGRAMS[program]
     flag_values = flags.FlagValues()
     cli.define_flags(settings, flag_values)
-    for alias, name in ALIASES.get(settings, {}).items():
-        flags.DEFINE_alias(alias, name, flag_values=flag_values)
     monkeypatch.chdir(ROOT)  # --flagfile=configs/... is relative to the checkout
     given = [a for a in arguments if a not in HELP]
     if settings is SweepOptions:  # the sweep's own flags, then train.py's

@@ -4,8 +4,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from unittest import mock
 
 import numpy as np
@@ -20,8 +18,6 @@ from tfgan_cifar.report.__main__ import main
 from tfgan_cifar.report.runs import find_best_model, read_run, unique_names
 from tfgan_cifar.run_dir import MetricsLog, RunDir
 from tiny_runs import train_eagerly
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _images_referenced(out):
@@ -330,17 +326,16 @@ def test_escaping():
     assert tables.format_fid(None) == "n/a" and tables.format_fid(12.345) == "12.35"
 
 
-def test_a_folder_that_is_not_a_run_gives_one_error_line_and_exit_code_2(tmp_path):
+def test_a_folder_that_is_not_a_run_gives_one_error_line_and_exit_code_2(tmp_path, capfd):
     (tmp_path / "logs" / "run_a").mkdir(parents=True)
     (tmp_path / "logs" / "run_a" / "config.json").write_text("{}")
-    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
     for argument, expected in ((tmp_path / "logs", "pass those"),
                                (tmp_path / "missing", "does not exist")):
-        result = subprocess.run(
-            [sys.executable, "-m", "tfgan_cifar.report", str(argument), f"--out={tmp_path}/o"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2
-        lines = result.stderr.strip().splitlines()
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            main([str(argument), f"--out={tmp_path}/o"])
+        assert stop.value.code == 2
+        lines = capfd.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
     assert not (tmp_path / "o").exists()
     with pytest.raises(UserError, match="not a run directory"):

@@ -2,14 +2,10 @@
 other flag through."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tfgan_cifar import sweep
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_grid_expands_to_the_cartesian_product_with_sibling_workdirs():
@@ -78,22 +74,21 @@ def test_own_flags_are_split_from_train_py_arguments_in_order():
     assert sweep.parse_arguments(["--grid=seed=1", "--dry-run"])[1] is True
 
 
-def test_dry_run_from_the_command_line_prints_every_command():
-    result = subprocess.run(
-        [sys.executable, "-m", "tfgan_cifar.sweep", "--model=dcgan", "--grid", "seed=1,2,3",
-         "--dry_run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_dry_run_from_the_command_line_prints_every_command(capfd):
+    code = sweep.main(["sweep", "--model=dcgan", "--grid", "seed=1,2,3", "--dry_run"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"]
     assert all("train.py --model=dcgan --seed=" in line for line in lines)
 
 
 @pytest.mark.parametrize("grid,message", [("bogus=1,2", "--grid bogus: train.py has no --bogus"),
                                           ("batch_size=64,x", "--grid batch_size=x: ")])
-def test_bad_grids_on_the_command_line_give_one_error_line_and_exit_code_2(grid, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "tfgan_cifar.sweep", "--model=dcgan", "--grid", grid, "--dry_run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2 and result.stdout == "", result.stderr[-2000:]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+def test_bad_grids_on_the_command_line_give_one_error_line_and_exit_code_2(grid, message, capfd):
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(["sweep", "--model=dcgan", "--grid", grid, "--dry_run"])
+    out, err = capfd.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert stop.value.code == 2 and out == "", err[-2000:]
+    assert len(errors) == 1 and message in errors[0], err[-2000:]

@@ -68,9 +68,9 @@ def _test_dir(options):
     return data_lib.test_folder_beside(options.image_dir, "pass --test_dir=PATH")
 
 
-def train(argv):
+def train(argv, flag_values):
     """Trains, tests and saves the reference classifier the flags describe."""
-    options = cli.config_from_flags(ClassifierOptions)
+    options = cli.config_from_flags(ClassifierOptions, flag_values)
     from tfgan_cifar import data as data_lib
     from tfgan_cifar import reference_classifier
 
@@ -105,8 +105,7 @@ def train(argv):
 def main(argv=None):
     """`tfgan-classifier` (`python -m tfgan_cifar.classifier`): trains as the command line (or
     `argv`, program name first) says."""
-    cli.define_flags(ClassifierOptions)
-    return cli.run(train, argv, usage=__doc__)
+    return cli.run(train, ClassifierOptions, argv, usage=__doc__)
 
 
 if __name__ == "__main__":

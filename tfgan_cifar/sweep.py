@@ -170,18 +170,18 @@ def expand(grid, passthrough, python=sys.executable):
     return commands
 
 
-def _parse_own_flags(argv):
+def _parse_own_flags(argv, flag_values):
     own, passthrough = split_arguments(argv[1:])
-    cli.parse_flags([argv[0], *own])
+    cli.parse_flags([argv[0], *own], flag_values)
     return [argv[0], *passthrough]
 
 
-def main(argv):
+def sweep(argv, flag_values):
     """Runs (with --dry_run: prints) the train.py command of every point of the grid."""
-    commands = expand(parse_grid(flags.FLAGS.grid), argv[1:])
+    commands = expand(parse_grid(flag_values.grid), argv[1:])
     for index, command in enumerate(commands, 1):
         print(f"[{index}/{len(commands)}] {shlex.join(command)}", flush=True)
-        if flags.FLAGS.dry_run:
+        if flag_values.dry_run:
             continue
         code = subprocess.call(command)
         if code != 0:
@@ -191,6 +191,12 @@ def main(argv):
     return 0
 
 
+def main(argv=None):
+    """`python -m tfgan_cifar.sweep`: runs the grid as the command line (or `argv`, program
+    name first) says."""
+    return cli.run(sweep, SweepOptions, argv, positional=True, parse=_parse_own_flags,
+                   usage=__doc__)
+
+
 if __name__ == "__main__":
-    cli.define_flags(SweepOptions)
-    cli.run(main, positional=True, parse=_parse_own_flags)
+    sys.exit(main())

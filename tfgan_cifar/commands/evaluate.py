@@ -11,12 +11,11 @@ from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log
 from tfgan_cifar.evaluate_model import EvaluateOptions, run
 
 
-def evaluate(argv):
+def evaluate(argv, flag_values):
     """Evaluates the generator the flags name."""
-    run(cli.config_from_flags(EvaluateOptions))
+    run(cli.config_from_flags(EvaluateOptions, flag_values))
 
 
 def main(argv=None):
     """`tfgan-evaluate`: evaluates as the command line (or `argv`, program name first) says."""
-    cli.define_flags(EvaluateOptions)
-    return cli.run(evaluate, argv, usage=__doc__)
+    return cli.run(evaluate, EvaluateOptions, argv, usage=__doc__)

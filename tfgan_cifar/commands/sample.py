@@ -42,7 +42,7 @@ class SampleOptions:
                        "grid) or a .npz path (uint8 images, labels and noise).", "outputs")
     label: Optional[int] = setting(None, "Class of every image (--class; conditional "
                                    "generators; default: classes drawn uniformly).", "run",
-                                   minimum=0)
+                                   minimum=0, aliases=("class",))
     seed: int = setting(0, "Seed of the noise and of the drawn classes.", "run", minimum=0)
     truncation: Optional[float] = setting(
         None, "Truncation trick: redraw noise values beyond [-t, t] (e.g. 1.0: less variety, "
@@ -182,12 +182,12 @@ def _write_gif(walks, path):
     return path
 
 
-def sample(argv):
+def sample(argv, flag_values):
     """Draws and writes the images the positional argument and the flags describe."""
     if len(argv) != 2:
         raise UserError("name one RUN_OR_EXPORT: a run directory (train.py's --workdir) or an "
                         "export directory")
-    options = cli.config_from_flags(SampleOptions)
+    options = cli.config_from_flags(SampleOptions, flag_values)
     from tfgan_cifar.sampling import load_generator
 
     generator = load_generator(argv[1])
@@ -202,7 +202,4 @@ def sample(argv):
 def main(argv=None):
     """`tfgan-sample RUN_OR_EXPORT --num=N --out=PATH`: draws as the command line (or `argv`,
     program name first) says."""
-    cli.define_flags(SampleOptions)
-    if "class" not in cli.FLAGS:
-        cli.flags.DEFINE_alias("class", "label")
-    return cli.run(sample, argv, positional=True, usage=__doc__)
+    return cli.run(sample, SampleOptions, argv, positional=True, usage=__doc__)

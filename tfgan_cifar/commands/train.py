@@ -15,10 +15,10 @@ from tfgan_cifar import cli  # first: it quiets TensorFlow's C++ logging (tf_log
 from tfgan_cifar.config import TrainConfig
 
 
-def train(argv):
+def train(argv, flag_values):
     """Trains with the configuration the flags describe. A run stopped by a signal (after its
     checkpoint) exits with the conventional status 128 + the signal's number."""
-    config = cli.config_from_flags(TrainConfig)
+    config = cli.config_from_flags(TrainConfig, flag_values)
     # Imported once the flags are known to be good: a bad flag is reported before the seconds
     # it takes to load TensorFlow and Keras.
     from tfgan_cifar.training import loop
@@ -36,5 +36,4 @@ def train(argv):
 
 def main(argv=None):
     """`tfgan-train`: trains as the command line (or `argv`, program name first) says."""
-    cli.define_flags(TrainConfig)
-    return cli.run(train, argv, usage=__doc__)
+    return cli.run(train, TrainConfig, argv, usage=__doc__)

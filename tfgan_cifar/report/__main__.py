@@ -30,12 +30,9 @@ class ReportOptions:
         check_settings(self)
 
 
-cli.define_flags(ReportOptions)
-
-
-def report(argv):
+def report(argv, flag_values):
     """Writes the report of the run directories argv[1:] as the flags say."""
-    options = cli.config_from_flags(ReportOptions)
+    options = cli.config_from_flags(ReportOptions, flag_values)
     if len(argv) < 2:
         raise UserError("name at least one RUN_DIR (a train.py --workdir)")
     written = build_report(argv[1:], options.out, options.seed, options.per_class)
@@ -51,7 +48,7 @@ def main(argv=None):
     """
     if argv is not None:
         argv = ["python -m tfgan_cifar.report", *argv]
-    return cli.run(report, argv, positional=True, usage=__doc__)
+    return cli.run(report, ReportOptions, argv, positional=True, usage=__doc__)
 
 
 if __name__ == "__main__":
