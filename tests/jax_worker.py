@@ -18,7 +18,7 @@ import time
 
 import no_tensorflow  # noqa: E402  (this file's folder is on sys.path when run as a script)
 
-no_tensorflow.hide()  # as on a machine with JAX and no TensorFlow
+no_tensorflow.hide(("tensorflow", "tensorflow_datasets"))  # JAX and tensorboard, no TensorFlow
 
 import numpy as np  # noqa: E402
 

@@ -15,11 +15,29 @@ PRELUDE = (f"import sys; sys.path.insert(0, {TESTS_DIR!r}); import no_tensorflow
            "no_tensorflow.hide()\n")
 
 
-def hide():
-    """Makes the MODULES unimportable."""
-    sys.modules.update(dict.fromkeys(MODULES))
+def hide(modules=MODULES):
+    """Makes `modules` (default: MODULES) unimportable."""
+    sys.modules.update(dict.fromkeys(modules))
 
 
 def imported():
     """Whether TensorFlow was really imported (a hidden module is None in sys.modules)."""
     return sys.modules.get("tensorflow") is not None
+
+
+def command(script, *args, modules=MODULES):
+    """The argv that runs the Python file `script` with `args` in a process where `modules`
+    (default: MODULES) cannot be imported."""
+    return [sys.executable, "-c", PRELUDE.replace("hide()", f"hide({tuple(modules)!r})")
+            + f"import runpy; sys.argv = {[script, *args]!r}; "
+            f"runpy.run_path({script!r}, run_name='__main__')"]
+
+
+def site_folder(path):
+    """Writes into the folder `path` a sitecustomize.py that hides MODULES in every Python
+    process started with `path` on PYTHONPATH (a whole tree of processes, as on a machine
+    without them); returns `path`."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "sitecustomize.py"), "w") as f:
+        f.write(PRELUDE)
+    return str(path)

@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import gpu_pack  # noqa: E402
+import no_tensorflow  # noqa: E402
 
 
 def test_images_round_trip(tmp_path):
@@ -69,9 +70,11 @@ def test_the_gpu_command_dry_runs_on_a_cpu(ten_class_folder, tmp_path):
     os.symlink(fid_weights.ensure_weights(CACHE_DIR), cache / fid_weights.WEIGHTS_FILE)
     out = tmp_path / "out"
     # The script runs `python`: this interpreter's, also when its virtual environment is not
-    # activated.
+    # activated. As on the GPU machine, no process of it can import TensorFlow or tensorboard.
+    site = no_tensorflow.site_folder(tmp_path / "site")
     env = {**os.environ, "OUT": str(out), "GPU_DATA": str(tmp_path / "data"),
-           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])}
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         ["bash", os.path.join(ROOT, "bench", "gpu_run.sh"), "all", "--dry_run", "--runs=dcgan",
          f"--image_dir={ten_class_folder / 'train'}", f"--fid_cache_dir={cache}"],

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import no_tensorflow
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import TrainingDiverged, UserError
 from tfgan_cifar.nn.base import nested_layers
 from tfgan_cifar.run_dir import RunDir
 from tfgan_cifar.training import loop, objective
-from tiny_runs import tiny_config, train_eagerly
+from tiny_runs import event_steps, tiny_config, train_eagerly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The TensorFlow train.py processes of the signal and kill tests step with --run_eagerly: their
@@ -177,10 +178,10 @@ def test_rewinding_drops_records_and_events_past_the_step_atomically(tmp_path):
     loop.rewind(run, 2)
     assert [(r["kind"], r["step"]) for r in run.metrics.records()] == [
         ("train", 1), ("train", 2), ("eval", 2)]
-    assert _event_steps(str(tmp_path)) == [1, 2]
+    assert event_steps(str(tmp_path)) == [1, 2]
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
     loop.rewind(run, 0)
-    assert run.metrics.records() == [] and _event_steps(str(tmp_path)) == []
+    assert run.metrics.records() == [] and event_steps(str(tmp_path)) == []
 
 
 def test_checkpoints_of_the_other_backend_are_refused_by_name(copy_of):
@@ -310,15 +311,6 @@ def test_sigterm_exits_143_after_its_checkpoint_and_kill_9_loses_nothing_logged(
     assert logged_steps(str(workdir)) == list(range(1, target + 4))
 
 
-def _event_steps(workdir, tag="loss/generator"):
-    """The steps of every `tag` summary in the run's TensorBoard event files."""
-    steps = []
-    for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            steps += [event.step for value in event.summary.value if value.tag == tag]
-    return sorted(steps)
-
-
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_double_logging(
         backend, cifar_like_dir, tmp_path):
@@ -328,12 +320,16 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
     run = RunDir(str(workdir))
 
     def command(steps, checkpoint_every):
-        return [sys.executable, os.path.join(ROOT, "train.py"), "--model=dcgan",
+        args = [os.path.join(ROOT, "train.py"), "--model=dcgan",
                 f"--image_dir={cifar_like_dir / 'train'}", f"--workdir={workdir}", "--width=4",
                 "--z_dim=8", "--batch_size=4", "--num_classes=3", "--log_every=1",
                 "--sample_every=0", f"--checkpoint_every={checkpoint_every}", "--eval_every=0",
-                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}",
-                *(["--run_eagerly"] if backend == "tensorflow" else [])]
+                f"--steps={steps}", f"--save_dir={tmp_path / 'saved'}"]
+        if backend == "tensorflow":
+            return [sys.executable, *args, "--run_eagerly"]
+        # JAX as on a machine without TensorFlow (no SavedModel conversion to wait for); its
+        # TensorBoard events are written all the same.
+        return no_tensorflow.command(*args, modules=("tensorflow", "tensorflow_datasets"))
 
     def kill_after(step):
         """Trains with no checkpoint due, killed with -9 once `step` is logged; returns the
@@ -358,7 +354,7 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
     output = finish(2)
     assert (f"resuming from step 0 (no checkpoint yet): dropped the metrics and TensorBoard "
             f"events of steps 1..{logged}") in output
-    assert logged_steps(str(workdir)) == [1, 2] and _event_steps(str(workdir)) == [1, 2]
+    assert logged_steps(str(workdir)) == [1, 2] and event_steps(str(workdir)) == [1, 2]
 
     logged = kill_after(4)  # between checkpoints: ckpt-2 is the newest
     assert logged >= 4 and run.checkpoint_files()[backend][-1][0] == 2
@@ -366,7 +362,7 @@ def test_a_kill_9_before_the_first_checkpoint_or_between_two_resumes_without_dou
     assert f"resuming from its checkpoint of step 2: dropped" in output
     assert f"steps 3..{logged + 1}" in output
     expected = list(range(1, logged + 2))
-    assert logged_steps(str(workdir)) == expected and _event_steps(str(workdir)) == expected
+    assert logged_steps(str(workdir)) == expected and event_steps(str(workdir)) == expected
 
 
 def test_a_refused_resume_changes_no_file(copy_of):

@@ -1,6 +1,7 @@
 """The tiny training run the tests build on."""
 
 import dataclasses
+import glob
 import os
 
 from tfgan_cifar.config import TrainConfig
@@ -27,3 +28,15 @@ def train_eagerly(config):
     config = dataclasses.replace(config, run_eagerly=True)
     loop.train(config)
     return config
+
+
+def event_steps(workdir, tag="loss/generator"):
+    """The steps of every `tag` summary in the run's TensorBoard event files, read with
+    TensorFlow."""
+    import tensorflow as tf
+
+    steps = []
+    for path in glob.glob(os.path.join(str(workdir), "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)

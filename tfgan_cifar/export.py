@@ -13,6 +13,7 @@ unconditional samples by class). The whole directory is written beside the old o
 swapped in by renames, so a crash or a kill leaves the previous export loadable.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -107,11 +108,11 @@ def _notice_once(message):
 
 
 def tensorflow_available():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether TensorFlow is installed, found without importing it: a JAX run converts its
+    exports in a TensorFlow subprocess and has no use for TensorFlow itself."""
+    if "tensorflow" in sys.modules:  # imported, or made unimportable (None)
+        return sys.modules["tensorflow"] is not None
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _swap_in(staging, path):

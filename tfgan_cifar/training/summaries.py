@@ -1,11 +1,14 @@
-"""TensorBoard summaries, written whenever TensorFlow (with tensorboard) is importable."""
+"""TensorBoard summaries, written with tensorboard's own event writer (no TensorFlow)."""
 
 import glob
+import io
 import json
 import os
+import time
 import uuid
 
 import numpy as np
+from PIL import Image
 
 from tfgan_cifar.metric_schema import BY_KEY
 
@@ -39,54 +42,76 @@ def metric_tags(config):
 
 
 class Summaries:
-    """Scalars and images for TensorBoard in `logdir`; a no-op with one notice without TF."""
+    """Scalars, images, text and hparams for TensorBoard in `logdir`, written with
+    tensorboard's own event writer: the same event files tf.summary writes, on any backend,
+    without importing TensorFlow. A no-op with one notice without tensorboard."""
 
     def __init__(self, logdir):
         try:
-            import tensorflow as tf
-
-            self._tf = tf
-            self._writer = tf.summary.create_file_writer(logdir)
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError:
-            print("TensorFlow is not installed: no TensorBoard summaries for this run "
+            print("tensorboard is not installed: no TensorBoard summaries for this run "
                   "(metrics.jsonl and the PNG files are still written)", flush=True)
-            self._tf = self._writer = None
+            self._writer = None
+        else:
+            self._writer = EventFileWriter(logdir)
 
     @property
     def enabled(self):
         return self._writer is not None
 
+    def _write(self, step, *summaries):
+        from tensorboard.compat.proto import event_pb2
+
+        for summary in summaries:
+            self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                                   summary=summary))
+
     def scalars(self, step, values):
         """Writes each {tag: number} at `step`."""
         if not self.enabled:
             return
-        with self._writer.as_default(step=int(step)):
-            for tag, value in values.items():
-                if value is not None:
-                    self._tf.summary.scalar(tag, float(value))
+        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+
+        self._write(step, *(scalar_pb(tag, float(value)) for tag, value in values.items()
+                            if value is not None))
 
     def image(self, tag, step, image):
-        """Writes one uint8 HxWx3 image at `step`."""
+        """Writes one uint8 HxWx3 image at `step`, as tf.summary.image does: a string tensor
+        [width, height, PNG]."""
         if not self.enabled:
             return
-        with self._writer.as_default(step=int(step)):
-            self._tf.summary.image(tag, np.asarray(image, np.uint8)[None], max_outputs=1)
+        from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorboard.plugins.image import metadata
+
+        pixels = np.asarray(image, np.uint8)
+        png = io.BytesIO()
+        Image.fromarray(pixels).save(png, format="PNG")
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, string_val=[str(pixels.shape[1]).encode(),
+                                                   str(pixels.shape[0]).encode(), png.getvalue()],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]))
+        self._write(step, summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=tag, tensor=tensor, metadata=metadata.create_summary_metadata(
+                display_name=None, description=None, converted_to_tensor=True))]))
 
     def settings(self, config):
         """Writes `config` as the run's hparams (TensorBoard's HPARAMS dashboard: its settings
         beside its final and best metrics, `metric_tags`) and as the text summary `config`."""
         if not self.enabled:
             return
-        from tensorboard.plugins.hparams import api as hp
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from tensorboard.plugins.text.summary_v2 import text_pb
 
         values = {name: hparams_value(value)
                   for name, value in json.loads(config.to_json()).items()}
         values = {name: value for name, value in values.items() if value is not None}
-        with self._writer.as_default(step=0):
-            hp.hparams_config(hparams=[hp.HParam(name) for name in values],
-                              metrics=[hp.Metric(tag) for tag in metric_tags(config)])
-            hp.hparams(values)
-            self._tf.summary.text("config", "```json\n" + config.to_json() + "\n```")
+        self._write(0, hp.hparams_config_pb(hparams=[hp.HParam(name) for name in values],
+                                            metrics=[hp.Metric(tag)
+                                                     for tag in metric_tags(config)]),
+                    hp.hparams_pb(values),
+                    text_pb("config", "```json\n" + config.to_json() + "\n```"))
 
     def bests(self, step, evals):
         """Writes best/<field> at `step`: the lowest value of each of BEST_OF over the eval
@@ -103,35 +128,50 @@ class Summaries:
             self._writer.flush()
 
 
+def _records(path):
+    """The records of a TFRecord file, and whether it ended cleanly (a record cut short by a
+    kill, or a damaged one, ends it)."""
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader, records = pywrap_tensorflow.PyRecordReader_New(path), []
+    while True:
+        try:
+            reader.GetNext()
+        except errors.OutOfRangeError:
+            return records, True
+        except errors.DataLossError:
+            return records, False
+        records.append(reader.record())
+
+
 def truncate_events(logdir, step):
     """Drops from the TensorBoard event files in `logdir` every summary past `step`, so that a
     run resumed from an older checkpoint logs no step twice. Each file is rewritten beside
     itself and renamed onto itself (a file left with no summary is removed); a record cut
-    short by a kill ends the file. Does nothing without TensorFlow."""
+    short by a kill ends the file. Does nothing without tensorboard."""
     try:
-        import tensorflow as tf
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError:
         return
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-        kept, dropped, summaries = [], False, 0
-        try:
-            for record in tf.data.TFRecordDataset(path):
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                if event.HasField("summary") and event.step > step:
-                    dropped = True
-                    continue
-                summaries += event.HasField("summary")
-                kept.append(record.numpy())
-        except tf.errors.DataLossError:
-            dropped = True
-        if not dropped:
+        records, complete = _records(path)
+        kept, summaries = [], 0
+        for record in records:
+            event = event_pb2.Event.FromString(record)
+            if event.HasField("summary") and event.step > step:
+                continue
+            summaries += event.HasField("summary")
+            kept.append(record)
+        if complete and len(kept) == len(records):
             continue
         if not summaries:
             os.remove(path)
             continue
         tmp = os.path.join(logdir, f".rewrite-{uuid.uuid4().hex[:12]}.tmp")  # not *tfevents*
         try:
-            with tf.io.TFRecordWriter(tmp) as writer:
+            with open(tmp, "wb") as f:
+                writer = RecordWriter(f)
                 for record in kept:
                     writer.write(record)
             os.replace(tmp, path)
