@@ -99,7 +99,7 @@ def local_bn():
     checkpoint, runs two steps in one call, as --steps_per_call=2 does. Returns the result and
     the state of step 4."""
     single, mirrored = pair("local", model="dcgan")
-    mirrored.save()
+    mirrored.save()  # step 0, to come back to
     result, after_two = compare(single, mirrored)
     for _ in range(2):
         mirrored.train_step()
@@ -197,6 +197,8 @@ def multi_worker_without_a_cluster():
 
 local, straight = local_bn()
 results = {
+    # SNGAN's standard CNNs (--arch=cnn): conditional BN, spectral norm, the projection and
+    # self-attention (at 8x8) in fewer layers than the ResNets, so a shorter trace.
     "sagan_sync_bn": compare(*pair("sagan", model="sagan", arch="cnn", sync_bn=True,
                                    attention_res=(8,)))[0],
     "dcgan_sync_bn": compare(*pair("dcgan", model="dcgan", sync_bn=True, class_head=True))[0],
