@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+import no_tensorflow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -30,6 +32,14 @@ def train_args(cifar_like_dir, workdir, *extra):
             f"--save_dir={workdir}_saved", "--width=4", "--z_dim=8", "--batch_size=8",
             "--num_classes=3", "--steps=4", "--log_every=2", "--checkpoint_every=2",
             "--sample_every=0", "--eval_every=0", *extra]
+
+
+def without_tensorflow(command):
+    """`command` (python, a script, its arguments) with TensorFlow unimportable."""
+    script, *args = command[1:]
+    return [sys.executable, "-c", no_tensorflow.PRELUDE + (
+        f"import runpy, sys; sys.argv = {[script, *args]!r}; "
+        f"runpy.run_path({script!r}, run_name='__main__')")]
 
 
 def run_together(commands, envs, timeout=600):
@@ -144,26 +154,26 @@ def test_two_tensorflow_workers_train_and_only_the_chief_writes(cifar_like_dir, 
     assert not [name for name in os.listdir(scratch) if name.startswith("tfgan_cifar_worker")]
 
 
-def test_multi_worker_without_a_cluster_is_one_clear_line(cifar_like_dir, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("SLURM")}
-    result = subprocess.run(train_args(cifar_like_dir, tmp_path / "w", "--distribute=multi_worker"),
-                            env={**env, "KERAS_BACKEND": "tensorflow"}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+def test_multi_worker_without_a_cluster_is_one_clear_line(mirrored):
+    result = mirrored["no_cluster"]  # the train command, with no TF_CONFIG or SLURM_* set
+    assert result["code"] == 2
+    assert result["stderr"].strip().splitlines()[-1] == (
         "error: --distribute=multi_worker needs the cluster: set TF_CONFIG on every worker "
         "(see docs/precision_and_devices.md) or launch it with srun inside a Slurm "
         "allocation")
-    assert not (tmp_path / "w").exists()
+    assert not result["workdir_made"]
 
 
 def test_two_jax_processes_train_and_only_process_0_writes(cifar_like_dir, tmp_path):
+    """As on a machine with JAX and no TensorFlow: the processes neither load TensorFlow nor
+    convert the final export to a SavedModel in a TensorFlow subprocess."""
     port, = free_ports(1)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     codes, outputs = run_together(
-        [train_args(cifar_like_dir, tmp_path / f"w{i}", "--distribute=multi_worker",
-                    f"--coordinator_address=localhost:{port}", "--num_processes=2",
-                    f"--process_id={i}") for i in range(2)], [env, env])
+        [without_tensorflow(train_args(
+            cifar_like_dir, tmp_path / f"w{i}", "--distribute=multi_worker",
+            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"))
+         for i in range(2)], [env, env])
     assert codes == [0, 0], outputs
     assert "2 x CPU (cpu) in 2 processes, this one is 0" in outputs[0]
     only_the_writer_wrote(tmp_path)

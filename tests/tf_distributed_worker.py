@@ -2,9 +2,15 @@
 logical devices must be configured before TensorFlow starts).
 
   python tests/tf_distributed_worker.py IMAGE_DIR TMP RESULTS.json
+
+Tracing a step under MirroredStrategy is most of what this costs, so each compiled mirrored
+step serves as many checks as it can: the single-device references run eagerly (the same Python
+step, op by op), and the local-batch-norm trainer also makes the one-call and the uninterrupted
+runs.
 """
 
-import dataclasses
+import contextlib
+import io
 import json
 import os
 import signal
@@ -22,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from tfgan_cifar import data  # noqa: E402
+from tfgan_cifar.commands import train as train_command  # noqa: E402
 from tfgan_cifar.config import TrainConfig  # noqa: E402
 from tfgan_cifar.errors import UserError  # noqa: E402
 from tfgan_cifar.training import loop  # noqa: E402
@@ -40,12 +47,8 @@ def config(name, **overrides):
     return TrainConfig(**values).resolved()
 
 
-def two_steps(cfg):
-    trainer = TFTrainer(cfg, data.load_image_folder(IMAGE_DIR))
-    trainer.start()
-    for _ in range(2):
-        trainer.train_step()
-    return trainer
+def new_trainer(cfg):
+    return TFTrainer(cfg, data.load_image_folder(IMAGE_DIR))
 
 
 def state(trainer):
@@ -68,38 +71,54 @@ def max_difference(a, b):
             for part in a}
 
 
-def compare(model, one_call=False, **overrides):
-    """A single-device and a mirrored run's metrics and state after two steps; with
-    `one_call`, also how far two mirrored steps in one call (--steps_per_call=2) are from them."""
-    single = two_steps(config(f"single_{model}", model=model, **overrides))
-    mirrored = two_steps(config(f"mirrored_{model}", model=model, **MIRRORED, **overrides))
-    a, b = state(single), state(mirrored)
-    result = {
+def pair(name, **overrides):
+    """Trainers of the same run on one device (stepping eagerly) and mirrored (compiled)."""
+    return (new_trainer(config(f"single_{name}", run_eagerly=True, **overrides)),
+            new_trainer(config(f"mirrored_{name}", **MIRRORED, **overrides)))
+
+
+def compare(single, mirrored):
+    """Two steps of each of a `pair`: their metrics, the largest difference of their states and
+    of the mirrored replicas' copies; and the mirrored state."""
+    for each in (single, mirrored):
+        each.start()
+        for _ in range(2):
+            each.train_step()
+    after_two = state(mirrored)
+    return {
         "replicas": mirrored.replicas,
         "metrics": [single.pop_metrics(), mirrored.pop_metrics()],
-        "max_difference": max_difference(a, b),
+        "max_difference": max_difference(state(single), after_two),
         "replica_spread": replica_spread(mirrored),
-    }
-    if one_call:
-        both = TFTrainer(config(f"mirrored_{model}_k2", model=model, steps_per_call=2,
-                                log_every=2, **MIRRORED, **overrides),
-                         data.load_image_folder(IMAGE_DIR))
-        both.start()
-        both.train_steps(2)
-        result["one_call"] = {"metrics": both.pop_metrics(), "step": both.step,
-                              "max_difference": max_difference(b, state(both)),
-                              "replica_spread": replica_spread(both)}
-    return result
+    }, after_two
 
 
-def interrupted_and_resumed():
-    """Four mirrored steps in a row against a run stopped by Ctrl-C (SIGINT) after step 3 and
-    resumed: the largest difference of their final states, and how the run stopped."""
-    interrupted = config("interrupted", model="dcgan", sync_bn=True, **MIRRORED)
-    straight = TFTrainer(interrupted, data.load_image_folder(IMAGE_DIR))
-    straight.start()
-    for _ in range(4):
-        straight.train_step()
+def local_bn():
+    """compare() with local batch statistics; then the same mirrored trainer goes on to step 4
+    (the uninterrupted run that `interrupted_and_resumed` needs) and, back at its step-0
+    checkpoint, runs two steps in one call, as --steps_per_call=2 does. Returns the result and
+    the state of step 4."""
+    single, mirrored = pair("local", model="dcgan")
+    mirrored.save()  # step 0, to come back to
+    result, after_two = compare(single, mirrored)
+    for _ in range(2):
+        mirrored.train_step()
+    after_four = state(mirrored)
+    assert mirrored.restore() == 0
+    mirrored.reset_metrics()  # not part of a checkpoint: they still sum steps 3 and 4
+    mirrored.start()
+    mirrored.train_steps(2)
+    result["one_call"] = {"metrics": mirrored.pop_metrics(), "step": mirrored.step,
+                          "max_difference": max_difference(after_two, state(mirrored)),
+                          "replica_spread": replica_spread(mirrored)}
+    return result, after_four
+
+
+def interrupted_and_resumed(straight):
+    """`straight`, the state of four mirrored steps in a row (local_bn's), against a run of the
+    same config stopped by Ctrl-C (SIGINT) after step 3 and resumed: the largest difference of
+    their final states, and how the run stopped."""
+    interrupted = config("interrupted", model="dcgan", **MIRRORED)
     original = TFTrainer.train_steps
 
     def train_steps(trainer, count):
@@ -117,24 +136,22 @@ def interrupted_and_resumed():
         TFTrainer.train_steps = original
     checkpoints = sorted(os.listdir(os.path.join(interrupted.workdir, "checkpoints")))
     loop.train(interrupted)
-    resumed = TFTrainer(interrupted, data.load_image_folder(IMAGE_DIR))
+    resumed = new_trainer(interrupted)
     assert resumed.restore() == 4
-    finals = [state(straight), state(resumed)]
+    resumed_state = state(resumed)
     return {"stopped_by": stopped, "checkpoints_when_stopped": checkpoints,
-            "max_difference": max(float(np.max(np.abs(x - y))) for part in finals[0]
-                                  for x, y in zip(finals[0][part], finals[1][part]))}
+            "max_difference": max(float(np.max(np.abs(x - y))) for part in straight
+                                  for x, y in zip(straight[part], resumed_state[part]))}
 
 
 def replay_over_replicas():
     """Experience replay (half of each fake batch) on one device and on two replicas: the
     buffers after one step (the same G, so the same fakes), how alike the replicas' buffers
     are, and the fraction of replayed images D saw in the second step."""
-    overrides = dict(model="dcgan", sync_bn=True, replay_size=16, replay_fraction=0.5)
-    trainers = [TFTrainer(config(name, **overrides, **extra), data.load_image_folder(IMAGE_DIR))
-                for name, extra in (("single_replay", {}), ("mirrored_replay", MIRRORED))]
-    for trainer in trainers:
-        trainer.start()
-        trainer.train_step()
+    trainers = pair("replay", model="dcgan", sync_bn=True, replay_size=16, replay_fraction=0.5)
+    for each in trainers:
+        each.start()
+        each.train_step()
     single, mirrored = ({name: np.asarray(value)
                          for name, value in t.read("replay")._asdict().items()}
                         for t in trainers)
@@ -159,16 +176,38 @@ def refused(**overrides):
     return {"error": None}
 
 
+def multi_worker_without_a_cluster():
+    """The train command's exit code and stderr with --distribute=multi_worker and neither
+    TF_CONFIG nor Slurm, and whether it made its workdir."""
+    for name in [name for name in os.environ if name == "TF_CONFIG" or name.startswith("SLURM")]:
+        del os.environ[name]
+    workdir = os.path.join(TMP, "no_cluster")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            code = train_command.main([
+                "train.py", f"--image_dir={IMAGE_DIR}", f"--workdir={workdir}",
+                f"--save_dir={workdir}_saved", "--width=4", "--z_dim=8", "--batch_size=8",
+                "--num_classes=3", "--steps=4", "--log_every=2", "--checkpoint_every=2",
+                "--sample_every=0", "--eval_every=0", "--distribute=multi_worker"])
+        except SystemExit as stop:
+            code = stop.code
+    return {"code": code, "stderr": stderr.getvalue(), "workdir_made": os.path.exists(workdir)}
+
+
+local, straight = local_bn()
 results = {
-    # Self-attention holds no batch statistics or other replica state: left out, it saves a
-    # third of the compile time.
-    "sagan_sync_bn": compare("sagan", sync_bn=True, attention_res=()),
-    "dcgan_sync_bn": compare("dcgan", sync_bn=True, class_head=True),
-    "dcgan_local_bn": compare("dcgan", one_call=True),
-    "resume": interrupted_and_resumed(),
+    # SNGAN's standard CNNs (--arch=cnn): conditional BN, spectral norm, the projection and
+    # self-attention (at 8x8) in fewer layers than the ResNets, so a shorter trace.
+    "sagan_sync_bn": compare(*pair("sagan", model="sagan", arch="cnn", sync_bn=True,
+                                   attention_res=(8,)))[0],
+    "dcgan_sync_bn": compare(*pair("dcgan", model="dcgan", sync_bn=True, class_head=True))[0],
+    "dcgan_local_bn": local,
+    "resume": interrupted_and_resumed(straight),
     "replay": replay_over_replicas(),
     "odd_batch": refused(batch_size=7, **MIRRORED),
     "unknown_device": refused(distribute="mirrored", devices=("GPU:7",)),
+    "no_cluster": multi_worker_without_a_cluster(),
 }
 with open(RESULTS, "w") as f:
     json.dump(results, f)
