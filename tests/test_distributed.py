@@ -34,14 +34,6 @@ def train_args(cifar_like_dir, workdir, *extra):
             "--sample_every=0", "--eval_every=0", *extra]
 
 
-def without_tensorflow(command):
-    """`command` (python, a script, its arguments) with TensorFlow unimportable."""
-    script, *args = command[1:]
-    return [sys.executable, "-c", no_tensorflow.PRELUDE + (
-        f"import runpy, sys; sys.argv = {[script, *args]!r}; "
-        f"runpy.run_path({script!r}, run_name='__main__')")]
-
-
 def run_together(commands, envs, timeout=600):
     processes = [subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
@@ -170,10 +162,10 @@ def test_two_jax_processes_train_and_only_process_0_writes(cifar_like_dir, tmp_p
     port, = free_ports(1)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     codes, outputs = run_together(
-        [without_tensorflow(train_args(
+        [no_tensorflow.command(*train_args(
             cifar_like_dir, tmp_path / f"w{i}", "--distribute=multi_worker",
-            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"))
-         for i in range(2)], [env, env])
+            f"--coordinator_address=localhost:{port}", "--num_processes=2",
+            f"--process_id={i}")[1:]) for i in range(2)], [env, env])
     assert codes == [0, 0], outputs
     assert "2 x CPU (cpu) in 2 processes, this one is 0" in outputs[0]
     only_the_writer_wrote(tmp_path)

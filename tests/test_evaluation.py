@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import no_tensorflow
 from tfgan_cifar import data, evaluate_model, export, metric_schema
 from tfgan_cifar.config import TrainConfig
 from tfgan_cifar.errors import UserError
@@ -158,11 +159,6 @@ def test_evaluate_py_without_a_model_says_what_to_do(tmp_path):
     assert len(errors) == 1 and "--saved_model" in errors[0]
 
 
-NO_TENSORFLOW = ("import runpy, sys; sys.modules.update(dict.fromkeys(('tensorflow', "
-                 "'tensorflow_datasets', 'tensorboard'))); sys.argv = sys.argv[1:]; "
-                 "runpy.run_path(sys.argv[0], run_name='__main__')")
-
-
 def test_evaluate_py_samples_the_keras_copy_on_jax_without_tensorflow(
         trained_run, untrained_classifier_file, cifar_like_dir, tmp_path):
     # As on a GPU machine with JAX and no TensorFlow: the SavedModel cannot be read there.
@@ -176,10 +172,11 @@ def test_evaluate_py_samples_the_keras_copy_on_jax_without_tensorflow(
     runs = {}
     for name, model in (("keras", best), ("saved_model_only", no_keras)):
         runs[name] = subprocess.run(
-            [sys.executable, "-c", NO_TENSORFLOW, os.path.join(ROOT, "evaluate.py"),
-             f"--saved_model={model}", f"--classifier={untrained_classifier_file}", "--nofid",
-             "--fid_samples=6", f"--image_dir={cifar_like_dir / 'train'}",
-             f"--fid_cache_dir={tmp_path / 'cache'}", f"--output_dir={tmp_path / name}"],
+            no_tensorflow.command(
+                os.path.join(ROOT, "evaluate.py"), f"--saved_model={model}",
+                f"--classifier={untrained_classifier_file}", "--nofid", "--fid_samples=6",
+                f"--image_dir={cifar_like_dir / 'train'}", f"--fid_cache_dir={tmp_path / 'cache'}",
+                f"--output_dir={tmp_path / name}"),
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert runs["keras"].returncode == 0, runs["keras"].stderr[-2000:]
     assert "FD_classifier" in runs["keras"].stdout
@@ -216,7 +213,6 @@ print(sorted(m for m in ("keras", "tensorflow") if m in sys.modules))
 def test_evaluation_on_jax_needs_neither_tensorflow_nor_the_training_code(tmp_path):
     """evaluate.py, the sampling and metric modules and the report, run on JAX with
     TensorFlow unimportable, on an unconditional generator with a class head."""
-    import no_tensorflow
 
     out = tmp_path / "out"
     script = no_tensorflow.PRELUDE + f"""
