@@ -100,47 +100,47 @@ SPREAD = ("test_faults.py", "test_training.py", "test_studies.py", "test_augment
           "test_precision.py", "test_cli.py", "test_models.py", "test_bench_quality.py",
           "test_fid_standard.py", "test_steps_per_call.py")
 # The longest units (a file, or a test of a SPREAD file: its longest parameter) and their
-# seconds in a full run's --durations=0 (at bb7e1b6, on idle cores): only their order
+# seconds in a full run (at 4f1b1e0, on idle cores): only their order
 # matters. The units not named here are shorter and start last, in file order.
 UNIT_SECONDS = {
-    "test_run_integrity.py": 208,
-    "test_jax_backend.py": 177,
-    "test_distributed.py": 170,
-    "test_evaluation.py": 126,
-    "test_gpu_run.py": 125,
-    "test_classifier.py": 63,
-    "test_notebook.py": 57,
-    "test_report.py": 57,
-    "test_packaging.py": 53,
-    "test_bench.py": 42,
-    "test_fid_standard.py::test_standard_fid_in_a_tiny_training_run_and_in_evaluate": 38,
-    "test_training.py::test_train_py_leaves_config_checkpoint_events_and_samples": 37,
-    "test_bench_quality.py::test_quality_trains_a_preset_scores_it_and_names_its_extra_flags": 35,
-    "test_bench_quality.py::test_calibration_adds_fid_and_inception_precision_recall_given_"
-    "inception_weights": 31,
-    "test_precision.py::test_each_half_precision_trains_in_its_dtype_and_keeps_sn_and_"
-    "exports_float32": 31,
-    "test_steps_per_call.py::test_k_steps_in_one_call_equal_k_single_steps": 30,
-    "test_training.py::test_steps_give_finite_losses_and_update_both_networks": 28,
-    "test_tensorboard.py": 25,
-    "test_training.py::test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes": 24,
-    "test_bench_quality.py::test_calibration_uses_the_standard_network_once_its_weights_are_"
-    "made": 22,
-    "test_steps_per_call.py::test_a_run_of_two_steps_per_call_resumes_into_the_same_state": 22,
+    "test_run_integrity.py": 162,
+    "test_jax_backend.py": 158,
+    "test_distributed.py": 104,
+    "test_gpu_run.py": 84,
+    "test_evaluation.py": 83,
+    "test_packaging.py": 50,
+    "test_report.py": 45,
+    "test_classifier.py": 40,
+    "test_bench.py": 30,
+    "test_training.py::test_train_py_leaves_config_checkpoint_events_and_samples": 28,
+    "test_precision.py::test_each_half_precision_trains_in_its_dtype_and_keeps_sn_"
+    "and_exports_float32": 24,
+    "test_steps_per_call.py::test_a_run_of_two_steps_per_call_resumes_into_the_same_state": 24,
+    "test_training.py::test_steps_give_finite_losses_and_update_both_networks": 22,
+    "test_notebook.py": 21,
     "test_fid.py": 21,
-    "test_sampling.py": 18,
-    "test_training.py::test_resume_matches_an_uninterrupted_run": 18,
-    "test_fid_standard.py::test_standard_network_reproduces_the_reference_features_on_jax": 15,
-    "test_export.py": 13,
-    "test_studies.py::test_gradient_penalty_is_part_of_the_step": 12,
-    "test_training.py::test_checkpoint_restores_every_variable": 12,
-    "test_faults.py::test_bad_input_ends_with_one_line_and_writes_nothing": 12,
-    "test_training.py::test_the_ema_generator_samples_with_the_sigma_of_its_own_weights": 10,
-    "test_studies.py::test_classifier_head_learns_separable_classes_and_is_logged": 9,
-    "test_faults.py::test_an_unreachable_process_ends_the_start_with_one_line_after_connect_"
-    "timeout": 8,
-    "test_augment.py::test_compiled_steps_with_every_augmentation_are_finite": 8,
-    "test_faults.py::test_a_tensorflow_cluster_that_cannot_start_is_one_line": 8,
+    "test_bench_quality.py::test_quality_trains_a_preset_scores_it_and_names_its_extra_flags": 20,
+    "test_steps_per_call.py::test_k_steps_in_one_call_equal_k_single_steps": 19,
+    "test_sampling.py": 17,
+    "test_fid_standard.py::test_standard_fid_in_a_tiny_training_run_and_in_evaluate": 17,
+    "test_training.py::test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes": 17,
+    "test_training.py::test_resume_matches_an_uninterrupted_run": 16,
+    "test_fid_standard.py::test_standard_network_reproduces_the_reference_features_on_jax": 14,
+    "test_tensorboard.py": 13,
+    "test_bench_quality.py::test_calibration_adds_fid_and_inception_precision_recall_"
+    "given_inception_weights": 11,
+    "test_bench_quality.py::test_calibration_uses_the_standard_network_once_its_"
+    "weights_are_made": 11,
+    "test_export.py": 11,
+    "test_faults.py::test_bad_input_ends_with_one_line_and_writes_nothing": 10,
+    "test_studies.py::test_gradient_penalty_is_part_of_the_step": 9,
+    "test_training.py::test_checkpoint_restores_every_variable": 7,
+    "test_faults.py::test_an_unreachable_process_ends_the_start_with_one_line_after_"
+    "connect_timeout": 7,
+    "test_studies.py::test_replay_buffer_is_checkpointed": 7,
+    "test_training.py::test_the_ema_generator_samples_with_the_sigma_of_its_own_weights": 6,
+    "test_studies.py::test_classifier_head_learns_separable_classes_and_is_logged": 6,
+    "test_models.py::test_keras_file_round_trip_gives_identical_outputs": 6,
 }
 
 
