@@ -11,8 +11,15 @@ import sys
 
 MODULES = ("tensorflow", "tensorflow_datasets", "tensorboard")
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-PRELUDE = (f"import sys; sys.path.insert(0, {TESTS_DIR!r}); import no_tensorflow; "
-           "no_tensorflow.hide()\n")
+
+
+def prelude(modules=MODULES):
+    """The first line of a script that hides `modules` in the process that runs it."""
+    return (f"import sys; sys.path.insert(0, {TESTS_DIR!r}); import no_tensorflow; "
+            f"no_tensorflow.hide({tuple(modules)!r})\n")
+
+
+PRELUDE = prelude()
 
 
 def hide(modules=MODULES):
@@ -28,9 +35,8 @@ def imported():
 def command(script, *args, modules=MODULES):
     """The argv that runs the Python file `script` with `args` in a process where `modules`
     (default: MODULES) cannot be imported."""
-    return [sys.executable, "-c", PRELUDE.replace("hide()", f"hide({tuple(modules)!r})")
-            + f"import runpy; sys.argv = {[script, *args]!r}; "
-            f"runpy.run_path({script!r}, run_name='__main__')"]
+    return [sys.executable, "-c", prelude(modules) + f"import runpy; sys.argv = "
+            f"{[script, *args]!r}; runpy.run_path({script!r}, run_name='__main__')"]
 
 
 def site_folder(path):
